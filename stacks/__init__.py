@@ -1,0 +1,1 @@
+"""CDK stacks of RagOps: one module per stack, composed per environment in `stacks/stage.py`."""

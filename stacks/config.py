@@ -1,0 +1,319 @@
+"""Typed, validated per-environment configuration.
+
+Every value a stack needs comes from here. Values live in `cdk.json` context under `ragops`; they are
+validated once, when the app starts, and errors name the environment and the key. No stack reads raw
+context.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+PROJECT = "ragops"
+TAG_PROJECT = "ragops:project"
+TAG_ENVIRONMENT = "ragops:environment"
+
+SAGEMAKER_INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+OPENSEARCH_INSTANCE = re.compile(r"^[a-z0-9]+\.[a-z0-9]+\.search$")
+
+
+class ConfigError(ValueError):
+    """Raised for any invalid environment configuration; the message names environment and key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _sagemaker_instance(value: str) -> str:
+    if not SAGEMAKER_INSTANCE.match(value):
+        raise ValueError(f"'{value}' is not a SageMaker instance type (expected ml.<family>.<size>)")
+    return value
+
+
+def _opensearch_instance(value: str) -> str:
+    if not OPENSEARCH_INSTANCE.match(value):
+        raise ValueError(f"'{value}' is not an OpenSearch instance type (expected <family>.<size>.search)")
+    return value
+
+
+# The retention periods CloudWatch Logs accepts.
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+
+
+def _retention(value: int) -> int:
+    if value not in LOG_RETENTION_DAYS:
+        raise ValueError(
+            f"{value} is not a CloudWatch Logs retention period ({', '.join(map(str, LOG_RETENTION_DAYS))})"
+        )
+    return value
+
+
+PositiveInt = Annotated[int, Field(gt=0)]
+RetentionDays = Annotated[int, AfterValidator(_retention)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+SageMakerInstance = Annotated[str, AfterValidator(_sagemaker_instance)]
+OpenSearchInstance = Annotated[str, AfterValidator(_opensearch_instance)]
+
+
+class NetworkConfig(_Strict):
+    """VPC shape. Subnets are private and isolated: AWS APIs are reached through VPC endpoints."""
+
+    cidr: str = "10.40.0.0/16"
+    availability_zones: list[str] = Field(min_length=2, max_length=6)
+    flow_log_retention_days: RetentionDays = 30
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        if not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}/(1[6-9]|2[0-4])", value):
+            raise ValueError(f"'{value}' is not an IPv4 CIDR between /16 and /24")
+        return value
+
+
+class StorageConfig(_Strict):
+    noncurrent_version_expiration_days: PositiveInt = 30
+    access_log_expiration_days: PositiveInt = 90
+
+
+class OpenSearchConfig(_Strict):
+    engine_version: str = "OpenSearch_2.19"
+    instance_type: OpenSearchInstance = "t3.medium.search"
+    instance_count: PositiveInt = 1
+    zone_awareness_azs: Literal[1, 2, 3] = 1
+    dedicated_master_type: OpenSearchInstance | None = None
+    dedicated_master_count: int = Field(default=0, ge=0)
+    volume_size_gib: PositiveInt = 20
+    log_retention_days: RetentionDays = 30
+
+    @field_validator("engine_version")
+    @classmethod
+    def _engine(cls, value: str) -> str:
+        match = re.fullmatch(r"OpenSearch_(\d+)\.(\d+)", value)
+        if not match or (int(match[1]), int(match[2])) < (2, 19):
+            raise ValueError(f"'{value}' is not OpenSearch_2.19 or newer")
+        return value
+
+    @model_validator(mode="after")
+    def _topology(self) -> OpenSearchConfig:
+        if self.dedicated_master_count not in (0, 3, 5):
+            raise ValueError("dedicated_master_count must be 0, 3 or 5")
+        if self.dedicated_master_count and not self.dedicated_master_type:
+            raise ValueError("dedicated_master_type is required when dedicated_master_count > 0")
+        if self.instance_count % self.zone_awareness_azs:
+            raise ValueError("instance_count must be a multiple of zone_awareness_azs")
+        return self
+
+
+class EndpointConfig(_Strict):
+    """One SageMaker real-time endpoint; autoscaling applies when max_instances > min_instances."""
+
+    enabled: bool = True
+    instance_type: SageMakerInstance
+    initial_instance_count: PositiveInt = 1
+    min_instances: PositiveInt = 1
+    max_instances: PositiveInt = 1
+    target_invocations_per_instance: PositiveInt = 100
+    startup_health_check_timeout_seconds: Annotated[int, Field(ge=60, le=3600)] = 600
+
+    @model_validator(mode="after")
+    def _capacity(self) -> EndpointConfig:
+        if not self.min_instances <= self.initial_instance_count <= self.max_instances:
+            raise ValueError("need min_instances <= initial_instance_count <= max_instances")
+        return self
+
+
+class ModelsConfig(_Strict):
+    embedding: EndpointConfig
+    llm: EndpointConfig
+
+
+class ProcessingConfig(_Strict):
+    instance_type: SageMakerInstance = "ml.m5.xlarge"
+    instance_count: PositiveInt = 1
+    volume_size_gib: PositiveInt = 30
+    max_runtime_seconds: PositiveInt = 3600
+
+
+class TrackingConfig(_Strict):
+    server_size: Literal["Small", "Medium", "Large"] = "Small"
+    mlflow_version: str = "3.0"
+    weekly_maintenance_window: str = "Sun:03:00"
+
+    @field_validator("weekly_maintenance_window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        if not re.fullmatch(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun):([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError(f"'{value}' is not a weekly window like 'Sun:03:00'")
+        return value
+
+
+class PromotionConfig(_Strict):
+    """Metrics (all in [0, 1], higher is better) an evaluation must reach to promote."""
+
+    thresholds: dict[str, Fraction] = Field(min_length=1)
+    next_environment: str | None = None
+
+
+class CleanupConfig(_Strict):
+    endpoint_idle_ttl_hours: PositiveInt = 24
+    pipeline_execution_ttl_hours: PositiveInt = 12
+    schedule_rate_hours: PositiveInt = 6
+    dry_run: bool = False
+
+
+class BedrockConfig(_Strict):
+    judge_model_id: str = "anthropic.claude-3-haiku-20240307-v1:0"
+
+
+class EnvironmentConfig(_Strict):
+    name: str
+    account: str
+    region: str
+    removal_policy: Literal["destroy", "retain"]
+    network: NetworkConfig
+    storage: StorageConfig = StorageConfig()
+    opensearch: OpenSearchConfig = OpenSearchConfig()
+    models: ModelsConfig
+    processing: ProcessingConfig = ProcessingConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    promotion: PromotionConfig
+    cleanup: CleanupConfig = CleanupConfig()
+    bedrock: BedrockConfig = BedrockConfig()
+    log_retention_days: RetentionDays = 30
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z0-9-]{1,15}", value):
+            raise ValueError(f"'{value}' must be 2-16 lowercase letters, digits or '-'")
+        return value
+
+    @field_validator("account")
+    @classmethod
+    def _account(cls, value: str) -> str:
+        if not re.fullmatch(r"\d{12}", value):
+            raise ValueError(f"'{value}' is not a 12-digit AWS account id")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-\d", value):
+            raise ValueError(f"'{value}' is not an AWS region name")
+        return value
+
+    @model_validator(mode="after")
+    def _zones_in_region(self) -> EnvironmentConfig:
+        for zone in self.network.availability_zones:
+            if not re.fullmatch(re.escape(self.region) + r"[a-z]", zone):
+                raise ValueError(f"network.availability_zones: '{zone}' is not a zone of {self.region}")
+        if self.opensearch.zone_awareness_azs > len(self.network.availability_zones):
+            raise ValueError("opensearch.zone_awareness_azs exceeds the number of network.availability_zones")
+        return self
+
+    @property
+    def destroy_on_delete(self) -> bool:
+        return self.removal_policy == "destroy"
+
+    @property
+    def resource_prefix(self) -> str:
+        return f"{PROJECT}-{self.name}"
+
+
+class AppConfig(_Strict):
+    """All environments, in promotion order."""
+
+    environments: dict[str, EnvironmentConfig]
+
+    @model_validator(mode="after")
+    def _promotion_chain(self) -> AppConfig:
+        for name, env in self.environments.items():
+            target = env.promotion.next_environment
+            if target is not None and target not in self.environments:
+                raise ValueError(f"environment '{name}': promotion.next_environment '{target}' is not defined")
+        return self
+
+    def select(self, names: list[str]) -> list[EnvironmentConfig]:
+        unknown = [n for n in names if n not in self.environments]
+        if unknown:
+            raise ConfigError(
+                f"context key 'environments': unknown environment(s) {', '.join(unknown)}; "
+                f"defined: {', '.join(self.environments)}"
+            )
+        return [self.environments[n] for n in names]
+
+
+def _describe(error: ValidationError, root: str) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"])
+        lines.append(f"{root}.{where}: {item['msg']}" if where else f"{root}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def load_app_config(context: Mapping[str, Any]) -> AppConfig:
+    """Validate the `ragops` context block; raise ConfigError naming `ragops.<env>.<key>`."""
+    raw = context.get(PROJECT)
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("environments"), Mapping):
+        raise ConfigError(f"context key '{PROJECT}.environments' is missing or not an object")
+    environments = {}
+    for name, values in raw["environments"].items():
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"context key '{PROJECT}.environments.{name}' must be an object")
+        try:
+            environments[name] = EnvironmentConfig(name=name, **values)
+        except ValidationError as error:
+            raise ConfigError(_describe(error, f"environment '{name}': {PROJECT}.environments.{name}")) from None
+        except TypeError as error:
+            raise ConfigError(f"environment '{name}': {error}") from None
+    try:
+        return AppConfig(environments=environments)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, f"{PROJECT}.environments")) from None
+
+
+def selected_environments(context: Mapping[str, Any], config: AppConfig) -> list[EnvironmentConfig]:
+    """Environments chosen with `-c environments=dev,staging` (default: all, in definition order)."""
+    chosen = context.get("environments")
+    if chosen is None:
+        return list(config.environments.values())
+    names = [n.strip() for n in chosen.split(",") if n.strip()] if isinstance(chosen, str) else []
+    if not names:
+        raise ConfigError("context key 'environments' must be a comma-separated list of environment names")
+    return config.select(names)

@@ -1,0 +1,23 @@
+"""cdk-nag: the AwsSolutions rule pack as a synth-time gate, and the project's acknowledgements.
+
+Each acknowledgement names one exact finding id and says why the finding does not apply; it is made
+beside the construct it concerns, through `acknowledge`, so the reason sits next to the code.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+from constructs import IConstruct
+
+
+def register_checks(app: cdk.App) -> None:
+    """Make `cdk synth` fail on any unacknowledged AwsSolutions finding."""
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+
+
+def acknowledge(scope: IConstruct, finding_id: str, reason: str) -> None:
+    """Acknowledge one exact finding on `scope` and everything below it."""
+    if len(reason) < 20:
+        raise ValueError(f"acknowledgement of {finding_id} needs a specific reason, got {reason!r}")
+    cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=finding_id, reason=reason))

@@ -1,0 +1,26 @@
+"""One deployable environment: `cdk deploy "<env>/*"` deploys every stack of this stage."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from stacks.config import EnvironmentConfig
+from stacks.network_stack import NetworkStack
+from stacks.storage_stack import StorageStack
+from stacks.tagging import tag_environment
+
+
+class RagOpsStage(cdk.Stage):
+    """The stacks of one environment, wired through typed props and tagged for clean-up and billing."""
+
+    def __init__(self, scope: Construct, config: EnvironmentConfig) -> None:
+        super().__init__(scope, config.name, env=cdk.Environment(account=config.account, region=config.region))
+        self.config = config
+        self.storage = StorageStack(
+            self, "Storage", config=config, description=f"RagOps {config.name}: KMS key and buckets"
+        )
+        self.network = NetworkStack(
+            self, "Network", config=config, key=self.storage.key, description=f"RagOps {config.name}: VPC and endpoints"
+        )
+        tag_environment(self, config.name)

@@ -1,0 +1,88 @@
+"""Storage: the project's KMS key and its buckets (data, artifacts, server access logs)."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.config import EnvironmentConfig
+
+
+class StorageStack(cdk.Stack):
+    """One customer-managed key encrypts every bucket, log group and domain of the environment."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        removal = cdk.RemovalPolicy.DESTROY if config.destroy_on_delete else cdk.RemovalPolicy.RETAIN
+
+        self.key = kms.Key(
+            self,
+            "Key",
+            description=f"{config.resource_prefix}: data, artifacts, logs, domain and endpoint volumes",
+            enable_key_rotation=True,
+            removal_policy=removal,
+            pending_window=cdk.Duration.days(7 if config.destroy_on_delete else 30),
+        )
+        # CloudWatch Logs encrypts log groups of this account and region only.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                resources=["*"],  # in a key policy, "*" means this key
+                conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": self._log_groups_arn()}},
+            )
+        )
+
+        # Server access log targets cannot use SSE-KMS; S3-managed keys are the documented choice.
+        self.access_log_bucket = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    expiration=cdk.Duration.days(config.storage.access_log_expiration_days),
+                    noncurrent_version_expiration=cdk.Duration.days(config.storage.noncurrent_version_expiration_days),
+                )
+            ],
+            removal_policy=removal,
+            auto_delete_objects=config.destroy_on_delete,
+        )
+        self.data_bucket = self._encrypted_bucket("Data", "data/", config, removal)
+        self.artifact_bucket = self._encrypted_bucket("Artifacts", "artifacts/", config, removal)
+
+    def _log_groups_arn(self) -> str:
+        return f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:*"
+
+    def _encrypted_bucket(
+        self, construct_id: str, log_prefix: str, config: EnvironmentConfig, removal: cdk.RemovalPolicy
+    ) -> s3.Bucket:
+        return s3.Bucket(
+            self,
+            construct_id,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=self.access_log_bucket,
+            server_access_logs_prefix=log_prefix,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    noncurrent_version_expiration=cdk.Duration.days(config.storage.noncurrent_version_expiration_days),
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+                )
+            ],
+            removal_policy=removal,
+            auto_delete_objects=config.destroy_on_delete,
+        )

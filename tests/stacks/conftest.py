@@ -1,0 +1,47 @@
+"""One synthesis per test session: every stack test asserts on these templates."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+from stacks.app_builder import build_app
+
+ROOT = Path(__file__).resolve().parents[2]
+ENVIRONMENTS = ("dev", "staging", "prod")
+ASSET_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def cdk_context() -> dict[str, Any]:
+    """The context `cdk synth` passes: cdk.json's, without bundling (snapshots must not depend on Docker)."""
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    return {**context, "aws:cdk:bundling-stacks": []}
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory: pytest.TempPathFactory) -> cdk.App:
+    """All environments, without the nag plugin (`Template.from_stack` cannot run with it registered)."""
+    return build_app(cdk.App(context=cdk_context(), outdir=str(tmp_path_factory.mktemp("cdk.out"))), with_checks=False)
+
+
+@pytest.fixture(scope="session")
+def templates(app: cdk.App) -> dict[str, Template]:
+    """Templates keyed by stack path, e.g. "dev/Storage"."""
+    result = {}
+    for stage in app.node.children:
+        if isinstance(stage, cdk.Stage):
+            for stack in stage.node.children:
+                if isinstance(stack, cdk.Stack):
+                    result[f"{stage.node.id}/{stack.node.id}"] = Template.from_stack(stack)
+    return result
+
+
+def normalise_asset_hashes(data: Any, path: Any) -> Any:
+    """syrupy matcher: asset hashes change with any byte of an asset; the snapshot keeps their place."""
+    return ASSET_HASH.sub("<asset-hash>", data) if isinstance(data, str) else data

@@ -1,0 +1,122 @@
+"""Environment config: the committed values load, and every kind of bad value is named precisely."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stacks.config import ConfigError, load_app_config, selected_environments
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def context() -> dict[str, Any]:
+    return json.loads((ROOT / "cdk.json").read_text())["context"]
+
+
+def with_value(context: dict[str, Any], env: str, dotted: str, value: Any) -> dict[str, Any]:
+    changed = copy.deepcopy(context)
+    node = changed["ragops"]["environments"][env]
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    if value is DELETE:
+        del node[leaf]
+    else:
+        node[leaf] = value
+    return changed
+
+
+DELETE = object()
+
+
+def test_committed_environments_load_in_promotion_order(context):
+    config = load_app_config(context)
+    assert list(config.environments) == ["dev", "staging", "prod"]
+    assert config.environments["dev"].promotion.next_environment == "staging"
+    assert config.environments["staging"].promotion.next_environment == "prod"
+    assert config.environments["prod"].promotion.next_environment is None
+
+
+def test_removal_policy_differs_between_dev_and_prod(context):
+    config = load_app_config(context)
+    assert config.environments["dev"].destroy_on_delete
+    assert not config.environments["prod"].destroy_on_delete
+
+
+@pytest.mark.parametrize(
+    ("env", "key", "value", "expected"),
+    [
+        ("dev", "account", DELETE, "ragops.environments.dev.account: Field required"),
+        ("dev", "account", "12345", "ragops.environments.dev.account"),
+        ("staging", "region", "Mars-1", "ragops.environments.staging.region"),
+        ("prod", "opensearch.instance_count", 0, "ragops.environments.prod.opensearch.instance_count"),
+        (
+            "dev",
+            "models.embedding.instance_type",
+            "c6i.xlarge",
+            "ragops.environments.dev.models.embedding.instance_type",
+        ),
+        ("dev", "opensearch.instance_type", "m7g.large", "ragops.environments.dev.opensearch.instance_type"),
+        ("prod", "processing.instance_count", -1, "ragops.environments.prod.processing.instance_count"),
+        ("dev", "promotion.thresholds", {"mrr": 1.5}, "ragops.environments.dev.promotion.thresholds.mrr"),
+        ("dev", "promotion.thresholds", {"mrr": -0.1}, "ragops.environments.dev.promotion.thresholds.mrr"),
+        ("dev", "removal_policy", "snapshot", "ragops.environments.dev.removal_policy"),
+        ("dev", "log_retention_days", 13, "ragops.environments.dev.log_retention_days"),
+        ("dev", "network.availability_zones", ["eu-west-1a", "eu-west-1b"], "is not a zone of us-east-1"),
+        ("dev", "opensearch.engine_version", "OpenSearch_2.11", "ragops.environments.dev.opensearch.engine_version"),
+        ("prod", "opensearch.dedicated_master_count", 2, "dedicated_master_count must be 0, 3 or 5"),
+        ("dev", "cleanup.endpoint_idle_ttl_hours", 0, "ragops.environments.dev.cleanup.endpoint_idle_ttl_hours"),
+        ("dev", "tracking.weekly_maintenance_window", "Sunday 3am", "tracking.weekly_maintenance_window"),
+        ("dev", "unknown_knob", 1, "ragops.environments.dev.unknown_knob: Extra inputs are not permitted"),
+        ("dev", "promotion.next_environment", "qa", "promotion.next_environment 'qa' is not defined"),
+    ],
+)
+def test_bad_values_name_environment_and_key(context, env, key, value, expected):
+    with pytest.raises(ConfigError) as error:
+        load_app_config(with_value(context, env, key, value))
+    assert expected in str(error.value)
+    if "environment" not in expected:
+        assert f"'{env}'" in str(error.value)
+
+
+def test_endpoint_capacity_must_be_ordered(context):
+    bad = with_value(context, "prod", "models.llm.min_instances", 5)
+    with pytest.raises(ConfigError, match=r"prod.*models\.llm.*min_instances <= initial_instance_count"):
+        load_app_config(bad)
+
+
+def test_missing_ragops_block_is_named():
+    with pytest.raises(ConfigError, match=r"ragops\.environments"):
+        load_app_config({})
+
+
+@pytest.mark.parametrize("chosen", ["qa", "dev,qa", " , "])
+def test_unknown_selected_environment_is_named(context, chosen):
+    config = load_app_config(context)
+    with pytest.raises(ConfigError, match="'environments'"):
+        selected_environments({**context, "environments": chosen}, config)
+
+
+def test_environment_selection_keeps_the_given_order(context):
+    config = load_app_config(context)
+    chosen = selected_environments({**context, "environments": "prod,dev"}, config)
+    assert [env.name for env in chosen] == ["prod", "dev"]
+
+
+def test_app_exits_non_zero_naming_the_key_for_an_unknown_environment(context, tmp_path):
+    """What `cdk synth -c environments=qa` runs: the app itself, with the CLI's context."""
+    env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps({**context, "environments": "qa"}), "CDK_OUTDIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 2
+    assert "context key 'environments': unknown environment(s) qa" in result.stderr
