@@ -1,0 +1,1 @@
+"""The RagOps pipeline: data preparation, chunking, ingestion, agentic retrieval + generation, evaluation."""

@@ -1,0 +1,121 @@
+"""Contracts between the pipeline stages and their backends.
+
+Each role (embeddings, vector store, generator, judge) has a local default and AWS implementations; stages
+only see these types, so the same stage code runs on a laptop and inside a SageMaker processing job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a source document; `chunk_id` is derived from the content so re-runs deduplicate."""
+
+    chunk_id: str
+    text: str
+    source_id: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved chunk; a higher score means more similar."""
+
+    chunk_id: str
+    text: str
+    source_id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class TokenLogprobs:
+    """Per-token log-probabilities of one completion, whatever service produced them.
+
+    `tokens[i]` is the decoded token text, or `"<id:N>"` when only the id is known (Bedrock Custom Model
+    Import without a tokenizer). `alternatives[i]`, when the service returned top-k, holds (token, logprob)
+    pairs for position i. `prompt_logprobs` holds one entry per prompt token (the first is None) when given.
+    """
+
+    tokens: tuple[str, ...]
+    logprobs: tuple[float, ...]
+    token_ids: tuple[int | None, ...]
+    alternatives: tuple[tuple[tuple[str, float], ...], ...] | None = None
+    prompt_logprobs: tuple[float | None, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not (len(self.tokens) == len(self.logprobs) == len(self.token_ids)):
+            raise ValueError("tokens, logprobs and token_ids must have the same length")
+        if self.alternatives is not None and len(self.alternatives) != len(self.tokens):
+            raise ValueError("alternatives must have one entry per token")
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A generator's answer. `logprobs is None` means the backend did not provide them (never zeros)."""
+
+    text: str
+    model_id: str
+    reasoning: str | None = None
+    logprobs: TokenLogprobs | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    stop_reason: str | None = None
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    model_id: str
+    dimension: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 array of shape (len(texts), dimension), rows L2-normalised."""
+        ...
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> int:
+        """Insert or replace by `chunk_id`; returns the number of chunks written."""
+        ...
+
+    def search(self, vector: np.ndarray, k: int) -> list[Hit]:
+        """The k nearest chunks to one query vector, best first."""
+        ...
+
+    def count(self) -> int: ...
+
+
+@runtime_checkable
+class Generator(Protocol):
+    model_id: str
+
+    def generate(self, messages: Sequence[Message], *, max_tokens: int, logprobs: bool = False) -> Generation: ...
+
+
+@dataclass(frozen=True)
+class JudgeInput:
+    question: str
+    answer: str
+    contexts: tuple[str, ...]
+    ground_truth: str
+
+
+@runtime_checkable
+class Judge(Protocol):
+    model_id: str
+
+    def score(self, rows: Sequence[JudgeInput]) -> dict[str, list[float | None]]:
+        """Per-metric scores, one per row; None where the judge gave no usable score for that row."""
+        ...
