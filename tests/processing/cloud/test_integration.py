@@ -1,0 +1,65 @@
+"""Against real services, only when the developer configured them; skipped with the reason otherwise."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import numpy as np
+import pytest
+from opensearchpy import OpenSearch
+
+from processing.backends.aws_session import preflight
+from processing.backends.bedrock_judge import BedrockJudge
+from processing.backends.opensearch_store import OpenSearchVectorStore
+from processing.backends.sagemaker_embedder import SageMakerEmbedder
+from processing.interfaces import Chunk, JudgeInput
+from tests.processing.cloud.conftest import STARTUP_AWS_ENVIRONMENT
+
+OPENSEARCH_URL = os.environ.get("OPENSEARCH_URL")
+EMBEDDING_ENDPOINT = os.environ.get("RAGOPS_EMBEDDING_ENDPOINT")
+HAS_AWS_CREDENTIALS = "AWS_PROFILE" in STARTUP_AWS_ENVIRONMENT or "AWS_ACCESS_KEY_ID" in STARTUP_AWS_ENVIRONMENT
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.skipif(not OPENSEARCH_URL, reason="set OPENSEARCH_URL (e.g. http://localhost:9200) to run")
+def test_ingest_search_and_reingest_on_a_real_cluster() -> None:
+    client = OpenSearch(hosts=[OPENSEARCH_URL])
+    index = f"ragops-it-{uuid.uuid4().hex[:8]}"
+    store = OpenSearchVectorStore(client, index=index, dimension=4, replicas=1)
+    chunks = [Chunk(f"c{n}", f"text {n}", f"d{n}") for n in range(3)]
+    try:
+        assert store.upsert(chunks, np.eye(3, 4, dtype=np.float32)) == 3
+        assert [hit.chunk_id for hit in store.search(np.array([0, 1, 0, 0], dtype=np.float32), k=1)] == ["c1"]
+        assert store.upsert(chunks[:2], np.eye(2, 4, dtype=np.float32)) == 2
+        assert store.count() == 2
+        assert client.cluster.health(index=f"{index}-v2")["status"] == "green"
+    finally:
+        client.indices.delete(index=f"{index}-v*", expand_wildcards="all")
+
+
+@pytest.mark.skipif(
+    not (HAS_AWS_CREDENTIALS and EMBEDDING_ENDPOINT),
+    reason="set AWS credentials and RAGOPS_EMBEDDING_ENDPOINT (a deployed MiniLM endpoint) to run",
+)
+@pytest.mark.usefixtures("restored_aws_environment")
+def test_sagemaker_embedding_endpoint_returns_normalised_minilm_vectors() -> None:
+    context = preflight("embeddings=sagemaker", region=None, required={"embedding_endpoint": EMBEDDING_ENDPOINT})
+    embedder = SageMakerEmbedder(
+        context.client("sagemaker-runtime"),
+        endpoint_name=EMBEDDING_ENDPOINT,
+        dimension=384,
+        payload_format=os.environ.get("RAGOPS_EMBEDDING_PAYLOAD", "jumpstart"),
+    )
+    vectors = embedder.embed(["Aspirin reduces fever.", "Statins lower cholesterol."])
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.skipif(not HAS_AWS_CREDENTIALS, reason="set AWS credentials with Bedrock model access to run")
+@pytest.mark.usefixtures("restored_aws_environment")
+def test_bedrock_judge_grades_an_obviously_correct_answer_high() -> None:
+    context = preflight("judge=bedrock", region=None, required={})
+    judge = BedrockJudge(context.client("bedrock-runtime"), metrics=["answer_correctness"])
+    row = JudgeInput("Is water wet?", "Yes, water is wet.", ("Water wets surfaces.",), "Yes.")
+    assert judge.score([row])["answer_correctness"][0] >= 0.75

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+from botocore.stub import Stubber
+
+from processing.backends.errors import CloudBackendError
+from processing.backends.retry import Backoff
+from processing.backends.sagemaker_embedder import SageMakerEmbedder
+from processing.interfaces import Embedder
+from tests.processing.cloud.conftest import fake_session, streaming_body
+
+ENDPOINT = "ragops-dev-embedding"
+
+
+@pytest.fixture
+def runtime() -> Any:
+    return fake_session().client("sagemaker-runtime")
+
+
+def expect_invoke(stubber: Stubber, body: bytes, response: Any) -> None:
+    stubber.add_response(
+        "invoke_endpoint",
+        {"Body": streaming_body(response), "ContentType": "application/json"},
+        {"EndpointName": ENDPOINT, "ContentType": "application/json", "Accept": "application/json", "Body": body},
+    )
+
+
+def model_error(stubber: Stubber, original_status: int) -> None:
+    """The container answered `original_status`; SageMaker reports it as a 424 ModelError."""
+    message = f"Received error ({original_status}) from primary"
+    stubber.add_client_error(
+        "invoke_endpoint", "ModelError", message, 424, modeled_fields={"OriginalStatusCode": original_status}
+    )
+
+
+def embedder(client: Any, backoff: Backoff, **overrides: Any) -> SageMakerEmbedder:
+    arguments = {"endpoint_name": ENDPOINT, "dimension": 2, "payload_format": "jumpstart", "batch_size": 2}
+    return SageMakerEmbedder(client, backoff=backoff, **(arguments | overrides))
+
+
+def test_jumpstart_payload_is_batched_and_rows_are_l2_normalised(runtime: Any, backoff: Backoff) -> None:
+    with Stubber(runtime) as stubber:
+        expect_invoke(stubber, b'{"text_inputs": ["a", "b"]}', {"embedding": [[3.0, 4.0], [0.0, 2.0]]})
+        expect_invoke(stubber, b'{"text_inputs": ["c"]}', {"embedding": [[-1.0, 0.0]]})
+        vectors = embedder(runtime, backoff).embed(["a", "b", "c"])
+        stubber.assert_no_pending_responses()
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(vectors, [[0.6, 0.8], [0.0, 1.0], [-1.0, 0.0]], rtol=1e-6)
+
+
+def test_tei_payload_and_response_shape(runtime: Any, backoff: Backoff) -> None:
+    with Stubber(runtime) as stubber:
+        expect_invoke(stubber, b'{"inputs": ["x", "y"]}', [[0.0, 5.0], [2.0, 0.0]])
+        vectors = embedder(runtime, backoff, payload_format="tei").embed(["x", "y"])
+        stubber.assert_no_pending_responses()
+    np.testing.assert_allclose(vectors, [[0.0, 1.0], [1.0, 0.0]])
+
+
+def test_throttling_and_container_5xx_are_retried_with_jittered_backoff(
+    runtime: Any, backoff: Backoff, sleeps: list[float]
+) -> None:
+    with Stubber(runtime) as stubber:
+        stubber.add_client_error("invoke_endpoint", "ThrottlingException", "Rate exceeded", 429)
+        model_error(stubber, 503)
+        expect_invoke(stubber, b'{"text_inputs": ["a"]}', {"embedding": [[1.0, 0.0]]})
+        vectors = embedder(runtime, backoff).embed(["a"])
+        stubber.assert_no_pending_responses()
+    np.testing.assert_allclose(vectors, [[1.0, 0.0]])
+    assert len(sleeps) == 2
+    assert 0 <= sleeps[0] <= 0.5
+    assert 0 <= sleeps[1] <= 1.0
+
+
+def test_retries_are_bounded(runtime: Any, backoff: Backoff, sleeps: list[float]) -> None:
+    with Stubber(runtime) as stubber:
+        for _ in range(backoff.max_attempts):
+            stubber.add_client_error("invoke_endpoint", "ThrottlingException", "Rate exceeded", 429)
+        with pytest.raises(CloudBackendError, match=f"SageMaker endpoint '{ENDPOINT}' failed: .*ThrottlingException"):
+            embedder(runtime, backoff).embed(["a"])
+        stubber.assert_no_pending_responses()
+    assert len(sleeps) == backoff.max_attempts - 1
+
+
+def test_container_client_errors_are_not_retried(runtime: Any, backoff: Backoff, sleeps: list[float]) -> None:
+    with Stubber(runtime) as stubber:
+        model_error(stubber, 400)
+        with pytest.raises(CloudBackendError, match="ModelError"):
+            embedder(runtime, backoff).embed(["a"])
+    assert sleeps == []
+
+
+def test_dimension_mismatch_names_expected_and_actual(runtime: Any, backoff: Backoff) -> None:
+    with Stubber(runtime) as stubber:
+        expect_invoke(stubber, b'{"text_inputs": ["a"]}', {"embedding": [[1.0, 0.0, 0.0]]})
+        with pytest.raises(CloudBackendError, match="returned 3-dimensional embeddings, expected 2"):
+            embedder(runtime, backoff).embed(["a"])
+
+
+@pytest.mark.parametrize(
+    ("payload_format", "body", "response", "reason"),
+    [
+        ("jumpstart", b'{"text_inputs": ["a"]}', b"<html>502 Bad Gateway</html>", "JSONDecodeError"),
+        ("jumpstart", b'{"text_inputs": ["a"]}', [[1.0, 0.0]], "TypeError"),  # TEI shape to a JumpStart request
+        ("jumpstart", b'{"text_inputs": ["a"]}', {"embeddings": [[1.0, 0.0]]}, "KeyError"),
+        ("tei", b'{"inputs": ["a"]}', [[1.0, 0.0], [0.0, 1.0]], "expected 1 rows"),
+        ("tei", b'{"inputs": ["a"]}', [[1.0, "x"]], "ValueError"),
+        ("tei", b'{"inputs": ["a"]}', [[0.0, 0.0]], "all zeros"),
+    ],
+)
+def test_malformed_responses_name_the_endpoint(
+    runtime: Any, backoff: Backoff, payload_format: str, body: bytes, response: Any, reason: str
+) -> None:
+    with Stubber(runtime) as stubber:
+        expect_invoke(stubber, body, response)
+        with pytest.raises(CloudBackendError, match=f"endpoint '{ENDPOINT}' returned a malformed .*{reason}"):
+            embedder(runtime, backoff, payload_format=payload_format).embed(["a"])
+
+
+def test_empty_input_makes_no_call_and_the_class_is_an_embedder(runtime: Any, backoff: Backoff) -> None:
+    with Stubber(runtime):
+        store = embedder(runtime, backoff)
+        assert store.embed([]).shape == (0, 2)
+    assert isinstance(store, Embedder)
+    assert store.model_id == f"sagemaker:{ENDPOINT}"
+
+
+def test_unknown_payload_format_is_rejected() -> None:
+    with pytest.raises(ValueError, match="payload_format must be one of jumpstart, tei"):
+        SageMakerEmbedder(boto3, endpoint_name=ENDPOINT, dimension=2, payload_format="openai")  # type: ignore[arg-type]
