@@ -119,7 +119,8 @@ def low_confidence_spans(logprobs: TokenLogprobs, threshold: float = 0.3) -> lis
         start, end = _trim_whitespace(text, int(starts[i]), int(starts[j + 1]))
         if start < end:
             start, end = _widen_to_words(text, start, end)
-            spans.append((start, end, math.exp(min(logprobs.logprobs[i : j + 1]))))
+            lowest = min(logprobs.logprobs[t] for t in range(i, j + 1) if tokens[t].strip())
+            spans.append((start, end, math.exp(lowest)))
         i = j + 1
     ranges: list[list] = []  # touching or overlapping word ranges merged: [start, end, min prob]
     for start, end, prob in spans:
