@@ -8,7 +8,7 @@ replayed without its reasoning and closed with the end-of-sentence token, and th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from processing.confidence.reasoning import THINK_CLOSE, THINK_OPEN
 from processing.interfaces import Message
@@ -19,6 +19,8 @@ BOS = "<\uff5cbegin\u2581of\u2581sentence\uff5c>"
 EOS = "<\uff5cend\u2581of\u2581sentence\uff5c>"
 USER = "<\uff5cUser\uff5c>"
 ASSISTANT = "<\uff5cAssistant\uff5c>"
+
+PromptBuilder = Callable[[Sequence[Message]], str]
 
 
 def deepseek_r1_prompt(messages: Sequence[Message], *, include_bos: bool = True) -> str:
@@ -39,3 +41,8 @@ def deepseek_r1_prompt(messages: Sequence[Message], *, include_bos: bool = True)
         elif message.role != "system":
             raise ValueError(f"messages[{index}].role must be system, user or assistant, got {message.role!r}")
     return (BOS if include_bos else "") + system + "".join(turns) + ASSISTANT + THINK_OPEN + "\n"
+
+
+def deepseek_r1_server_prompt(messages: Sequence[Message]) -> str:
+    """The prompt for servers that add the begin-of-sentence token while tokenizing (see `include_bos`)."""
+    return deepseek_r1_prompt(messages, include_bos=False)

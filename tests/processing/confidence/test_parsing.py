@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 
 import pytest
-from tokenizers import Tokenizer, decoders, models
 
 from processing.confidence.parsing import (
     LogprobsUnavailable,
@@ -17,17 +16,6 @@ from processing.confidence.parsing import (
     load_tokenizer,
 )
 from tests.processing.recorded import payload
-
-
-@pytest.fixture
-def tokenizer_path(tmp_path: Path) -> Path:
-    """A byte-level word tokenizer built in the test; "é" is deliberately split over two byte tokens."""
-    vocab = {"<unk>": 0, "ĠYes": 7566, ",": 11, "Ġcaf": 24663, "Ã": 43154, "©": 279, "Ġrisk": 5326, ".": 13}
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tokenizer.decoder = decoders.ByteLevel()
-    path = tmp_path / "tokenizer.json"
-    tokenizer.save(str(path))
-    return path
 
 
 def test_bedrock_completion_without_tokenizer_reports_ids() -> None:
