@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.response import StreamingBody
 
 from processing.generators.errors import GeneratorError, MalformedResponse
 from processing.generators.retrying import RetryPolicy, call_with_retries
@@ -27,17 +28,20 @@ def error_code(error: BaseException) -> str | None:
 
 
 def invoke_json(
-    call: Callable[[], Mapping[str, Any]],
+    call: Callable[[], StreamingBody],
     *,
     backend: str,
     target: str,
     transient: Callable[[BaseException], bool],
     policy: RetryPolicy,
 ) -> Any:
-    """Run an invoke call with retries and return its JSON body; every failure names the backend and target."""
+    """Run an invoke call (returning the response body stream) with retries and decode its JSON.
+
+    Every failure names the backend and target.
+    """
     where = f"{backend} {target}"
     try:
-        response = call_with_retries(call, policy=policy, retryable=transient, target=where)
+        body = call_with_retries(call, policy=policy, retryable=transient, target=where)
     except NoCredentialsError:
         raise GeneratorError(f"{where}: no AWS credentials found; configure a profile or role to use it") from None
     except ClientError as error:
@@ -45,7 +49,7 @@ def invoke_json(
         raise GeneratorError(f"{where}: {error_code(error)}: {message}") from error
     except BotoCoreError as error:
         raise GeneratorError(f"{where}: {error}") from error
-    raw = response["Body"].read()
+    raw = body.read()
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -68,7 +68,7 @@ class BedrockCustomModelGenerator:
         response = invoke_json(
             lambda: self._client.invoke_model(
                 modelId=self.model_id, contentType="application/json", accept="application/json", body=json.dumps(body)
-            ),
+            )["body"],
             backend=BACKEND,
             target=self.model_id,
             transient=lambda error: error_code(error) in TRANSIENT_CODES,

@@ -89,7 +89,7 @@ class SageMakerTGIGenerator:
                 ContentType="application/json",
                 Accept="application/json",
                 Body=json.dumps(body),
-            ),
+            )["Body"],
             backend=BACKEND,
             target=self.endpoint_name,
             transient=_is_transient,
