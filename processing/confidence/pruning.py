@@ -1,0 +1,115 @@
+"""Early pruning of retrieved contexts by how confidently the model starts answering from each one.
+
+For every context the generator writes a short draft from (question, that context) with log-probabilities;
+contexts whose draft mean log-probability falls under the threshold are dropped (the best one is always kept)
+and the final answer is generated from the rest, so the expensive call reads fewer prompt tokens. For a
+reasoning model the draft is the start of its reasoning: that is still how well the context lets it begin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from processing.confidence.measures import mean_logprob
+from processing.confidence.parsing import LogprobsUnavailable
+from processing.interfaces import Generation, Generator, Message
+
+MessageBuilder = Callable[[str, Sequence[str]], Sequence[Message]]
+"""(question, contexts) -> the chat messages; the same builder makes the drafts and the final prompt."""
+
+TokenCountMethod = Literal["generator", "whitespace_estimate"]
+
+
+@dataclass(frozen=True)
+class ContextDecision:
+    index: int
+    draft_mean_logprob: float | None  # None: the draft produced no tokens to score
+    rank: int  # 0 = most confident draft
+    kept: bool
+
+
+@dataclass(frozen=True)
+class PruningResult:
+    """The pruned answer, one decision per input context, and what pruning saved.
+
+    `prompt_tokens_saved` compares the final prompt with the prompt that carries every context. It is exact
+    ("generator") only when a baseline answer was generated and the generator reported prompt tokens for
+    both; otherwise it is the difference in whitespace-separated words of the two prompts
+    ("whitespace_estimate"), which undercounts sub-word tokens. The drafts' own prompt tokens are reported
+    separately (None when the generator does not report them), so the net saving can be judged.
+    """
+
+    answer: Generation
+    decisions: tuple[ContextDecision, ...]
+    prompt_tokens_saved: int
+    token_count_method: TokenCountMethod
+    draft_prompt_tokens: int | None
+    baseline_answer: Generation | None = None
+
+    @property
+    def kept_indices(self) -> tuple[int, ...]:
+        return tuple(d.index for d in self.decisions if d.kept)
+
+
+def prune_and_answer(
+    generator: Generator,
+    question: str,
+    contexts: Sequence[str],
+    build_messages: MessageBuilder,
+    *,
+    threshold: float,
+    draft_max_tokens: int = 16,
+    answer_max_tokens: int = 512,
+    with_baseline: bool = False,
+) -> PruningResult:
+    """Draft per context, drop the unconfident ones (keeping at least one), answer from the rest.
+
+    `with_baseline` also answers from every context (one more call): the unpruned answer to compare against,
+    and an exact prompt-token saving when the generator reports prompt tokens.
+    """
+    if not contexts:
+        raise ValueError("prune_and_answer needs at least one context")
+    if not 1 <= draft_max_tokens <= answer_max_tokens:
+        raise ValueError(f"draft_max_tokens must be in [1, answer_max_tokens], got {draft_max_tokens}")
+    drafts = [
+        generator.generate(build_messages(question, [context]), max_tokens=draft_max_tokens, logprobs=True)
+        for context in contexts
+    ]
+    scores = [_draft_score(draft, i) for i, draft in enumerate(drafts)]
+    order = sorted(range(len(contexts)), key=lambda i: (scores[i] is None, -(scores[i] or 0.0), i))
+    kept = {i for i in order if scores[i] is not None and scores[i] >= threshold} or {order[0]}
+    decisions = tuple(
+        ContextDecision(index=i, draft_mean_logprob=scores[i], rank=order.index(i), kept=i in kept)
+        for i in range(len(contexts))
+    )
+    pruned_messages = build_messages(question, [contexts[i] for i in sorted(kept)])
+    full_messages = build_messages(question, contexts)
+    answer = generator.generate(pruned_messages, max_tokens=answer_max_tokens)
+    baseline = generator.generate(full_messages, max_tokens=answer_max_tokens) if with_baseline else None
+    if baseline is not None and baseline.prompt_tokens is not None and answer.prompt_tokens is not None:
+        saved, method = baseline.prompt_tokens - answer.prompt_tokens, "generator"
+    else:
+        saved, method = _word_count(full_messages) - _word_count(pruned_messages), "whitespace_estimate"
+    draft_tokens = [draft.prompt_tokens for draft in drafts]
+    return PruningResult(
+        answer=answer,
+        decisions=decisions,
+        prompt_tokens_saved=saved,
+        token_count_method=method,
+        draft_prompt_tokens=None if None in draft_tokens else sum(draft_tokens),
+        baseline_answer=baseline,
+    )
+
+
+def _draft_score(draft: Generation, index: int) -> float | None:
+    if draft.logprobs is None:
+        raise LogprobsUnavailable(
+            f"drafts[{index}].logprobs", f"generator {draft.model_id!r} returned none, so contexts cannot be pruned"
+        )
+    return mean_logprob(draft.logprobs)
+
+
+def _word_count(messages: Sequence[Message]) -> int:
+    return sum(len(message.content.split()) for message in messages)

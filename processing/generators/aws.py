@@ -1,0 +1,56 @@
+"""One way to call a SageMaker or Bedrock runtime API: bounded retries on transient errors, clear failures."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.response import StreamingBody
+
+from processing.generators.errors import GeneratorError, MalformedResponse
+from processing.generators.retrying import RetryPolicy, call_with_retries
+
+# Our RetryPolicy is the only retry layer: botocore's own retries would multiply the attempts and the wait.
+SINGLE_ATTEMPT = Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=120, connect_timeout=10)
+
+
+def runtime_client(service: str, region_name: str | None) -> Any:
+    """A boto3 runtime client without SDK-level retries (credentials are only needed when it is called)."""
+    return boto3.client(service, region_name=region_name, config=SINGLE_ATTEMPT)
+
+
+def error_code(error: BaseException) -> str | None:
+    return error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
+
+
+def invoke_json(
+    call: Callable[[], StreamingBody],
+    *,
+    backend: str,
+    target: str,
+    transient: Callable[[BaseException], bool],
+    policy: RetryPolicy,
+) -> Any:
+    """Run an invoke call (returning the response body stream) with retries and decode its JSON.
+
+    Every failure names the backend and target.
+    """
+    where = f"{backend} {target}"
+    try:
+        body = call_with_retries(call, policy=policy, retryable=transient, target=where)
+    except NoCredentialsError:
+        raise GeneratorError(f"{where}: no AWS credentials found; configure a profile or role to use it") from None
+    except ClientError as error:
+        message = error.response.get("Error", {}).get("Message", "")
+        raise GeneratorError(f"{where}: {error_code(error)}: {message}") from error
+    except BotoCoreError as error:
+        raise GeneratorError(f"{where}: {error}") from error
+    raw = body.read()
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise MalformedResponse(backend, "Body", f"not JSON ({error}): {raw[:200]!r}") from None

@@ -1,0 +1,128 @@
+"""Generator over a SageMaker endpoint serving Hugging Face TGI (the JumpStart DeepSeek-R1 distill container).
+
+Two request formats, both through `invoke_endpoint`:
+- "generate" (default): our DeepSeek-R1 chat template renders the prompt; `details`/`decoder_input_details`
+  return every generated token with its log-probability, `top_n_tokens` the alternatives, and the prefill
+  gives the prompt's token count and log-probabilities.
+- "messages": TGI's OpenAI-compatible chat API; the server applies the model's own template and returns
+  `logprobs.content` (no prompt log-probabilities).
+Decoding is greedy (`do_sample: false`, or `temperature: 0`, which TGI maps to greedy): TGI reports
+log-probabilities after temperature and top-p warping, so only greedy decoding scores the model's own
+distribution.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from processing.confidence.parsing import from_tgi_details
+from processing.confidence.reasoning import split_reasoning_text
+from processing.generators.aws import error_code, invoke_json, runtime_client
+from processing.generators.chat_template import PromptBuilder, deepseek_r1_server_prompt
+from processing.generators.errors import MalformedResponse
+from processing.generators.responses import generation_from_chat, optional_count, requested_logprobs, required_text
+from processing.generators.retrying import RetryPolicy
+from processing.interfaces import Generation, Message
+
+BACKEND = "sagemaker-tgi"
+MAX_TOP_N_TOKENS = 5  # TGI's default --max-top-n-tokens
+TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "InternalDependencyException",
+        "ModelNotReadyException",
+    }
+)
+TRANSIENT_MODEL_STATUS = frozenset({429, 503})  # TGI "Model is overloaded" / warming up, surfaced as ModelError
+DEFAULT_RETRY = RetryPolicy(max_attempts=5, initial_delay_s=1.0, max_delay_s=20.0)
+
+
+class SageMakerTGIGenerator:
+    def __init__(
+        self,
+        endpoint_name: str,
+        *,
+        model_id: str = "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
+        api: Literal["generate", "messages"] = "generate",
+        top_n_tokens: int = MAX_TOP_N_TOKENS,
+        prompt_builder: PromptBuilder = deepseek_r1_server_prompt,
+        region_name: str | None = None,
+        client: Any = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+    ) -> None:
+        if not endpoint_name:
+            raise ValueError("endpoint_name must name the SageMaker endpoint")
+        if api not in ("generate", "messages"):
+            raise ValueError(f"api must be 'generate' or 'messages', got {api!r}")
+        if not 1 <= top_n_tokens <= MAX_TOP_N_TOKENS:
+            raise ValueError(f"top_n_tokens must be in [1, {MAX_TOP_N_TOKENS}] (TGI's limit), got {top_n_tokens}")
+        self.model_id = model_id
+        self.endpoint_name = endpoint_name
+        self.api = api
+        self.top_n_tokens = top_n_tokens
+        self._prompt_builder = prompt_builder
+        self._client = client if client is not None else runtime_client("sagemaker-runtime", region_name)
+        self._retry = retry
+
+    def request_body(self, messages: Sequence[Message], *, max_tokens: int, logprobs: bool) -> dict[str, Any]:
+        if self.api == "messages":
+            body: dict[str, Any] = {
+                "messages": [{"role": m.role, "content": m.content} for m in messages],
+                "max_tokens": max_tokens,
+                "temperature": 0,
+            }
+            return body | ({"logprobs": True, "top_logprobs": self.top_n_tokens} if logprobs else {})
+        parameters: dict[str, Any] = {"max_new_tokens": max_tokens, "do_sample": False, "details": True}
+        if logprobs:
+            parameters |= {"decoder_input_details": True, "top_n_tokens": self.top_n_tokens}
+        return {"inputs": self._prompt_builder(messages), "parameters": parameters}
+
+    def generate(self, messages: Sequence[Message], *, max_tokens: int, logprobs: bool = False) -> Generation:
+        body = self.request_body(messages, max_tokens=max_tokens, logprobs=logprobs)
+        response = invoke_json(
+            lambda: self._client.invoke_endpoint(
+                EndpointName=self.endpoint_name,
+                ContentType="application/json",
+                Accept="application/json",
+                Body=json.dumps(body),
+            )["Body"],
+            backend=BACKEND,
+            target=self.endpoint_name,
+            transient=_is_transient,
+            policy=self._retry,
+        )
+        target = f"{BACKEND} endpoint {self.endpoint_name}"
+        if self.api == "messages":
+            return generation_from_chat(
+                response, model_id=self.model_id, backend=BACKEND, target=target, logprobs_requested=logprobs
+            )
+        return self._from_generate(response, logprobs, target)
+
+    def _from_generate(self, response: Any, logprobs: bool, target: str) -> Generation:
+        if not isinstance(response, list) or len(response) != 1:
+            raise MalformedResponse(BACKEND, "<response>", "expected a list with one generation")
+        text = required_text(response[0], "generated_text", BACKEND, "[0].")
+        details = response[0].get("details")
+        details = details if isinstance(details, Mapping) else {}
+        prefill = details.get("prefill")
+        split = split_reasoning_text(text)
+        return Generation(
+            text=split.answer,
+            model_id=self.model_id,
+            reasoning=split.reasoning,
+            logprobs=requested_logprobs(logprobs, lambda: from_tgi_details(response), target),
+            prompt_tokens=len(prefill) if isinstance(prefill, list) and prefill else None,
+            completion_tokens=optional_count(details, "generated_tokens", BACKEND, "[0].details."),
+            stop_reason=details.get("finish_reason") if isinstance(details.get("finish_reason"), str) else None,
+        )
+
+
+def _is_transient(error: BaseException) -> bool:
+    code = error_code(error)
+    if code in TRANSIENT_CODES:
+        return True
+    return code == "ModelError" and getattr(error, "response", {}).get("OriginalStatusCode") in TRANSIENT_MODEL_STATUS

@@ -1,0 +1,20 @@
+"""Retry settings are bounded and non-negative; retry behaviour itself is tested through each client."""
+
+from __future__ import annotations
+
+import pytest
+
+from processing.generators.retrying import RetryPolicy
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"initial_delay_s": -1.0}, "delays"),
+        ({"initial_delay_s": 5.0, "max_delay_s": 1.0}, "delays"),
+    ],
+)
+def test_retry_policy_rejects_unbounded_or_negative_settings(kwargs, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        RetryPolicy(**kwargs)
