@@ -50,7 +50,7 @@ class AwsContext:
     region: str
 
     def client(self, service: str, *, read_timeout: float = 60.0) -> BaseClient:
-        """A client with botocore retries off: `processing.backends.retry.Backoff` owns retries."""
+        """A client with botocore retries off: `processing.retry` owns retries."""
         config = Config(retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=read_timeout)
         return self.session.client(service, region_name=self.region, config=config)
 

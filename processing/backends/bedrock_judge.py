@@ -21,8 +21,8 @@ import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
 from processing.backends.errors import CloudBackendError
-from processing.backends.retry import Backoff
 from processing.interfaces import JudgeInput
+from processing.retry import RetryPolicy, call_with_retries, is_transient_aws_error
 
 DEFAULT_JUDGE_MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 RUBRICS_PATH = Path(__file__).with_name("prompts") / "judge_rubrics.yaml"
@@ -71,7 +71,7 @@ class BedrockJudge:
         temperature: float = 0.0,
         metrics: Sequence[str] = JUDGE_METRICS,
         rubrics: Rubrics | None = None,
-        backoff: Backoff | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         unknown = [name for name in metrics if name not in JUDGE_METRICS]
         if unknown:
@@ -82,7 +82,7 @@ class BedrockJudge:
         self.temperature = temperature
         self.metrics = tuple(metrics)
         self._rubrics = rubrics or Rubrics.load()
-        self._backoff = backoff or Backoff()
+        self._retry = retry or RetryPolicy(initial_delay_s=0.5)
         self.unparsed: dict[str, int] = dict.fromkeys(self.metrics, 0)
 
     def score(self, rows: Sequence[JudgeInput]) -> dict[str, list[float | None]]:
@@ -103,7 +103,13 @@ class BedrockJudge:
             "inferenceConfig": {"maxTokens": self.max_tokens, "temperature": self.temperature},
         }
         try:
-            response = self._backoff.call(lambda: self._client.converse(**request))
+            response = call_with_retries(
+                lambda: self._client.converse(**request),
+                policy=self._retry,
+                retryable=is_transient_aws_error,
+                target=f"Bedrock judge {self.model_id} failed on {metric}",
+                error_type=CloudBackendError,
+            )
         except (ClientError, BotoCoreError) as error:
             raise CloudBackendError(f"Bedrock judge {self.model_id} failed on {metric}: {error}") from error
         content = response.get("output", {}).get("message", {}).get("content", [])

@@ -17,7 +17,7 @@ import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
 from processing.backends.errors import CloudBackendError
-from processing.backends.retry import Backoff
+from processing.retry import RetryPolicy, call_with_retries, is_transient_aws_error
 
 PayloadFormat = Literal["jumpstart", "tei"]
 PAYLOAD_FORMATS: tuple[PayloadFormat, ...] = ("jumpstart", "tei")
@@ -35,7 +35,7 @@ class SageMakerEmbedder:
         payload_format: PayloadFormat = "jumpstart",
         model_id: str | None = None,
         batch_size: int = 32,
-        backoff: Backoff | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         if payload_format not in PAYLOAD_FORMATS:
             raise ValueError(f"payload_format must be one of {', '.join(PAYLOAD_FORMATS)}, got '{payload_format}'")
@@ -47,7 +47,7 @@ class SageMakerEmbedder:
         self.payload_format = payload_format
         self.model_id = model_id or f"sagemaker:{endpoint_name}"
         self.batch_size = batch_size
-        self._backoff = backoff or Backoff()
+        self._retry = retry or RetryPolicy(initial_delay_s=0.5)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         batches = [texts[start : start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
@@ -58,7 +58,13 @@ class SageMakerEmbedder:
         key = "text_inputs" if self.payload_format == "jumpstart" else "inputs"
         body = json.dumps({key: texts}).encode()
         try:
-            response = self._backoff.call(lambda: self._invoke(body))
+            response = call_with_retries(
+                lambda: self._invoke(body),
+                policy=self._retry,
+                retryable=is_transient_aws_error,
+                target=f"SageMaker endpoint '{self.endpoint_name}' failed",
+                error_type=CloudBackendError,
+            )
         except (ClientError, BotoCoreError) as error:
             raise CloudBackendError(f"SageMaker endpoint '{self.endpoint_name}' failed: {error}") from error
         return self._parse(response["Body"].read(), expected_rows=len(texts))

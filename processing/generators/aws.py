@@ -12,7 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.response import StreamingBody
 
 from processing.generators.errors import GeneratorError, MalformedResponse
-from processing.generators.retrying import RetryPolicy, call_with_retries
+from processing.retry import RetryPolicy, call_with_retries, error_code, is_transient_aws_error
 
 # Our RetryPolicy is the only retry layer: botocore's own retries would multiply the attempts and the wait.
 SINGLE_ATTEMPT = Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=120, connect_timeout=10)
@@ -23,16 +23,11 @@ def runtime_client(service: str, region_name: str | None) -> Any:
     return boto3.client(service, region_name=region_name, config=SINGLE_ATTEMPT)
 
 
-def error_code(error: BaseException) -> str | None:
-    return error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else None
-
-
 def invoke_json(
     call: Callable[[], StreamingBody],
     *,
     backend: str,
     target: str,
-    transient: Callable[[BaseException], bool],
     policy: RetryPolicy,
 ) -> Any:
     """Run an invoke call (returning the response body stream) with retries and decode its JSON.
@@ -41,7 +36,9 @@ def invoke_json(
     """
     where = f"{backend} {target}"
     try:
-        body = call_with_retries(call, policy=policy, retryable=transient, target=where)
+        body = call_with_retries(
+            call, policy=policy, retryable=is_transient_aws_error, target=where, error_type=GeneratorError
+        )
     except NoCredentialsError:
         raise GeneratorError(f"{where}: no AWS credentials found; configure a profile or role to use it") from None
     except ClientError as error:

@@ -17,18 +17,15 @@ from typing import Any
 
 from processing.confidence.parsing import from_bedrock_completion, load_tokenizer
 from processing.confidence.reasoning import split_reasoning_text
-from processing.generators.aws import error_code, invoke_json, runtime_client
+from processing.generators.aws import invoke_json, runtime_client
 from processing.generators.chat_template import PromptBuilder, deepseek_r1_server_prompt
 from processing.generators.errors import MalformedResponse
 from processing.generators.responses import optional_count, requested_logprobs, required_text
-from processing.generators.retrying import RetryPolicy
 from processing.interfaces import Generation, Message
+from processing.retry import RetryPolicy
 
 BACKEND = "bedrock-cmi"
 IMPORTED_MODEL_ARN = re.compile(r"^arn:aws[a-z-]*:bedrock:(?P<region>[a-z0-9-]+):\d{12}:imported-model/[A-Za-z0-9]+$")
-TRANSIENT_CODES = frozenset(
-    {"ThrottlingException", "ModelNotReadyException", "ServiceUnavailableException", "InternalServerException"}
-)
 # A cold start can take minutes: up to 8 attempts, waits capped at 30 s.
 DEFAULT_RETRY = RetryPolicy(max_attempts=8, initial_delay_s=2.0, max_delay_s=30.0)
 
@@ -71,7 +68,6 @@ class BedrockCustomModelGenerator:
             )["body"],
             backend=BACKEND,
             target=self.model_id,
-            transient=lambda error: error_code(error) in TRANSIENT_CODES,
             policy=self._retry,
         )
         if not isinstance(response, Mapping):

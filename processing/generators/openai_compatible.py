@@ -14,8 +14,8 @@ import requests
 
 from processing.generators.errors import GeneratorError, MalformedResponse
 from processing.generators.responses import generation_from_chat
-from processing.generators.retrying import RetryPolicy, call_with_retries
 from processing.interfaces import Generation, Message
+from processing.retry import RetryPolicy, call_with_retries
 
 BACKEND = "openai-compatible"
 TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -72,7 +72,11 @@ class OpenAICompatibleGenerator:
     def generate(self, messages: Sequence[Message], *, max_tokens: int, logprobs: bool = False) -> Generation:
         body = self.request_body(messages, max_tokens=max_tokens, logprobs=logprobs)
         response = call_with_retries(
-            lambda: self._post(body), policy=self._retry, retryable=_is_transient, target=f"{BACKEND} {self.url}"
+            lambda: self._post(body),
+            policy=self._retry,
+            retryable=_is_transient,
+            target=f"{BACKEND} {self.url}",
+            error_type=GeneratorError,
         )
         return generation_from_chat(
             response, model_id=self.model_id, backend=BACKEND, target=self.url, logprobs_requested=logprobs

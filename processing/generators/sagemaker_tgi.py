@@ -19,25 +19,15 @@ from typing import Any, Literal
 
 from processing.confidence.parsing import from_tgi_details
 from processing.confidence.reasoning import split_reasoning_text
-from processing.generators.aws import error_code, invoke_json, runtime_client
+from processing.generators.aws import invoke_json, runtime_client
 from processing.generators.chat_template import PromptBuilder, deepseek_r1_server_prompt
 from processing.generators.errors import MalformedResponse
 from processing.generators.responses import generation_from_chat, optional_count, requested_logprobs, required_text
-from processing.generators.retrying import RetryPolicy
 from processing.interfaces import Generation, Message
+from processing.retry import RetryPolicy
 
 BACKEND = "sagemaker-tgi"
 MAX_TOP_N_TOKENS = 5  # TGI's default --max-top-n-tokens
-TRANSIENT_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "ServiceUnavailable",
-        "InternalFailure",
-        "InternalDependencyException",
-        "ModelNotReadyException",
-    }
-)
-TRANSIENT_MODEL_STATUS = frozenset({429, 503})  # TGI "Model is overloaded" / warming up, surfaced as ModelError
 DEFAULT_RETRY = RetryPolicy(max_attempts=5, initial_delay_s=1.0, max_delay_s=20.0)
 
 
@@ -92,7 +82,6 @@ class SageMakerTGIGenerator:
             )["Body"],
             backend=BACKEND,
             target=self.endpoint_name,
-            transient=_is_transient,
             policy=self._retry,
         )
         target = f"{BACKEND} endpoint {self.endpoint_name}"
@@ -119,10 +108,3 @@ class SageMakerTGIGenerator:
             completion_tokens=optional_count(details, "generated_tokens", BACKEND, "[0].details."),
             stop_reason=details.get("finish_reason") if isinstance(details.get("finish_reason"), str) else None,
         )
-
-
-def _is_transient(error: BaseException) -> bool:
-    code = error_code(error)
-    if code in TRANSIENT_CODES:
-        return True
-    return code == "ModelError" and getattr(error, "response", {}).get("OriginalStatusCode") in TRANSIENT_MODEL_STATUS

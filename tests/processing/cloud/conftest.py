@@ -5,14 +5,13 @@ from __future__ import annotations
 import io
 import json
 import os
-import random
 from typing import Any
 
 import boto3
 import pytest
 from botocore.response import StreamingBody
 
-from processing.backends.retry import Backoff
+from processing.retry import RetryPolicy
 
 # Captured at import (collection), before the suite-wide fixture strips AWS_* variables, so integration
 # tests can tell whether the developer actually configured credentials.
@@ -35,9 +34,9 @@ def sleeps() -> list[float]:
 
 
 @pytest.fixture
-def backoff(sleeps: list[float]) -> Backoff:
+def retry(sleeps: list[float]) -> RetryPolicy:
     """Real retry policy with the sleeps recorded instead of slept."""
-    return Backoff(max_attempts=4, base_delay=0.5, max_delay=4.0, sleep=sleeps.append, rng=random.Random(7))  # noqa: S311 - jitter, not secrets
+    return RetryPolicy(max_attempts=4, initial_delay_s=0.5, max_delay_s=4.0, sleep=sleeps.append)
 
 
 @pytest.fixture

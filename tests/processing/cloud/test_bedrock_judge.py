@@ -8,8 +8,8 @@ from botocore.stub import ANY, Stubber
 
 from processing.backends.bedrock_judge import JUDGE_METRICS, BedrockJudge, Rubrics, parse_score
 from processing.backends.errors import CloudBackendError
-from processing.backends.retry import Backoff
 from processing.interfaces import Judge, JudgeInput
+from processing.retry import RetryPolicy
 from tests.processing.cloud.conftest import fake_session
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
@@ -45,7 +45,7 @@ def judged_request(prompt: Any = ANY) -> dict[str, Any]:
     }
 
 
-def test_faithfulness_request_is_the_rubric_with_numbered_contexts(bedrock: Any, backoff: Backoff) -> None:
+def test_faithfulness_request_is_the_rubric_with_numbered_contexts(bedrock: Any, retry: RetryPolicy) -> None:
     prompt = (
         "Property: faithfulness of the answer to the retrieved contexts (every claim must be supported by them).\n"
         "5: every claim in the answer is supported by the contexts.\n"
@@ -61,7 +61,7 @@ def test_faithfulness_request_is_the_rubric_with_numbered_contexts(bedrock: Any,
         "\n"
         "Answer to grade: Yes, aspirin reduces fever.\n"
     )
-    judge = BedrockJudge(bedrock, metrics=["faithfulness"], backoff=backoff)
+    judge = BedrockJudge(bedrock, metrics=["faithfulness"], retry=retry)
     with Stubber(bedrock) as stubber:
         graded = reply('{"score": 5, "justification": "Supported by [1]."}')
         stubber.add_response("converse", graded, judged_request(prompt))
@@ -72,7 +72,7 @@ def test_faithfulness_request_is_the_rubric_with_numbered_contexts(bedrock: Any,
 
 
 def test_every_metric_scores_every_row_and_unusable_replies_are_none_and_counted(
-    bedrock: Any, backoff: Backoff
+    bedrock: Any, retry: RetryPolicy
 ) -> None:
     replies = {
         "answer_correctness": ['{"score": 4, "justification": "Close."}', "The answer looks right to me."],
@@ -80,7 +80,7 @@ def test_every_metric_scores_every_row_and_unusable_replies_are_none_and_counted
         "answer_relevance": ['{"score": 7, "justification": "Off scale."}', '{"score": "5"}'],
         "faithfulness": ['{"score": 2, "justification": "{nested} braces"}', '{"score": true}'],
     }
-    judge = BedrockJudge(bedrock, backoff=backoff)
+    judge = BedrockJudge(bedrock, retry=retry)
     with Stubber(bedrock) as stubber:
         for metric in JUDGE_METRICS:
             for text in replies[metric]:
@@ -101,8 +101,8 @@ def test_every_metric_scores_every_row_and_unusable_replies_are_none_and_counted
     }
 
 
-def test_throttling_is_retried_then_scored(bedrock: Any, backoff: Backoff, sleeps: list[float]) -> None:
-    judge = BedrockJudge(bedrock, metrics=["answer_relevance"], backoff=backoff)
+def test_throttling_is_retried_then_scored(bedrock: Any, retry: RetryPolicy, sleeps: list[float]) -> None:
+    judge = BedrockJudge(bedrock, metrics=["answer_relevance"], retry=retry)
     with Stubber(bedrock) as stubber:
         stubber.add_client_error("converse", "ThrottlingException", "Too many requests", 429)
         stubber.add_response("converse", reply('{"score": 5, "justification": "Direct."}'), judged_request())
@@ -111,9 +111,9 @@ def test_throttling_is_retried_then_scored(bedrock: Any, backoff: Backoff, sleep
 
 
 def test_access_denied_fails_the_evaluation_instead_of_scoring(
-    bedrock: Any, backoff: Backoff, sleeps: list[float]
+    bedrock: Any, retry: RetryPolicy, sleeps: list[float]
 ) -> None:
-    judge = BedrockJudge(bedrock, metrics=["answer_relevance"], backoff=backoff)
+    judge = BedrockJudge(bedrock, metrics=["answer_relevance"], retry=retry)
     with Stubber(bedrock) as stubber:
         stubber.add_client_error("converse", "AccessDeniedException", "no model access", 403)
         expected = f"Bedrock judge {MODEL} failed on answer_relevance: .*AccessDenied"

@@ -8,9 +8,9 @@ import pytest
 from botocore.stub import Stubber
 
 from processing.backends.errors import CloudBackendError
-from processing.backends.retry import Backoff
 from processing.backends.sagemaker_embedder import SageMakerEmbedder
 from processing.interfaces import Embedder
+from processing.retry import RetryPolicy
 from tests.processing.cloud.conftest import fake_session, streaming_body
 
 ENDPOINT = "ragops-dev-embedding"
@@ -37,37 +37,37 @@ def model_error(stubber: Stubber, original_status: int) -> None:
     )
 
 
-def embedder(client: Any, backoff: Backoff, **overrides: Any) -> SageMakerEmbedder:
+def embedder(client: Any, retry: RetryPolicy, **overrides: Any) -> SageMakerEmbedder:
     arguments = {"endpoint_name": ENDPOINT, "dimension": 2, "payload_format": "jumpstart", "batch_size": 2}
-    return SageMakerEmbedder(client, backoff=backoff, **(arguments | overrides))
+    return SageMakerEmbedder(client, retry=retry, **(arguments | overrides))
 
 
-def test_jumpstart_payload_is_batched_and_rows_are_l2_normalised(runtime: Any, backoff: Backoff) -> None:
+def test_jumpstart_payload_is_batched_and_rows_are_l2_normalised(runtime: Any, retry: RetryPolicy) -> None:
     with Stubber(runtime) as stubber:
         expect_invoke(stubber, b'{"text_inputs": ["a", "b"]}', {"embedding": [[3.0, 4.0], [0.0, 2.0]]})
         expect_invoke(stubber, b'{"text_inputs": ["c"]}', {"embedding": [[-1.0, 0.0]]})
-        vectors = embedder(runtime, backoff).embed(["a", "b", "c"])
+        vectors = embedder(runtime, retry).embed(["a", "b", "c"])
         stubber.assert_no_pending_responses()
     assert vectors.dtype == np.float32
     np.testing.assert_allclose(vectors, [[0.6, 0.8], [0.0, 1.0], [-1.0, 0.0]], rtol=1e-6)
 
 
-def test_tei_payload_and_response_shape(runtime: Any, backoff: Backoff) -> None:
+def test_tei_payload_and_response_shape(runtime: Any, retry: RetryPolicy) -> None:
     with Stubber(runtime) as stubber:
         expect_invoke(stubber, b'{"inputs": ["x", "y"]}', [[0.0, 5.0], [2.0, 0.0]])
-        vectors = embedder(runtime, backoff, payload_format="tei").embed(["x", "y"])
+        vectors = embedder(runtime, retry, payload_format="tei").embed(["x", "y"])
         stubber.assert_no_pending_responses()
     np.testing.assert_allclose(vectors, [[0.0, 1.0], [1.0, 0.0]])
 
 
 def test_throttling_and_container_5xx_are_retried_with_jittered_backoff(
-    runtime: Any, backoff: Backoff, sleeps: list[float]
+    runtime: Any, retry: RetryPolicy, sleeps: list[float]
 ) -> None:
     with Stubber(runtime) as stubber:
         stubber.add_client_error("invoke_endpoint", "ThrottlingException", "Rate exceeded", 429)
         model_error(stubber, 503)
         expect_invoke(stubber, b'{"text_inputs": ["a"]}', {"embedding": [[1.0, 0.0]]})
-        vectors = embedder(runtime, backoff).embed(["a"])
+        vectors = embedder(runtime, retry).embed(["a"])
         stubber.assert_no_pending_responses()
     np.testing.assert_allclose(vectors, [[1.0, 0.0]])
     assert len(sleeps) == 2
@@ -75,29 +75,29 @@ def test_throttling_and_container_5xx_are_retried_with_jittered_backoff(
     assert 0 <= sleeps[1] <= 1.0
 
 
-def test_retries_are_bounded(runtime: Any, backoff: Backoff, sleeps: list[float]) -> None:
+def test_retries_are_bounded(runtime: Any, retry: RetryPolicy, sleeps: list[float]) -> None:
     with Stubber(runtime) as stubber:
-        for _ in range(backoff.max_attempts):
+        for _ in range(retry.max_attempts):
             stubber.add_client_error("invoke_endpoint", "ThrottlingException", "Rate exceeded", 429)
         with pytest.raises(CloudBackendError, match=f"SageMaker endpoint '{ENDPOINT}' failed: .*ThrottlingException"):
-            embedder(runtime, backoff).embed(["a"])
+            embedder(runtime, retry).embed(["a"])
         stubber.assert_no_pending_responses()
-    assert len(sleeps) == backoff.max_attempts - 1
+    assert len(sleeps) == retry.max_attempts - 1
 
 
-def test_container_client_errors_are_not_retried(runtime: Any, backoff: Backoff, sleeps: list[float]) -> None:
+def test_container_client_errors_are_not_retried(runtime: Any, retry: RetryPolicy, sleeps: list[float]) -> None:
     with Stubber(runtime) as stubber:
         model_error(stubber, 400)
         with pytest.raises(CloudBackendError, match="ModelError"):
-            embedder(runtime, backoff).embed(["a"])
+            embedder(runtime, retry).embed(["a"])
     assert sleeps == []
 
 
-def test_dimension_mismatch_names_expected_and_actual(runtime: Any, backoff: Backoff) -> None:
+def test_dimension_mismatch_names_expected_and_actual(runtime: Any, retry: RetryPolicy) -> None:
     with Stubber(runtime) as stubber:
         expect_invoke(stubber, b'{"text_inputs": ["a"]}', {"embedding": [[1.0, 0.0, 0.0]]})
         with pytest.raises(CloudBackendError, match="returned 3-dimensional embeddings, expected 2"):
-            embedder(runtime, backoff).embed(["a"])
+            embedder(runtime, retry).embed(["a"])
 
 
 @pytest.mark.parametrize(
@@ -112,17 +112,17 @@ def test_dimension_mismatch_names_expected_and_actual(runtime: Any, backoff: Bac
     ],
 )
 def test_malformed_responses_name_the_endpoint(
-    runtime: Any, backoff: Backoff, payload_format: str, body: bytes, response: Any, reason: str
+    runtime: Any, retry: RetryPolicy, payload_format: str, body: bytes, response: Any, reason: str
 ) -> None:
     with Stubber(runtime) as stubber:
         expect_invoke(stubber, body, response)
         with pytest.raises(CloudBackendError, match=f"endpoint '{ENDPOINT}' returned a malformed .*{reason}"):
-            embedder(runtime, backoff, payload_format=payload_format).embed(["a"])
+            embedder(runtime, retry, payload_format=payload_format).embed(["a"])
 
 
-def test_empty_input_makes_no_call_and_the_class_is_an_embedder(runtime: Any, backoff: Backoff) -> None:
+def test_empty_input_makes_no_call_and_the_class_is_an_embedder(runtime: Any, retry: RetryPolicy) -> None:
     with Stubber(runtime):
-        store = embedder(runtime, backoff)
+        store = embedder(runtime, retry)
         assert store.embed([]).shape == (0, 2)
     assert isinstance(store, Embedder)
     assert store.model_id == f"sagemaker:{ENDPOINT}"

@@ -14,8 +14,8 @@ from processing.confidence.parsing import MalformedLogprobs
 from processing.generators.bedrock_cmi import BedrockCustomModelGenerator
 from processing.generators.chat_template import ASSISTANT, USER
 from processing.generators.errors import GeneratorError, MalformedResponse
-from processing.generators.retrying import RetryPolicy
 from processing.interfaces import Generator, Message
+from processing.retry import RetryPolicy
 from tests.processing.recorded import payload, streaming_body
 
 MODEL_ARN = "arn:aws:bedrock:us-east-1:111111111111:imported-model/k2j4example"

@@ -14,8 +14,8 @@ import pytest
 from processing.confidence.parsing import MalformedLogprobs
 from processing.generators.errors import GeneratorError, MalformedResponse
 from processing.generators.openai_compatible import OpenAICompatibleGenerator
-from processing.generators.retrying import RetryPolicy
 from processing.interfaces import Generator, Message
+from processing.retry import RetryPolicy
 from tests.processing.recorded import payload
 
 NO_WAIT = RetryPolicy(max_attempts=3, initial_delay_s=0.0, max_delay_s=0.0)

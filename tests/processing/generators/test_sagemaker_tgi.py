@@ -11,9 +11,9 @@ from botocore.stub import Stubber
 
 from processing.generators.chat_template import ASSISTANT, BOS, USER
 from processing.generators.errors import GeneratorError, MalformedResponse
-from processing.generators.retrying import RetryPolicy
 from processing.generators.sagemaker_tgi import SageMakerTGIGenerator
 from processing.interfaces import Generator, Message
+from processing.retry import RetryPolicy
 from tests.processing.recorded import payload, streaming_body
 
 ENDPOINT = "ragops-dev-llm"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from processing.generators.retrying import RetryPolicy
+from processing.retry import RetryPolicy
 
 
 @pytest.mark.parametrize(
