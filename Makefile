@@ -35,9 +35,11 @@ synth: install ## Synthesize every environment with the cdk-nag gate (templates 
 test: install ## Run the test suite (stacks, lambdas, pipeline, end to end)
 	$(PY) -m pytest
 
-lint: install ## Lint and format-check the Python code
+lint: install ## Lint and format-check the Python code; lint the GitHub workflows offline
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/actionlint -shellcheck $(VENV)/bin/shellcheck
+	$(VENV)/bin/zizmor --offline --persona=pedantic --quiet .github
 
 format: install ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .

@@ -256,10 +256,67 @@ class EnvironmentConfig(_Strict):
         return f"{PROJECT}-{self.name}"
 
 
+GITHUB_OWNER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})")
+GITHUB_REPO = re.compile(r"[A-Za-z0-9._-]{1,100}")
+
+
+class CiCdConfig(_Strict):
+    """The GitHub repository whose workflows may deploy, as the OIDC trust policies name it.
+
+    `subject_prefix` is the part of the token's `sub` claim before `:environment:<env>` or `:pull_request`.
+    It defaults to `repo:<owner>/<repo>`; repositories on immutable subject claims set it to
+    `repo:<owner>@<owner-id>/<repo>@<repo-id>`, which a renamed or re-registered name cannot match.
+    """
+
+    github_owner: str
+    github_repo: str
+    subject_prefix: str | None = None
+    bootstrap_qualifier: str = "hnb659fds"
+
+    @field_validator("github_owner")
+    @classmethod
+    def _owner(cls, value: str) -> str:
+        if not GITHUB_OWNER.fullmatch(value):
+            raise ValueError(f"'{value}' is not a GitHub user or organization name")
+        return value
+
+    @field_validator("github_repo")
+    @classmethod
+    def _repo(cls, value: str) -> str:
+        if not GITHUB_REPO.fullmatch(value) or value in (".", ".."):
+            raise ValueError(f"'{value}' is not a GitHub repository name")
+        return value
+
+    @field_validator("bootstrap_qualifier")
+    @classmethod
+    def _qualifier(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,10}", value):
+            raise ValueError(f"'{value}' is not a CDK bootstrap qualifier (1-10 letters, digits, '_' or '-')")
+        return value
+
+    @model_validator(mode="after")
+    def _prefix_names_the_repository(self) -> CiCdConfig:
+        if self.subject_prefix is None:
+            return self
+        owner, repo = re.escape(self.github_owner), re.escape(self.github_repo)
+        if not re.fullmatch(rf"repo:{owner}(@\d+)?/{repo}(@\d+)?", self.subject_prefix, flags=re.IGNORECASE):
+            raise ValueError(
+                f"subject_prefix '{self.subject_prefix}' must be 'repo:<owner>/<repo>' or "
+                f"'repo:<owner>@<owner-id>/<repo>@<repo-id>' for {self.github_owner}/{self.github_repo}"
+            )
+        return self
+
+    @property
+    def subject(self) -> str:
+        """The `sub` claim prefix every trust policy matches exactly."""
+        return self.subject_prefix or f"repo:{self.github_owner}/{self.github_repo}"
+
+
 class AppConfig(_Strict):
-    """All environments, in promotion order."""
+    """All environments, in promotion order, and the optional CI/CD trust settings."""
 
     environments: dict[str, EnvironmentConfig]
+    cicd: CiCdConfig | None = None
 
     @model_validator(mode="after")
     def _promotion_chain(self) -> AppConfig:
@@ -303,9 +360,22 @@ def load_app_config(context: Mapping[str, Any]) -> AppConfig:
         except TypeError as error:
             raise ConfigError(f"environment '{name}': {error}") from None
     try:
-        return AppConfig(environments=environments)
+        return AppConfig(environments=environments, cicd=_load_cicd(raw.get("cicd")))
     except ValidationError as error:
         raise ConfigError(_describe(error, f"{PROJECT}.environments")) from None
+
+
+def _load_cicd(raw: Any) -> CiCdConfig | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"context key '{PROJECT}.cicd' must be an object")
+    try:
+        return CiCdConfig(**raw)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, f"{PROJECT}.cicd")) from None
+    except TypeError as error:
+        raise ConfigError(f"{PROJECT}.cicd: {error}") from None
 
 
 def selected_environments(context: Mapping[str, Any], config: AppConfig) -> list[EnvironmentConfig]:
@@ -317,3 +387,11 @@ def selected_environments(context: Mapping[str, Any], config: AppConfig) -> list
     if not names:
         raise ConfigError("context key 'environments' must be a comma-separated list of environment names")
     return config.select(names)
+
+
+def group_by_account(environments: list[EnvironmentConfig]) -> dict[str, list[EnvironmentConfig]]:
+    """`environments` grouped by AWS account, in first-seen order: one CI/CD stack serves each account."""
+    grouped: dict[str, list[EnvironmentConfig]] = {}
+    for env in environments:
+        grouped.setdefault(env.account, []).append(env)
+    return grouped

@@ -26,9 +26,17 @@ class _TagProviderResources:
             node.add_property_override("Tags", self._tags)
 
 
-def tag_environment(scope: IConstruct, environment: str) -> None:
-    """Tag everything below `scope` with the project and `environment`."""
-    tags = {TAG_PROJECT: PROJECT, TAG_ENVIRONMENT: environment}
+def _tag(scope: IConstruct, tags: dict[str, str]) -> None:
     for key, value in tags.items():
         cdk.Tags.of(scope).add(key, value)
     cdk.Aspects.of(scope).add(_TagProviderResources(tags))
+
+
+def tag_environment(scope: IConstruct, environment: str) -> None:
+    """Tag everything below `scope` with the project and `environment`."""
+    _tag(scope, {TAG_PROJECT: PROJECT, TAG_ENVIRONMENT: environment})
+
+
+def tag_project_only(scope: IConstruct) -> None:
+    """Tag with the project but no environment: resources shared by environments, which clean-up never selects."""
+    _tag(scope, {TAG_PROJECT: PROJECT})

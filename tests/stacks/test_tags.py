@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from stacks.cicd_stack import STAGE_PREFIX
 from stacks.config import TAG_ENVIRONMENT, TAG_PROJECT
 
 # Resource types whose CloudFormation schema has no Tags property (or a non-list form handled below).
@@ -35,6 +36,8 @@ def test_every_taggable_resource_carries_project_and_environment(templates):
     missing = []
     for path, template in templates.items():
         env = path.split("/")[0]
+        if env.startswith(STAGE_PREFIX):
+            continue
         for logical_id, resource in template.to_json()["Resources"].items():
             kind = resource["Type"]
             if kind in UNTAGGABLE or kind.startswith("Custom::"):
@@ -43,3 +46,17 @@ def test_every_taggable_resource_carries_project_and_environment(templates):
             if tags is None or tags.get(TAG_PROJECT) != "ragops" or tags.get(TAG_ENVIRONMENT) != env:
                 missing.append(f"{path}:{logical_id} ({kind})")
     assert not missing, "untagged resources:\n" + "\n".join(missing)
+
+
+def test_cicd_resources_carry_the_project_but_no_environment_so_clean_up_never_selects_them(templates):
+    wrong = []
+    for path, template in templates.items():
+        if not path.startswith(STAGE_PREFIX):
+            continue
+        for logical_id, resource in template.to_json()["Resources"].items():
+            if resource["Type"] in UNTAGGABLE:
+                continue
+            tags = tags_of(resource) or {}
+            if tags.get(TAG_PROJECT) != "ragops" or TAG_ENVIRONMENT in tags:
+                wrong.append(f"{path}:{logical_id} {tags}")
+    assert not wrong, "CI/CD resources tagged wrongly:\n" + "\n".join(wrong)

@@ -120,3 +120,57 @@ def test_app_exits_non_zero_naming_the_key_for_an_unknown_environment(context, t
     )
     assert result.returncode == 2
     assert "context key 'environments': unknown environment(s) qa" in result.stderr
+
+
+def with_cicd(context: dict[str, Any], **values: Any) -> dict[str, Any]:
+    changed = copy.deepcopy(context)
+    changed["ragops"]["cicd"] = {**changed["ragops"]["cicd"], **values}
+    return changed
+
+
+def test_committed_cicd_block_defaults_the_subject_to_the_repository(context):
+    cicd = load_app_config(context).cicd
+    assert cicd is not None
+    assert cicd.subject == f"repo:{cicd.github_owner}/{cicd.github_repo}"
+    assert cicd.bootstrap_qualifier == "hnb659fds"
+
+
+def test_immutable_subject_prefix_is_accepted(context):
+    prefix = "repo:example-org@123456/ragops-on-aws@789012"
+    assert load_app_config(with_cicd(context, subject_prefix=prefix)).cicd.subject == prefix
+
+
+def test_cicd_block_is_optional(context):
+    changed = copy.deepcopy(context)
+    del changed["ragops"]["cicd"]
+    assert load_app_config(changed).cicd is None
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"github_owner": "bad owner"}, "ragops.cicd.github_owner"),
+        ({"github_owner": "-leading-dash"}, "ragops.cicd.github_owner"),
+        ({"github_repo": "a/b"}, "ragops.cicd.github_repo"),
+        ({"github_repo": ".."}, "ragops.cicd.github_repo"),
+        ({"bootstrap_qualifier": "far-too-long-qualifier"}, "ragops.cicd.bootstrap_qualifier"),
+        ({"subject_prefix": "repo:other-org/ragops-on-aws"}, "ragops.cicd: Value error, subject_prefix"),
+        ({"subject_prefix": "repo:example-org/*"}, "ragops.cicd: Value error, subject_prefix"),
+        ({"subject_prefix": "repo:example-org/ragops-on-aws:environment:prod"}, "subject_prefix"),
+        ({"unknown": 1}, "ragops.cicd.unknown: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_cicd_values_name_the_key(context, values, expected):
+    with pytest.raises(ConfigError) as error:
+        load_app_config(with_cicd(context, **values))
+    assert expected in str(error.value)
+
+
+def test_missing_cicd_key_and_non_object_block_are_named(context):
+    changed = copy.deepcopy(context)
+    del changed["ragops"]["cicd"]["github_repo"]
+    with pytest.raises(ConfigError, match=r"ragops\.cicd\.github_repo: Field required"):
+        load_app_config(changed)
+    changed["ragops"]["cicd"] = "example-org/ragops-on-aws"
+    with pytest.raises(ConfigError, match=r"'ragops\.cicd' must be an object"):
+        load_app_config(changed)

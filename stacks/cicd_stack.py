@@ -1,0 +1,168 @@
+"""GitHub Actions OIDC trust for one AWS account: the provider, one deploy role per environment, a PR role.
+
+IAM is global to an account, so the provider and roles exist once per account that hosts environments,
+in a stage of their own (`cdk deploy "cicd-<account>/*"`), outside every environment's stage: deploying
+or destroying an environment never touches the trust its own deployments run on.
+
+The roles hold no deployment rights themselves. They may only assume the CDK bootstrap roles of their
+environment's account and region (which carry CloudFormation, asset publishing and lookups), run and
+watch the environment's SageMaker pipelines, and read its promotion record.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from stacks.config import PROJECT, CiCdConfig, EnvironmentConfig
+from stacks.nag import acknowledge
+from stacks.tagging import tag_project_only
+
+GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
+AUDIENCE = "sts.amazonaws.com"
+BOOTSTRAP_ROLE_KINDS = ("deploy", "file-publishing", "image-publishing", "lookup")
+# The pipeline stack names its two SageMaker pipelines `<resource_prefix>-<variant>`.
+PIPELINE_VARIANTS = ("single", "multi")
+MAX_SESSION = cdk.Duration.hours(1)
+STAGE_PREFIX = "cicd-"
+
+
+def stage_id(account: str) -> str:
+    """`cicd-<account>`: the stage to deploy once per account."""
+    return f"{STAGE_PREFIX}{account}"
+
+
+def deploy_role_name(env: EnvironmentConfig) -> str:
+    return f"{env.resource_prefix}-github-deploy"
+
+
+PULL_REQUEST_ROLE_NAME = f"{PROJECT}-github-pull-request"
+
+
+class CiCdStage(cdk.Stage):
+    """The CI/CD stack of one account, deployed in the region of the account's first environment."""
+
+    def __init__(self, scope: Construct, cicd: CiCdConfig, environments: list[EnvironmentConfig]) -> None:
+        account, region = environments[0].account, environments[0].region
+        super().__init__(scope, stage_id(account), env=cdk.Environment(account=account, region=region))
+        self.cicd = CiCdStack(
+            self,
+            "CiCd",
+            cicd=cicd,
+            environments=environments,
+            description=f"RagOps CI/CD: GitHub OIDC roles for {', '.join(e.name for e in environments)}",
+        )
+        tag_project_only(self)
+
+
+class CiCdStack(cdk.Stack):
+    """OIDC provider for GitHub Actions and the roles its workflows assume, scoped to repository and environment."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        cicd: CiCdConfig,
+        environments: list[EnvironmentConfig],
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self._cicd = cicd
+        # No thumbprints: IAM verifies GitHub's certificate through its own trusted root CAs.
+        self.provider = iam.OidcProviderNative(
+            self, "GitHubOidc", url=f"https://{GITHUB_OIDC_HOST}", client_ids=[AUDIENCE]
+        )
+        self.deploy_roles = {env.name: self._deploy_role(env) for env in environments}
+        self.pull_request_role = self._pull_request_role(environments)
+
+    def _principal(self, subject: str) -> iam.WebIdentityPrincipal:
+        """Tokens for this repository and exactly this subject; StringEquals, never a wildcard match."""
+        return iam.WebIdentityPrincipal(
+            self.provider.oidc_provider_arn,
+            conditions={
+                "StringEquals": {f"{GITHUB_OIDC_HOST}:aud": AUDIENCE, f"{GITHUB_OIDC_HOST}:sub": subject},
+            },
+        )
+
+    def _bootstrap_role_arn(self, env: EnvironmentConfig, kind: str) -> str:
+        name = f"cdk-{self._cicd.bootstrap_qualifier}-{kind}-role-{env.account}-{env.region}"
+        return f"arn:{self.partition}:iam::{env.account}:role/{name}"
+
+    def _nag_name(self, arn: str) -> str:
+        """cdk-nag names a resource by its template form, where an unresolved partition reads `<AWS::Partition>`."""
+        return arn.replace(self.partition, "<AWS::Partition>") if cdk.Token.is_unresolved(self.partition) else arn
+
+    def _deploy_role(self, env: EnvironmentConfig) -> iam.Role:
+        pipelines = [
+            f"arn:{self.partition}:sagemaker:{env.region}:{env.account}:pipeline/{env.resource_prefix}-{variant}"
+            for variant in PIPELINE_VARIANTS
+        ]
+        executions = [f"{pipeline}/execution/*" for pipeline in pipelines]
+        records = f"arn:{self.partition}:ssm:{env.region}:{env.account}:parameter/{PROJECT}/{env.name}/*"
+        policy = iam.PolicyDocument(
+            statements=[
+                iam.PolicyStatement(
+                    sid="UseCdkBootstrapRoles",
+                    actions=["sts:AssumeRole", "sts:TagSession"],
+                    resources=[self._bootstrap_role_arn(env, kind) for kind in BOOTSTRAP_ROLE_KINDS],
+                ),
+                iam.PolicyStatement(
+                    sid="RunPipelines",
+                    actions=[
+                        "sagemaker:StartPipelineExecution",
+                        "sagemaker:DescribePipelineExecution",
+                        "sagemaker:ListPipelineExecutionSteps",
+                    ],
+                    resources=[*pipelines, *executions],
+                ),
+                iam.PolicyStatement(sid="ReadPromotionRecord", actions=["ssm:GetParameter"], resources=[records]),
+            ]
+        )
+        role = iam.Role(
+            self,
+            f"Deploy-{env.name}",
+            role_name=deploy_role_name(env),
+            description=f"GitHub Actions deployments of {env.name} ({self._cicd.subject}, environment {env.name})",
+            assumed_by=self._principal(f"{self._cicd.subject}:environment:{env.name}"),
+            max_session_duration=MAX_SESSION,
+            inline_policies={"Deploy": policy},
+        )
+        for execution in executions:
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Resource::{self._nag_name(execution)}]",
+                "SageMaker generates execution ids at start; the wildcard covers only this pipeline's executions",
+            )
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::{self._nag_name(records)}]",
+            "read-only access to this environment's own parameter path, where the promotion hook writes its record",
+        )
+        cdk.CfnOutput(self, f"DeployRoleArn-{env.name}", value=role.role_arn, description=f"AWS_ROLE_ARN of {env.name}")
+        return role
+
+    def _pull_request_role(self, environments: list[EnvironmentConfig]) -> iam.Role:
+        lookups = sorted({self._bootstrap_role_arn(env, "lookup") for env in environments})
+        role = iam.Role(
+            self,
+            "PullRequest",
+            role_name=PULL_REQUEST_ROLE_NAME,
+            description=f"GitHub Actions pull-request checks of {self._cicd.subject}: template diffs only",
+            assumed_by=self._principal(f"{self._cicd.subject}:pull_request"),
+            max_session_duration=MAX_SESSION,
+            inline_policies={
+                "Lookup": iam.PolicyDocument(
+                    statements=[
+                        iam.PolicyStatement(
+                            sid="UseCdkLookupRole",
+                            actions=["sts:AssumeRole", "sts:TagSession"],
+                            resources=lookups,
+                        )
+                    ]
+                )
+            },
+        )
+        cdk.CfnOutput(self, "PullRequestRoleArn", value=role.role_arn, description="CDK_DIFF_ROLE_ARN_<ENV>")
+        return role
