@@ -120,6 +120,7 @@ class OpenSearchConfig(_Strict):
     dedicated_master_count: int = Field(default=0, ge=0)
     volume_size_gib: PositiveInt = 20
     log_retention_days: RetentionDays = 30
+    multi_az_with_standby: bool = False
 
     @field_validator("engine_version")
     @classmethod
@@ -137,7 +138,16 @@ class OpenSearchConfig(_Strict):
             raise ValueError("dedicated_master_type is required when dedicated_master_count > 0")
         if self.instance_count % self.zone_awareness_azs:
             raise ValueError("instance_count must be a multiple of zone_awareness_azs")
+        if self.multi_az_with_standby and (
+            self.zone_awareness_azs != 3 or not self.dedicated_master_count or self.instance_type.startswith("t")
+        ):
+            raise ValueError("multi_az_with_standby needs zone_awareness_azs 3, dedicated masters and no t* instances")
         return self
+
+    @property
+    def engine_version_number(self) -> str:
+        """The version CDK's `EngineVersion.open_search` takes, e.g. "2.19"."""
+        return self.engine_version.removeprefix("OpenSearch_")
 
 
 class EndpointConfig(_Strict):
@@ -149,13 +159,20 @@ class EndpointConfig(_Strict):
     min_instances: PositiveInt = 1
     max_instances: PositiveInt = 1
     target_invocations_per_instance: PositiveInt = 100
+    scale_in_cooldown_seconds: PositiveInt = 600
+    scale_out_cooldown_seconds: PositiveInt = 120
     startup_health_check_timeout_seconds: Annotated[int, Field(ge=60, le=3600)] = 600
+    model_data_download_timeout_seconds: Annotated[int, Field(ge=60, le=3600)] = 1200
 
     @model_validator(mode="after")
     def _capacity(self) -> EndpointConfig:
         if not self.min_instances <= self.initial_instance_count <= self.max_instances:
             raise ValueError("need min_instances <= initial_instance_count <= max_instances")
         return self
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.max_instances > self.min_instances
 
 
 class ModelsConfig(_Strict):
@@ -170,10 +187,21 @@ class ProcessingConfig(_Strict):
     max_runtime_seconds: PositiveInt = 3600
 
 
+# MLflow versions SageMaker managed tracking servers run (one per supported 2.13.x / 2.16.x / 3.0.x line).
+MLFLOW_VERSIONS = ("2.13.2", "2.16.2", "3.0")
+
+
 class TrackingConfig(_Strict):
     server_size: Literal["Small", "Medium", "Large"] = "Small"
     mlflow_version: str = "3.0"
     weekly_maintenance_window: str = "Sun:03:00"
+
+    @field_validator("mlflow_version")
+    @classmethod
+    def _mlflow(cls, value: str) -> str:
+        if value not in MLFLOW_VERSIONS:
+            raise ValueError(f"'{value}' is not a managed MLflow version ({', '.join(MLFLOW_VERSIONS)})")
+        return value
 
     @field_validator("weekly_maintenance_window")
     @classmethod

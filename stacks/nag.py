@@ -21,3 +21,11 @@ def acknowledge(scope: IConstruct, finding_id: str, reason: str) -> None:
     if len(reason) < 20:
         raise ValueError(f"acknowledgement of {finding_id} needs a specific reason, got {reason!r}")
     cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=finding_id, reason=reason))
+
+
+def acknowledge_wildcard_resource(scope: IConstruct, resource: str, reason: str) -> None:
+    """Acknowledge AwsSolutions-IAM5 for one literal resource ARN (tokens such as the partition resolved)."""
+    rendered = cdk.Stack.of(scope).resolve(resource)
+    if not isinstance(rendered, str):
+        raise ValueError(f"IAM5 acknowledgement needs a literal resource, got {rendered!r}")
+    acknowledge(scope, f"AwsSolutions-IAM5[Resource::{rendered}]", reason)

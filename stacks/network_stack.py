@@ -72,6 +72,20 @@ class NetworkStack(cdk.Stack):
         self.endpoint_security_group.add_ingress_rule(
             ec2.Peer.ipv4(config.network.cidr), ec2.Port.tcp(443), "HTTPS from the VPC"
         )
+        # The identity of the pipeline's processing jobs: the vector store admits HTTPS from this group only.
+        # It lives here, with the VPC, so that the domain (vector store) and the jobs (pipeline) both refer to
+        # it without either of those stacks depending on the other for a network identity.
+        self.workload_security_group = ec2.SecurityGroup(
+            self,
+            "WorkloadSecurityGroup",
+            vpc=self.vpc,
+            description="Pipeline processing jobs: HTTPS out to the domain, interface endpoints and S3",
+            allow_all_outbound=False,
+        )
+        # No NAT or internet gateway exists, so HTTPS "anywhere" reaches only in-VPC targets and the S3 gateway.
+        self.workload_security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to VPC endpoints, the S3 gateway and the domain"
+        )
         for name, service in INTERFACE_ENDPOINTS.items():
             self.vpc.add_interface_endpoint(
                 name,

@@ -6,9 +6,12 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
+from stacks.models_stack import ModelsStack
 from stacks.network_stack import NetworkStack
 from stacks.storage_stack import StorageStack
 from stacks.tagging import tag_environment
+from stacks.tracking_stack import TrackingStack
+from stacks.vector_store_stack import VectorStoreStack
 
 
 class RagOpsStage(cdk.Stage):
@@ -23,4 +26,30 @@ class RagOpsStage(cdk.Stage):
         self.network = NetworkStack(
             self, "Network", config=config, key=self.storage.key, description=f"RagOps {config.name}: VPC and endpoints"
         )
+        self.vector_store = VectorStoreStack(
+            self,
+            "VectorStore",
+            config=config,
+            key=self.storage.key,
+            vpc=self.network.vpc,
+            workload_security_group=self.network.workload_security_group,
+            description=f"RagOps {config.name}: OpenSearch k-NN domain and the roles it admits",
+        )
+        self.models = ModelsStack(
+            self,
+            "Models",
+            config=config,
+            key=self.storage.key,
+            vpc=self.network.vpc,
+            description=f"RagOps {config.name}: JumpStart embedding and LLM endpoints",
+        )
+        self.tracking = TrackingStack(
+            self,
+            "Tracking",
+            config=config,
+            key=self.storage.key,
+            artifact_bucket_name=self.storage.artifact_bucket_name,
+            description=f"RagOps {config.name}: SageMaker managed MLflow tracking server",
+        )
+        self.tracking.add_stack_dependency(self.storage, "the server's artifact store is the artifact bucket")
         tag_environment(self, config.name)

@@ -56,17 +56,27 @@ class StorageStack(cdk.Stack):
             auto_delete_objects=config.destroy_on_delete,
         )
         self.data_bucket = self._encrypted_bucket("Data", "data/", config, removal)
-        self.artifact_bucket = self._encrypted_bucket("Artifacts", "artifacts/", config, removal)
+        # Named, so that other stacks' policies on its prefixes render as literal ARNs (exact cdk-nag ids).
+        self.artifact_bucket_name = f"{config.resource_prefix}-artifacts-{config.account}-{config.region}"
+        self.artifact_bucket = self._encrypted_bucket(
+            "Artifacts", "artifacts/", config, removal, bucket_name=self.artifact_bucket_name
+        )
 
     def _log_groups_arn(self) -> str:
         return f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:*"
 
     def _encrypted_bucket(
-        self, construct_id: str, log_prefix: str, config: EnvironmentConfig, removal: cdk.RemovalPolicy
+        self,
+        construct_id: str,
+        log_prefix: str,
+        config: EnvironmentConfig,
+        removal: cdk.RemovalPolicy,
+        bucket_name: str | None = None,
     ) -> s3.Bucket:
         return s3.Bucket(
             self,
             construct_id,
+            bucket_name=bucket_name,
             encryption=s3.BucketEncryption.KMS,
             encryption_key=self.key,
             bucket_key_enabled=True,

@@ -29,13 +29,24 @@ def test_s3_gateway_and_every_interface_endpoint_with_private_dns(templates, env
     assert all(p["PrivateDnsEnabled"] for p in interfaces)
 
 
+def security_group(templates, env: str, logical_prefix: str) -> dict:
+    groups = templates[f"{env}/Network"].find_resources("AWS::EC2::SecurityGroup")
+    (group,) = [g for logical_id, g in groups.items() if logical_id.startswith(logical_prefix)]
+    return group["Properties"]
+
+
 @pytest.mark.parametrize("env", ZONES)
 def test_endpoint_security_group_admits_only_https_from_the_vpc(templates, env):
-    groups = templates[f"{env}/Network"].find_resources("AWS::EC2::SecurityGroup")
-    (group,) = groups.values()
-    ingress = group["Properties"]["SecurityGroupIngress"]
+    ingress = security_group(templates, env, "EndpointSecurityGroup")["SecurityGroupIngress"]
     assert [(r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in ingress] == [("tcp", 443, 443)]
     assert ingress[0]["CidrIp"].startswith("10.")
+
+
+@pytest.mark.parametrize("env", ZONES)
+def test_workload_security_group_admits_nothing_and_sends_only_https(templates, env):
+    group = security_group(templates, env, "WorkloadSecurityGroup")
+    assert "SecurityGroupIngress" not in group
+    assert [(r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in group["SecurityGroupEgress"]] == [("tcp", 443, 443)]
 
 
 @pytest.mark.parametrize("env", ZONES)

@@ -11,6 +11,7 @@ UNTAGGABLE = {
     "AWS::EC2::SubnetRouteTableAssociation",
     "AWS::EC2::Route",
     "AWS::EC2::VPCEndpoint",
+    "AWS::EC2::SecurityGroupIngress",
     "AWS::S3::BucketPolicy",
     "AWS::IAM::Policy",
     "AWS::Lambda::Permission",

@@ -78,6 +78,14 @@ def test_removal_policy_differs_between_dev_and_prod(context):
         ("dev", "tracking.weekly_maintenance_window", "Sunday 3am", "tracking.weekly_maintenance_window"),
         ("dev", "unknown_knob", 1, "ragops.environments.dev.unknown_knob: Extra inputs are not permitted"),
         ("dev", "promotion.next_environment", "qa", "promotion.next_environment 'qa' is not defined"),
+        ("dev", "tracking.mlflow_version", "2.20.0", "ragops.environments.dev.tracking.mlflow_version"),
+        ("dev", "opensearch.multi_az_with_standby", True, "multi_az_with_standby needs zone_awareness_azs 3"),
+        (
+            "prod",
+            "models.llm.model_data_download_timeout_seconds",
+            30,
+            "ragops.environments.prod.models.llm.model_data_download_timeout_seconds",
+        ),
     ],
 )
 def test_bad_values_name_environment_and_key(context, env, key, value, expected):

@@ -1,0 +1,142 @@
+"""Vector store stack: FGAC with an IAM master, access policy naming two roles, encryption, TLS, logs, topology."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.stacks.conftest import ENVIRONMENTS
+from tests.stacks.iam_checks import as_list, assert_least_privilege
+
+
+def domain(templates, env: str) -> dict:
+    (resource,) = templates[f"{env}/VectorStore"].find_resources("AWS::OpenSearchService::Domain").values()
+    return resource
+
+
+def role_ids(templates, env: str) -> dict[str, str]:
+    roles = templates[f"{env}/VectorStore"].find_resources("AWS::IAM::Role")
+    return {("operator" if "Operator" in logical_id else "pipeline"): logical_id for logical_id in roles}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_engine_is_opensearch_2_19_with_in_place_upgrades(templates, env):
+    resource = domain(templates, env)
+    assert resource["Properties"]["EngineVersion"] == "OpenSearch_2.19"
+    assert resource["UpdatePolicy"] == {"EnableVersionUpgrade": True}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_fine_grained_access_control_has_an_iam_master_and_no_internal_users(templates, env):
+    security = domain(templates, env)["Properties"]["AdvancedSecurityOptions"]
+    assert security["Enabled"] is True
+    assert security["InternalUserDatabaseEnabled"] is False
+    master = security["MasterUserOptions"]
+    assert set(master) == {"MasterUserARN"}  # no master user name or password
+    assert master["MasterUserARN"] == {"Fn::GetAtt": [role_ids(templates, env)["operator"], "Arn"]}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_access_policy_allows_http_only_to_the_pipeline_and_operator_roles(templates, env):
+    (statement,) = domain(templates, env)["Properties"]["AccessPolicies"]["Statement"]
+    ids = role_ids(templates, env)
+    assert statement["Effect"] == "Allow"
+    assert statement["Action"] == "es:ESHttp*"
+    principals = as_list(statement["Principal"]["AWS"])
+    assert "*" not in principals
+    assert principals == [{"Fn::GetAtt": [ids["pipeline"], "Arn"]}, {"Fn::GetAtt": [ids["operator"], "Arn"]}]
+    assert statement["Resource"].endswith(f":domain/ragops-{env}/*")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_operator_role_requires_mfa_and_pipeline_role_is_for_sagemaker_without_policies(templates, env):
+    template = templates[f"{env}/VectorStore"]
+    roles = template.find_resources("AWS::IAM::Role")
+    ids = role_ids(templates, env)
+    (operator_trust,) = roles[ids["operator"]]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert operator_trust["Condition"] == {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+    (pipeline_trust,) = roles[ids["pipeline"]]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert pipeline_trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    assert "Policies" not in roles[ids["pipeline"]]["Properties"]
+    assert "ManagedPolicyArns" not in roles[ids["pipeline"]]["Properties"]
+    template.resource_count_is("AWS::IAM::Policy", 0)
+    assert_least_privilege(template)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_encrypted_at_rest_with_the_project_key_node_to_node_and_https_tls_1_2(templates, env):
+    props = domain(templates, env)["Properties"]
+    assert props["EncryptionAtRestOptions"]["Enabled"] is True
+    assert "Storage" in json.dumps(props["EncryptionAtRestOptions"]["KmsKeyId"])  # the storage stack's key
+    assert props["NodeToNodeEncryptionOptions"] == {"Enabled": True}
+    assert props["DomainEndpointOptions"]["EnforceHTTPS"] is True
+    assert props["DomainEndpointOptions"]["TLSSecurityPolicy"].startswith("Policy-Min-TLS-1-2")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_app_and_slow_logs_go_to_encrypted_groups_with_retention_via_one_native_policy(templates, env):
+    template = templates[f"{env}/VectorStore"]
+    publishing = domain(templates, env)["Properties"]["LogPublishingOptions"]
+    assert set(publishing) == {"ES_APPLICATION_LOGS", "SEARCH_SLOW_LOGS", "INDEX_SLOW_LOGS"}
+    assert all(option["Enabled"] for option in publishing.values())
+    groups = template.find_resources("AWS::Logs::LogGroup")
+    assert len(groups) == 3
+    assert all("KmsKeyId" in g["Properties"] and g["Properties"]["RetentionInDays"] > 0 for g in groups.values())
+    (policy,) = template.find_resources("AWS::Logs::ResourcePolicy").values()
+    document = json.dumps(policy["Properties"]["PolicyDocument"])
+    assert "es.amazonaws.com" in document
+    assert "aws:SourceArn" in document
+    assert not [kind for kind in template.to_json()["Resources"].values() if kind["Type"].startswith("Custom::")]
+    template.resource_count_is("AWS::Lambda::Function", 0)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_domain_sits_in_isolated_subnets_behind_a_group_admitting_https_from_workloads_only(templates, env):
+    template = templates[f"{env}/VectorStore"]
+    props = domain(templates, env)["Properties"]
+    zones = props["ClusterConfig"].get("ZoneAwarenessConfig", {}).get("AvailabilityZoneCount", 1)
+    assert len(props["VPCOptions"]["SubnetIds"]) == zones
+    (ingress,) = template.find_resources("AWS::EC2::SecurityGroupIngress").values()
+    assert (ingress["Properties"]["FromPort"], ingress["Properties"]["ToPort"]) == (443, 443)
+    assert "WorkloadSecurityGroup" in json.dumps(ingress["Properties"]["SourceSecurityGroupId"])
+    (group,) = template.find_resources("AWS::EC2::SecurityGroup").values()
+    assert "SecurityGroupIngress" not in group["Properties"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_gp3_volumes_sized_from_config(templates, env):
+    sizes = {"dev": 20, "staging": 50, "prod": 100}
+    ebs = domain(templates, env)["Properties"]["EBSOptions"]
+    assert ebs == {"EBSEnabled": True, "VolumeType": "gp3", "VolumeSize": sizes[env]}
+
+
+def test_prod_spans_three_zones_with_dedicated_masters_standby_and_is_retained(templates):
+    resource = domain(templates, "prod")
+    cluster = resource["Properties"]["ClusterConfig"]
+    assert cluster["ZoneAwarenessEnabled"] is True
+    assert cluster["ZoneAwarenessConfig"] == {"AvailabilityZoneCount": 3}
+    assert cluster["DedicatedMasterEnabled"] is True
+    assert cluster["DedicatedMasterCount"] == 3
+    assert cluster["InstanceCount"] == 3
+    assert cluster["MultiAZWithStandbyEnabled"] is True
+    assert resource["DeletionPolicy"] == "Retain"
+    for group in templates["prod/VectorStore"].find_resources("AWS::Logs::LogGroup").values():
+        assert group["DeletionPolicy"] == "Retain"
+
+
+def test_staging_spans_two_zones_without_dedicated_masters(templates):
+    cluster = domain(templates, "staging")["Properties"]["ClusterConfig"]
+    assert cluster["ZoneAwarenessConfig"] == {"AvailabilityZoneCount": 2}
+    assert cluster["DedicatedMasterEnabled"] is False
+    assert cluster["MultiAZWithStandbyEnabled"] is False
+
+
+def test_dev_is_one_node_in_one_zone_and_destroyed(templates):
+    resource = domain(templates, "dev")
+    cluster = resource["Properties"]["ClusterConfig"]
+    assert cluster["InstanceCount"] == 1
+    assert cluster["ZoneAwarenessEnabled"] is False
+    assert cluster["DedicatedMasterEnabled"] is False
+    assert cluster["MultiAZWithStandbyEnabled"] is False
+    assert resource["DeletionPolicy"] == "Delete"
