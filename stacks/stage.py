@@ -7,6 +7,7 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 from stacks.network_stack import NetworkStack
+from stacks.operations_stack import OperationsStack
 from stacks.storage_stack import StorageStack
 from stacks.tagging import tag_environment
 
@@ -22,5 +23,13 @@ class RagOpsStage(cdk.Stage):
         )
         self.network = NetworkStack(
             self, "Network", config=config, key=self.storage.key, description=f"RagOps {config.name}: VPC and endpoints"
+        )
+        self.operations = OperationsStack(
+            self,
+            "Operations",
+            config=config,
+            key=self.storage.key,
+            data_bucket=self.storage.data_bucket,
+            description=f"RagOps {config.name}: promotion and clean-up hooks, notifications, alarms",
         )
         tag_environment(self, config.name)
