@@ -8,6 +8,7 @@ from constructs import Construct
 from stacks.config import EnvironmentConfig
 from stacks.models_stack import ModelsStack
 from stacks.network_stack import NetworkStack
+from stacks.operations_stack import OperationsStack
 from stacks.storage_stack import StorageStack
 from stacks.tagging import tag_environment
 from stacks.tracking_stack import TrackingStack
@@ -52,4 +53,12 @@ class RagOpsStage(cdk.Stage):
             description=f"RagOps {config.name}: SageMaker managed MLflow tracking server",
         )
         self.tracking.add_stack_dependency(self.storage, "the server's artifact store is the artifact bucket")
+        self.operations = OperationsStack(
+            self,
+            "Operations",
+            config=config,
+            key=self.storage.key,
+            data_bucket=self.storage.data_bucket,
+            description=f"RagOps {config.name}: promotion and clean-up hooks, notifications, alarms",
+        )
         tag_environment(self, config.name)

@@ -24,7 +24,7 @@ def test_key_lets_cloudwatch_logs_use_it_only_for_this_accounts_log_groups(templ
     statements = next(iter(templates[f"{env}/Storage"].find_resources("AWS::KMS::Key").values()))["Properties"][
         "KeyPolicy"
     ]["Statement"]
-    logs = [s for s in statements if "Service" in s["Principal"]]
+    logs = [s for s in statements if str(s["Principal"].get("Service", "")).startswith("logs.")]
     assert len(logs) == 1
     assert "kms:EncryptionContext:aws:logs:arn" in logs[0]["Condition"]["ArnLike"]
 

@@ -1,0 +1,404 @@
+"""Operations: the promotion and clean-up hooks, what triggers them, their notifications and alarms."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from stacks.config import PROJECT, TAG_ENVIRONMENT, TAG_PROJECT, EnvironmentConfig
+from stacks.nag import acknowledge
+from stacks.powertools_layer import powertools_layer_arn
+from stacks.retention import log_retention
+
+LAMBDA_ROOT = Path(__file__).resolve().parents[1] / "lambda"
+# AwsSolutions-L1 (cdk-nag 3.0.2) accepts only the newest Python runtime aws-cdk-lib knows: python3.14.
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+SSM_PREFIX = f"/{PROJECT}"
+PIPELINE_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
+
+
+class OperationsStack(cdk.Stack):
+    """Promotion on measured metrics, clean-up on a schedule and on stack delete, both observable."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        key: kms.IKey,
+        data_bucket: s3.IBucket,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self._config = config
+        self._key = key
+        self._removal = cdk.RemovalPolicy.DESTROY if config.destroy_on_delete else cdk.RemovalPolicy.RETAIN
+        self._layer = lambda_.LayerVersion.from_layer_version_arn(
+            self, "Powertools", powertools_layer_arn(config.region)
+        )
+        self._allow_services_to_use_key(key)
+
+        self.topic = sns.Topic(
+            self,
+            "Notifications",
+            display_name=f"RagOps {config.name} promotion and clean-up",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        self.promotion_function: lambda_.IFunction = self._promotion(data_bucket)
+        self.cleanup_function: lambda_.IFunction = self._cleanup()
+
+    # -- functions ---------------------------------------------------------------------------------------
+
+    def _function(
+        self, name: str, *, environment: dict[str, str], reserved: int, timeout_minutes: int
+    ) -> tuple[lambda_.Function, sqs.Queue]:
+        """One hook: asset code, managed Powertools layer, own role, log group, DLQ and alarms."""
+        prefix = self._config.resource_prefix
+        log_group = logs.LogGroup(
+            self,
+            f"{name.title()}Logs",
+            encryption_key=self._key,
+            retention=log_retention(self._config.log_retention_days),
+            removal_policy=self._removal,
+        )
+        dead_letters = self._queue(f"{name.title()}DeadLetters")
+        role = iam.Role(
+            self,
+            f"{name.title()}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            role_name=f"{prefix}-{name}",
+            description=f"{prefix} {name} hook",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:log-stream:*"],
+            )
+        )
+        function = lambda_.Function(
+            self,
+            f"{name.title()}Function",
+            description=f"{prefix} {name} hook",
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler="handler.lambda_handler",
+            code=lambda_.Code.from_asset(str(LAMBDA_ROOT / name), exclude=["__pycache__", "*.pyc", "README.md"]),
+            layers=[self._layer],
+            role=role,
+            memory_size=256,
+            timeout=cdk.Duration.minutes(timeout_minutes),
+            reserved_concurrent_executions=reserved,
+            dead_letter_queue=dead_letters,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            environment={"POWERTOOLS_SERVICE_NAME": f"{PROJECT}-{name}", **environment},
+        )
+        # X-Ray's PutTraceSegments/PutTelemetryRecords have no resource-level permissions.
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray trace upload and the listed read-only APIs accept only '*'; every write is scoped",
+        )
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(log_group.node.default_child)}.Arn>:log-stream:*]",
+            "log streams are created at run time inside this function's own log group",
+        )
+        self._alarm(f"{name.title()}Errors", function.metric_errors(period=cdk.Duration.minutes(5)), "errors")
+        self._alarm(
+            f"{name.title()}DeadLetterDepth",
+            dead_letters.metric_approximate_number_of_messages_visible(period=cdk.Duration.minutes(5)),
+            "events that failed every retry and wait in the dead-letter queue",
+        )
+        self.topic.grant_publish(role)
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+            "publishing to the encrypted topic needs data keys, from the project key only",
+        )
+        return function, dead_letters
+
+    def _promotion(self, data_bucket: s3.IBucket) -> lambda_.Function:
+        config = self._config
+        target = config.promotion.next_environment
+        function, _ = self._function(
+            "promotion",
+            environment={
+                "RAGOPS_ENVIRONMENT": config.name,
+                "RAGOPS_NEXT_ENVIRONMENT": target or "",
+                "RAGOPS_THRESHOLDS": json.dumps(config.promotion.thresholds, sort_keys=True),
+                "RAGOPS_DATA_BUCKET": data_bucket.bucket_name,
+                "RAGOPS_SSM_PREFIX": SSM_PREFIX,
+                "RAGOPS_TOPIC_ARN": self.topic.topic_arn,
+                "RAGOPS_EVENT_BUS": "default",
+            },
+            reserved=2,
+            timeout_minutes=1,
+        )
+        role = function.role
+        assert role is not None
+        # The data bucket's policy grants S3 access to this role by ARN: the bucket owns who may read evaluation
+        # reports and write decision records, and no cross-stack token enters the role's policy. A condition,
+        # not a principal, names the role because the storage stack deploys before the role exists.
+        records = data_bucket.arn_for_objects(f"promotions/{config.name}/decisions/*")
+        role_arn = f"arn:{self.partition}:iam::{self.account}:role/{config.resource_prefix}-promotion"
+        for actions, resources in (
+            (["s3:GetObject"], [data_bucket.arn_for_objects("runs/*"), records]),
+            (["s3:PutObject"], [records]),
+        ):
+            data_bucket.add_to_resource_policy(
+                iam.PolicyStatement(
+                    principals=[iam.AnyPrincipal()],
+                    actions=actions,
+                    resources=resources,
+                    conditions={"ArnEquals": {"aws:PrincipalArn": role_arn}},
+                )
+            )
+        self._key.grant(role, "kms:Decrypt", "kms:GenerateDataKey")
+        parameters = [f"{SSM_PREFIX}/{config.name}/last-promotion-decision"]
+        parameters.append(
+            f"{SSM_PREFIX}/{target}/promoted-config" if target else f"{SSM_PREFIX}/{config.name}/production-release"
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["ssm:PutParameter", "ssm:GetParameterHistory"],
+                resources=[
+                    self.format_arn(service="ssm", resource="parameter", resource_name=p[1:]) for p in parameters
+                ],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["events:PutEvents"],
+                resources=[self.format_arn(service="events", resource="event-bus", resource_name="default")],
+                conditions={"StringEquals": {"events:source": "ragops.promotion"}},
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:ListPipelineParametersForExecution"],
+                resources=[self._pipeline_arn("*/execution/*")],
+            )
+        )
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::{self._pipeline_arn('*/execution/*')}]",
+            "pipelines and executions are created at run time; the name prefix confines them to this environment",
+        )
+
+        pipeline_succeeded = events.Rule(
+            self,
+            "PipelineSucceeded",
+            description=f"{config.resource_prefix}: a pipeline execution of this environment succeeded",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=[PIPELINE_STATUS_CHANGE],
+                detail={
+                    "currentPipelineExecutionStatus": ["Succeeded"],
+                    "pipelineArn": [{"prefix": self._pipeline_arn("")}],
+                },
+            ),
+        )
+        pipeline_succeeded.add_target(
+            targets.LambdaFunction(
+                function,
+                dead_letter_queue=self._rule_dead_letters("PromotionRuleDeadLetters"),
+                retry_attempts=4,
+                max_event_age=cdk.Duration.hours(6),
+            )
+        )
+        return function
+
+    def _cleanup(self) -> lambda_.Function:
+        config = self._config
+        function, _ = self._function(
+            "cleanup",
+            environment={
+                "RAGOPS_ENVIRONMENT": config.name,
+                "RAGOPS_ENDPOINT_IDLE_TTL_HOURS": str(config.cleanup.endpoint_idle_ttl_hours),
+                "RAGOPS_PIPELINE_EXECUTION_TTL_HOURS": str(config.cleanup.pipeline_execution_ttl_hours),
+                "RAGOPS_DRY_RUN": str(config.cleanup.dry_run).lower(),
+                "RAGOPS_TOPIC_ARN": self.topic.topic_arn,
+            },
+            reserved=2,
+            timeout_minutes=10,
+        )
+        role = function.role
+        assert role is not None
+        # These APIs have no resource-level permissions: listing and tag/metric reads need "*".
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "tag:GetResources",
+                    "cloudwatch:GetMetricStatistics",
+                    "sagemaker:ListEndpoints",
+                    "sagemaker:ListEndpointConfigs",
+                    "sagemaker:ListModels",
+                    "sagemaker:ListPipelines",
+                ],
+                resources=["*"],
+            )
+        )
+        sagemaker = {kind: self._sagemaker_arn(f"{kind}/*") for kind in ("endpoint", "endpoint-config", "model")}
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig"],
+                resources=[sagemaker["endpoint"], sagemaker["endpoint-config"]],
+            )
+        )
+        # SageMaker authorizes deletes by the resource's tags: only this project's and environment's.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DeleteEndpoint", "sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"],
+                resources=list(sagemaker.values()),
+                conditions={
+                    "StringEquals": {
+                        f"aws:ResourceTag/{TAG_PROJECT}": PROJECT,
+                        f"aws:ResourceTag/{TAG_ENVIRONMENT}": config.name,
+                    }
+                },
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["sagemaker:ListPipelineExecutions"], resources=[self._pipeline_arn("*")])
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:StopPipelineExecution"], resources=[self._pipeline_arn("*/execution/*")]
+            )
+        )
+        arn = self._sagemaker_arn("").rstrip(":")
+        for resource, reason in (
+            (
+                f"{arn}:endpoint/*",
+                "endpoints are created at run time; deletes are conditioned on this environment's tags",
+            ),
+            (
+                f"{arn}:endpoint-config/*",
+                "endpoint configs are created at run time; deletes need this environment's tags",
+            ),
+            (f"{arn}:model/*", "models are created at run time; deletes are conditioned on this environment's tags"),
+            (self._pipeline_arn("*"), "only pipelines named for this environment are listed"),
+            (
+                self._pipeline_arn("*/execution/*"),
+                "executions are created at run time; the pipeline name prefix confines them to this environment",
+            ),
+        ):
+            acknowledge(role, f"AwsSolutions-IAM5[Resource::{resource}]", reason)
+
+        schedule = events.Rule(
+            self,
+            "CleanupSchedule",
+            description=f"{config.resource_prefix}: scheduled clean-up of idle and stale resources",
+            schedule=events.Schedule.rate(cdk.Duration.hours(config.cleanup.schedule_rate_hours)),
+        )
+        schedule.add_target(
+            targets.LambdaFunction(
+                function,
+                event=events.RuleTargetInput.from_object({"mode": "scheduled"}),
+                dead_letter_queue=self._rule_dead_letters("CleanupScheduleDeadLetters"),
+                retry_attempts=2,
+            )
+        )
+
+        provider = cr.Provider(
+            self,
+            "CleanupOnDeleteProvider",
+            on_event_handler=function,
+            log_group=logs.LogGroup(
+                self,
+                "CleanupOnDeleteProviderLogs",
+                encryption_key=self._key,
+                retention=log_retention(config.log_retention_days),
+                removal_policy=self._removal,
+            ),
+        )
+        acknowledge(
+            provider,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            "the CDK provider framework's own function; it only logs and invokes the clean-up function",
+        )
+        acknowledge(
+            provider,
+            f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(function.node.default_child)}.Arn>:*]",
+            "the provider framework may invoke any version of the clean-up function, and nothing else",
+        )
+        on_delete = cdk.CustomResource(
+            self, "CleanupOnDelete", service_token=provider.service_token, resource_type="Custom::RagOpsCleanup"
+        )
+        on_delete.node.add_dependency(function)
+        return function
+
+    # -- shared pieces -----------------------------------------------------------------------------------
+
+    def _rule_dead_letters(self, construct_id: str) -> sqs.Queue:
+        queue = self._queue(construct_id)
+        acknowledge(
+            queue,
+            "AwsSolutions-SQS3",
+            "this queue is itself the dead-letter queue of an EventBridge rule target",
+        )
+        return queue
+
+    def _queue(self, construct_id: str) -> sqs.Queue:
+        return sqs.Queue(
+            self,
+            construct_id,
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=self._key,
+            enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),
+            removal_policy=self._removal,
+        )
+
+    def _alarm(self, construct_id: str, metric: cloudwatch.IMetric, what: str) -> None:
+        alarm = cloudwatch.Alarm(
+            self,
+            construct_id,
+            alarm_description=f"{self._config.resource_prefix}: {what}",
+            metric=metric,
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
+
+    def _allow_services_to_use_key(self, key: kms.IKey) -> None:
+        """EventBridge (rule DLQs) and CloudWatch (alarm notifications) encrypt with the project key."""
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[
+                    iam.ServicePrincipal("events.amazonaws.com"),
+                    iam.ServicePrincipal("cloudwatch.amazonaws.com"),
+                ],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],  # in a key policy, "*" means this key
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
+
+    def _sagemaker_arn(self, resource: str) -> str:
+        return f"arn:{self.partition}:sagemaker:{self.region}:{self.account}:{resource}"
+
+    def _pipeline_arn(self, suffix: str) -> str:
+        """ARN of this environment's pipelines: the stack does not own them, their name prefix does."""
+        return self._sagemaker_arn(f"pipeline/{self._config.resource_prefix}-{suffix}")

@@ -1,0 +1,351 @@
+"""Promotion gate against moto: pass, fail, prod release, repeat delivery, and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+
+from tests.lambda_handlers import ACCOUNT, REGION, load_handler
+
+promotion = load_handler("promotion")
+
+BUCKET = "ragops-dev-data"
+PIPELINE = "ragops-dev-rag"
+EXECUTION_ID = "p4jn9xou8a8s"
+EXECUTION_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}/execution/{EXECUTION_ID}"
+REPORT_URI = f"s3://{BUCKET}/runs/{EXECUTION_ID}/evaluate/report.json"
+IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/ragops-processing@sha256:{'a' * 64}"
+GIT_SHA = "0123456789abcdef0123456789abcdef01234567"
+THRESHOLDS = {"hit_at_k": 0.85, "mrr": 0.7, "answer_similarity": 0.5}
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def report(**metrics: object) -> dict:
+    values = {"hit_at_k": 0.9, "mrr": 0.75, "ndcg_at_k": 0.8, "token_f1": 0.4, "answer_similarity": 0.6}
+    return {
+        "schema_version": 1,
+        "mlflow_experiment": "ragops-dev",
+        "mlflow_parent_run_id": "abc123",
+        "run_config": {"chunking_strategy": "recursive", "chunk_size": 512, "top_k": 5},
+        "metrics": {**values, **metrics},
+        "skipped_metrics": {},
+        "question_count": 50,
+    }
+
+
+def step_event(**overrides: str) -> dict:
+    return {
+        "environment": "dev",
+        "execution_arn": EXECUTION_ARN,
+        "report_s3_uri": REPORT_URI,
+        "image_uri": IMAGE,
+        "git_sha": GIT_SHA,
+        **overrides,
+    }
+
+
+def status_change(execution_arn: str, status: str = "Succeeded") -> dict:
+    """The documented EventBridge example, with this environment's ARNs."""
+    pipeline_arn = execution_arn.split("/execution/")[0]
+    return {
+        "version": "0",
+        "id": "315c1398-40ff-a850-213b-158f73kd93ir",
+        "detail-type": "SageMaker Model Building Pipeline Execution Status Change",
+        "source": "aws.sagemaker",
+        "account": ACCOUNT,
+        "time": "2021-03-15T16:10:11Z",
+        "region": REGION,
+        "resources": [pipeline_arn, execution_arn],
+        "detail": {
+            "pipelineExecutionDisplayName": "SomeDisplayName",
+            "currentPipelineExecutionStatus": status,
+            "previousPipelineExecutionStatus": "Executing",
+            "executionStartTime": "2021-03-15T16:03:13Z",
+            "executionEndTime": "2021-03-15T16:10:10Z",
+            "pipelineExecutionDescription": "SomeDescription",
+            "pipelineArn": pipeline_arn,
+            "pipelineExecutionArn": execution_arn,
+        },
+    }
+
+
+def settings(environment: str = "dev", next_environment: str | None = "staging"):
+    return promotion.Settings.from_environ(
+        {
+            "RAGOPS_ENVIRONMENT": environment,
+            "RAGOPS_NEXT_ENVIRONMENT": next_environment or "",
+            "RAGOPS_THRESHOLDS": json.dumps(THRESHOLDS),
+            "RAGOPS_DATA_BUCKET": BUCKET,
+            "RAGOPS_SSM_PREFIX": "/ragops",
+            "RAGOPS_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:ragops-dev-operations",
+            "RAGOPS_EVENT_BUS": "default",
+        }
+    )
+
+
+@pytest.fixture
+def world(aws):
+    """A versioned data bucket, a topic with an SQS subscriber (to count notifications), a report in place."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    sns = boto3.client("sns", region_name=REGION)
+    topic = sns.create_topic(Name="ragops-dev-operations")["TopicArn"]
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = sqs.create_queue(QueueName="notifications")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    put_report(report())
+    clients = promotion.Clients(
+        s3=s3,
+        ssm=boto3.client("ssm", region_name=REGION),
+        events=boto3.client("events", region_name=REGION),
+        sns=sns,
+        sagemaker=boto3.client("sagemaker", region_name=REGION),
+    )
+    return clients, lambda: sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+
+
+def put_report(body: object, uri: str = REPORT_URI) -> None:
+    key = uri.split(f"s3://{BUCKET}/", 1)[1]
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    boto3.client("s3", region_name=REGION).put_object(Bucket=BUCKET, Key=key, Body=data)
+
+
+def parameter(clients, name: str) -> dict:
+    return json.loads(clients.ssm.get_parameter(Name=name)["Parameter"]["Value"])
+
+
+def history(clients, name: str) -> list:
+    try:
+        return clients.ssm.get_parameter_history(Name=name)["Parameters"]
+    except clients.ssm.exceptions.ParameterNotFound:
+        return []
+
+
+def records(clients) -> list[str]:
+    listed = clients.s3.list_objects_v2(Bucket=BUCKET, Prefix="promotions/")
+    return [o["Key"] for o in listed.get("Contents", [])]
+
+
+def test_passing_run_is_promoted_to_the_next_environment_with_its_full_record(world):
+    clients, notifications = world
+    result = promotion.promote(step_event(), settings(), clients, NOW)
+
+    assert result["decision"] == "promoted"
+    assert result["duplicate"] is False
+    pointer = parameter(clients, "/ragops/staging/promoted-config")
+    assert pointer["execution_arn"] == EXECUTION_ARN
+    assert pointer["image_uri"] == IMAGE
+    assert pointer["git_sha"] == GIT_SHA
+    assert pointer["metrics"] == {"hit_at_k": 0.9, "mrr": 0.75, "answer_similarity": 0.6}
+    key = f"promotions/dev/decisions/{PIPELINE}/{EXECUTION_ID}.json"
+    assert pointer["record_s3_uri"] == f"s3://{BUCKET}/{key}"
+    stored = clients.s3.get_object(Bucket=BUCKET, Key=key, VersionId=pointer["record_version_id"])
+    record = json.loads(stored["Body"].read())
+    assert record["run_config"] == report()["run_config"]
+    assert record["mlflow_parent_run_id"] == "abc123"
+    assert record["target_environment"] == "staging"
+    assert parameter(clients, "/ragops/dev/last-promotion-decision")["decision"] == "promoted"
+    assert len(notifications()) == 1
+
+
+def test_failing_run_records_why_and_promotes_nothing(world):
+    clients, notifications = world
+    put_report(report(mrr=0.5, answer_similarity=0.1))
+    result = promotion.promote(step_event(), settings(), clients, NOW)
+
+    assert result["decision"] == "rejected"
+    assert result["failures"] == ["answer_similarity 0.1000 < 0.5000", "mrr 0.5000 < 0.7000"]
+    assert history(clients, "/ragops/staging/promoted-config") == []
+    assert parameter(clients, "/ragops/dev/last-promotion-decision")["failures"] == result["failures"]
+    assert len(notifications()) == 1
+
+
+def test_threshold_exactly_met_passes(world):
+    clients, _ = world
+    put_report(report(**THRESHOLDS))
+    assert promotion.promote(step_event(), settings(), clients, NOW)["decision"] == "promoted"
+
+
+def test_prod_records_a_production_release_instead_of_promoting(world):
+    clients, _ = world
+    arn = EXECUTION_ARN.replace("ragops-dev-", "ragops-prod-")
+    result = promotion.promote(step_event(environment="prod", execution_arn=arn), settings("prod", None), clients, NOW)
+
+    assert result["decision"] == "released"
+    assert parameter(clients, "/ragops/prod/production-release")["execution_arn"] == arn
+    assert records(clients) == [f"promotions/prod/decisions/ragops-prod-rag/{EXECUTION_ID}.json"]
+
+
+def test_repeat_delivery_neither_promotes_twice_nor_changes_the_record(world):
+    clients, notifications = world
+    first = promotion.promote(step_event(), settings(), clients, NOW)
+    put_report(report(mrr=0.1))  # even if the report changed since, the decision stands
+    again = promotion.promote(step_event(), settings(), clients, datetime(2026, 2, 1, tzinfo=UTC))
+
+    assert again == {**first, "duplicate": True}
+    assert len(history(clients, "/ragops/staging/promoted-config")) == 1
+    assert len(history(clients, "/ragops/dev/last-promotion-decision")) == 1
+    versions = clients.s3.list_object_versions(Bucket=BUCKET, Prefix="promotions/")["Versions"]
+    assert len(versions) == 1
+    assert len(notifications()) == 1
+
+
+def test_repeat_delivery_completes_a_decision_interrupted_before_its_parameters(world):
+    clients, notifications = world
+    candidate = promotion._parse_event(step_event(), settings(), clients.sagemaker)
+    record = promotion.decide(candidate, promotion._read_report(clients.s3, REPORT_URI), settings(), NOW)
+    promotion._write_record_once(clients.s3, BUCKET, promotion._record_key(settings(), candidate), record)
+
+    result = promotion.promote(step_event(), settings(), clients, NOW)
+
+    assert result["duplicate"] is False
+    assert parameter(clients, "/ragops/staging/promoted-config")["execution_arn"] == EXECUTION_ARN
+    assert len(notifications()) == 1
+
+
+def test_eventbridge_success_reads_the_report_by_execution_id_and_the_image_from_parameters(world):
+    clients, _ = world
+    sagemaker = clients.sagemaker
+    sagemaker.create_pipeline(
+        PipelineName=PIPELINE,
+        PipelineDefinition=json.dumps({"Version": "2020-12-01", "Parameters": [], "Steps": []}),
+        RoleArn=f"arn:aws:iam::{ACCOUNT}:role/pipeline",
+    )
+    arn = sagemaker.start_pipeline_execution(
+        PipelineName=PIPELINE,
+        PipelineParameters=[{"Name": "ImageUri", "Value": IMAGE}, {"Name": "GitSha", "Value": GIT_SHA}],
+    )["PipelineExecutionArn"]
+    put_report(report(), f"s3://{BUCKET}/runs/{arn.rsplit('/', 1)[1]}/evaluate/report.json")
+
+    result = promotion.promote(status_change(arn), settings(), clients, NOW)
+
+    assert result["decision"] == "promoted"
+    pointer = parameter(clients, "/ragops/staging/promoted-config")
+    assert (pointer["image_uri"], pointer["git_sha"]) == (IMAGE, GIT_SHA)
+
+
+def test_eventbridge_execution_without_image_parameter_is_refused(world):
+    clients, _ = world
+    clients.sagemaker.create_pipeline(
+        PipelineName=PIPELINE,
+        PipelineDefinition=json.dumps({"Version": "2020-12-01", "Parameters": [], "Steps": []}),
+        RoleArn=f"arn:aws:iam::{ACCOUNT}:role/pipeline",
+    )
+    arn = clients.sagemaker.start_pipeline_execution(PipelineName=PIPELINE)["PipelineExecutionArn"]
+    with pytest.raises(promotion.PromotionError, match="parameter 'ImageUri' is missing"):
+        promotion.promote(status_change(arn), settings(), clients, NOW)
+    assert records(clients) == []
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ("not an object", "event must be a JSON object"),
+        ({k: v for k, v in step_event().items() if k != "git_sha"}, "git_sha: Field required"),
+        (step_event(git_sha="main"), "git_sha: String should match pattern"),
+        (step_event(image_uri=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/ragops:latest"), "image_uri: String should"),
+        (step_event(execution_arn="arn:aws:sagemaker:x"), "execution_arn: String should match pattern"),
+        (step_event(report_s3_uri="https://example.com/report.json"), "report_s3_uri: String should match"),
+        (step_event(report_s3_uri="s3://other-bucket/report.json"), "bucket 'other-bucket' is not the data bucket"),
+        (step_event(unexpected="1"), "unexpected: Extra inputs are not permitted"),
+        (step_event(environment="qa"), "'qa' is not this function's environment 'dev'"),
+        (
+            step_event(execution_arn=EXECUTION_ARN.replace("ragops-dev-", "ragops-staging-")),
+            "does not belong to environment 'dev'",
+        ),
+        (status_change(EXECUTION_ARN, status="Failed"), "detail.currentPipelineExecutionStatus: Input should be"),
+        ({**status_change(EXECUTION_ARN), "detail-type": "Other"}, "detail-type: Input should be"),
+        ({**status_change(EXECUTION_ARN), "detail": {}}, "detail.pipelineExecutionArn: Field required"),
+    ],
+)
+def test_bad_events_are_refused_before_anything_is_written(world, event, message):
+    clients, notifications = world
+    with pytest.raises(promotion.PromotionError, match=message):
+        promotion.promote(event, settings(), clients, NOW)
+    assert records(clients) == []
+    assert history(clients, "/ragops/dev/last-promotion-decision") == []
+    assert notifications() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (report(mrr=float("nan")), "metric 'mrr' is not finite"),
+        (report(hit_at_k="0.9"), "metric 'hit_at_k' is missing or not a number"),
+        (report(hit_at_k=True), "metric 'hit_at_k' is missing or not a number"),
+        ({**report(), "metrics": {"hit_at_k": 0.9, "mrr": 0.8}}, "metric 'answer_similarity' is missing"),
+        ({**report(), "skipped_metrics": {"answer_similarity": "no judge"}}, "'answer_similarity' was skipped"),
+        ({**report(), "schema_version": 2}, "malformed: schema_version"),
+        ({k: v for k, v in report().items() if k != "mlflow_parent_run_id"}, "mlflow_parent_run_id: Field required"),
+        ({**report(), "question_count": 0}, "question_count: Input should be greater than 0"),
+        (b"{not json", "malformed"),
+        ([], "malformed"),
+    ],
+)
+def test_bad_reports_are_refused_before_anything_is_written(world, body, message):
+    clients, notifications = world
+    put_report(body)
+    with pytest.raises(promotion.PromotionError, match=message):
+        promotion.promote(step_event(), settings(), clients, NOW)
+    assert records(clients) == []
+    assert notifications() == []
+
+
+def test_missing_report_is_refused(world):
+    clients, _ = world
+    clients.s3.delete_object(Bucket=BUCKET, Key=REPORT_URI.split(f"{BUCKET}/", 1)[1])
+    with pytest.raises(promotion.PromotionError, match=r"report s3://.*NoSuchKey"):
+        promotion.promote(step_event(), settings(), clients, NOW)
+    assert records(clients) == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("RAGOPS_ENVIRONMENT", "", "RAGOPS_ENVIRONMENT"),
+        ("RAGOPS_ENVIRONMENT", "Dev!", "RAGOPS_ENVIRONMENT"),
+        ("RAGOPS_THRESHOLDS", "{", "RAGOPS_THRESHOLDS is not JSON"),
+        ("RAGOPS_THRESHOLDS", "{}", "RAGOPS_THRESHOLDS"),
+        ("RAGOPS_THRESHOLDS", '{"mrr": 1.5}', "outside"),
+        ("RAGOPS_TOPIC_ARN", "", "RAGOPS_TOPIC_ARN"),
+    ],
+)
+def test_bad_configuration_names_the_variable(variable, value, message):
+    environ = {
+        "RAGOPS_ENVIRONMENT": "dev",
+        "RAGOPS_NEXT_ENVIRONMENT": "staging",
+        "RAGOPS_THRESHOLDS": json.dumps(THRESHOLDS),
+        "RAGOPS_DATA_BUCKET": BUCKET,
+        "RAGOPS_SSM_PREFIX": "/ragops",
+        "RAGOPS_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:t",
+        "RAGOPS_EVENT_BUS": "default",
+        variable: value,
+    }
+    with pytest.raises(promotion.PromotionError, match=message):
+        promotion.Settings.from_environ(environ)
+
+
+def test_lambda_handler_reads_its_configuration_from_the_environment(world, monkeypatch):
+    clients, _ = world
+    for name, value in {
+        "RAGOPS_ENVIRONMENT": "dev",
+        "RAGOPS_NEXT_ENVIRONMENT": "staging",
+        "RAGOPS_THRESHOLDS": json.dumps(THRESHOLDS),
+        "RAGOPS_DATA_BUCKET": BUCKET,
+        "RAGOPS_SSM_PREFIX": "/ragops",
+        "RAGOPS_TOPIC_ARN": clients.sns.list_topics()["Topics"][0]["TopicArn"],
+        "RAGOPS_EVENT_BUS": "default",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(promotion, "_clients", lambda: clients)
+
+    class Context:
+        function_name, memory_limit_in_mb, aws_request_id = "promotion", 256, "req-1"
+        invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:promotion"
+
+    assert promotion.lambda_handler(step_event(), Context())["decision"] == "promoted"

@@ -1,0 +1,224 @@
+"""Operations stack: hook functions, their triggers, dead-letter queues, alarms, topic and least privilege."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from stacks.config import load_app_config
+from stacks.powertools_layer import LAYER_NAME, powertools_layer_arn
+from tests.stacks.conftest import ENVIRONMENTS, cdk_context
+
+CONFIG = load_app_config(cdk_context())
+
+
+def template(templates, env: str) -> Template:
+    return templates[f"{env}/Operations"]
+
+
+def functions(t: Template) -> dict[str, dict]:
+    """The two hooks by name (the provider framework's function is CDK's own)."""
+    found = t.find_resources("AWS::Lambda::Function", {"Properties": {"Handler": "handler.lambda_handler"}})
+    return {r["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]: r for r in found.values()}
+
+
+def logical_id(t: Template, kind: str, service: str) -> str:
+    for lid, resource in t.find_resources(kind).items():
+        if resource["Properties"].get("Environment", {}).get("Variables", {}).get("POWERTOOLS_SERVICE_NAME") == service:
+            return lid
+    raise AssertionError(f"no {kind} for {service}")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_hooks_run_python_314_on_arm64_with_the_managed_powertools_layer(templates, env):
+    hooks = functions(template(templates, env))
+    assert set(hooks) == {"ragops-promotion", "ragops-cleanup"}
+    for hook in hooks.values():
+        props = hook["Properties"]
+        assert props["Runtime"] == "python3.14"
+        assert props["Architectures"] == ["arm64"]
+        assert props["Layers"] == [powertools_layer_arn(CONFIG.environments[env].region)]
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert props["ReservedConcurrentExecutions"] == 2
+        assert "TargetArn" in props["DeadLetterConfig"]
+        assert props["LoggingConfig"]["LogFormat"] == "JSON"
+
+
+def test_unknown_region_for_the_layer_is_refused():
+    with pytest.raises(ValueError, match=f"region 'xx-nowhere-1': the Powertools layer {LAYER_NAME}"):
+        powertools_layer_arn("xx-nowhere-1")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_promotion_gets_this_environments_thresholds_and_target(templates, env):
+    config = CONFIG.environments[env]
+    variables = functions(template(templates, env))["ragops-promotion"]["Properties"]["Environment"]["Variables"]
+    assert json.loads(variables["RAGOPS_THRESHOLDS"]) == config.promotion.thresholds
+    assert variables["RAGOPS_ENVIRONMENT"] == env
+    assert variables["RAGOPS_NEXT_ENVIRONMENT"] == (config.promotion.next_environment or "")
+    assert variables["RAGOPS_SSM_PREFIX"] == "/ragops"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_cleanup_schedule_follows_the_environments_rate(templates, env):
+    config = CONFIG.environments[env]
+    t = template(templates, env)
+    hours = config.cleanup.schedule_rate_hours
+    amount, unit = (hours // 24, "day") if hours % 24 == 0 else (hours, "hour")  # CDK writes the largest unit
+    expected = f"rate({amount} {unit}{'s' if amount > 1 else ''})"
+    rule = t.find_resources("AWS::Events::Rule", {"Properties": {"ScheduleExpression": expected}})
+    assert len(rule) == 1
+    (target,) = next(iter(rule.values()))["Properties"]["Targets"]
+    assert json.loads(target["Input"]) == {"mode": "scheduled"}
+    assert target["Arn"] == {"Fn::GetAtt": [logical_id(t, "AWS::Lambda::Function", "ragops-cleanup"), "Arn"]}
+    assert "Arn" in target["DeadLetterConfig"]
+    variables = functions(t)["ragops-cleanup"]["Properties"]["Environment"]["Variables"]
+    assert variables["RAGOPS_ENDPOINT_IDLE_TTL_HOURS"] == str(config.cleanup.endpoint_idle_ttl_hours)
+    assert variables["RAGOPS_PIPELINE_EXECUTION_TTL_HOURS"] == str(config.cleanup.pipeline_execution_ttl_hours)
+    assert variables["RAGOPS_DRY_RUN"] == str(config.cleanup.dry_run).lower()
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_rule_matches_successful_executions_of_this_environments_pipelines_only(templates, env):
+    t = template(templates, env)
+    rules = t.find_resources("AWS::Events::Rule", {"Properties": {"EventPattern": Match.any_value()}})
+    (rule,) = rules.values()
+    account, region = CONFIG.environments[env].account, CONFIG.environments[env].region
+    assert rule["Properties"]["EventPattern"] == {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Model Building Pipeline Execution Status Change"],
+        "detail": {
+            "currentPipelineExecutionStatus": ["Succeeded"],
+            "pipelineArn": [{"prefix": f"arn:aws:sagemaker:{region}:{account}:pipeline/ragops-{env}-"}],
+        },
+    }
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [logical_id(t, "AWS::Lambda::Function", "ragops-promotion"), "Arn"]}
+    assert "Arn" in target["DeadLetterConfig"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_dead_letter_queues_are_kms_encrypted_and_refuse_plain_http(templates, env):
+    t = template(templates, env)
+    queues = t.find_resources("AWS::SQS::Queue")
+    assert len(queues) == 4  # two function DLQs, two rule-target DLQs
+    for queue in queues.values():
+        assert "KmsMasterKeyId" in queue["Properties"]
+    policies = t.find_resources("AWS::SQS::QueuePolicy")
+    denied = [
+        lid
+        for lid, p in policies.items()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+    ]
+    assert len(denied) == 4
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_errors_and_dead_letters_raise_alarms_on_the_topic(templates, env):
+    t = template(templates, env)
+    (topic_id,) = t.find_resources("AWS::SNS::Topic", {"Properties": {"KmsMasterKeyId": Match.any_value()}})
+    alarms = t.find_resources("AWS::CloudWatch::Alarm")
+    metrics = sorted(a["Properties"]["MetricName"] for a in alarms.values())
+    assert metrics == ["ApproximateNumberOfMessagesVisible"] * 2 + ["Errors"] * 2
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
+    topic_policy = next(iter(t.find_resources("AWS::SNS::TopicPolicy").values()))
+    statements = topic_policy["Properties"]["PolicyDocument"]["Statement"]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements
+    )
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_log_groups_are_encrypted_with_retention(templates, env):
+    groups = template(templates, env).find_resources("AWS::Logs::LogGroup")
+    assert len(groups) == 3  # two hooks, the provider framework
+    for group in groups.values():
+        assert "KmsKeyId" in group["Properties"]
+        assert group["Properties"]["RetentionInDays"] == CONFIG.environments[env].log_retention_days
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_stack_delete_runs_the_cleanup_through_a_custom_resource(templates, env):
+    t = template(templates, env)
+    (resource,) = t.find_resources("Custom::RagOpsCleanup").values()
+    assert "ServiceToken" in resource["Properties"]
+
+
+def statements(t: Template) -> list[dict]:
+    return [
+        s for p in t.find_resources("AWS::IAM::Policy").values() for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_no_policy_allows_every_action(templates, env):
+    for statement in statements(template(templates, env)):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert all(a != "*" and not a.endswith(":*") for a in actions), statement
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_sagemaker_deletes_are_conditioned_on_this_environments_tags(templates, env):
+    deletes = [s for s in statements(template(templates, env)) if "sagemaker:DeleteEndpoint" in s["Action"]]
+    assert len(deletes) == 1
+    assert deletes[0]["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/ragops:project": "ragops", "aws:ResourceTag/ragops:environment": env}
+    }
+    stops = [s for s in statements(template(templates, env)) if s["Action"] == "sagemaker:StopPipelineExecution"]
+    assert [s["Resource"] for s in stops] == [
+        f"arn:aws:sagemaker:us-east-1:{CONFIG.environments[env].account}:pipeline/ragops-{env}-*/execution/*"
+    ]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_only_unscopable_reads_use_a_wildcard_resource(templates, env):
+    wildcard = {
+        a
+        for s in statements(template(templates, env))
+        if s["Resource"] == "*"
+        for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    }
+    assert wildcard == {
+        "tag:GetResources",
+        "cloudwatch:GetMetricStatistics",
+        "sagemaker:ListEndpoints",
+        "sagemaker:ListEndpointConfigs",
+        "sagemaker:ListModels",
+        "sagemaker:ListPipelines",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_promotion_writes_only_its_own_parameters_and_records(templates, env):
+    config = CONFIG.environments[env]
+    ssm = [s for s in statements(template(templates, env)) if "ssm:PutParameter" in s["Action"]]
+    (statement,) = ssm
+    target = (
+        f"{config.promotion.next_environment}/promoted-config"
+        if config.promotion.next_environment
+        else f"{env}/production-release"
+    )
+    resources = [r if isinstance(r, str) else json.dumps(r) for r in statement["Resource"]]
+    assert {r.split(":parameter/")[1] for r in resources} == {
+        f"ragops/{env}/last-promotion-decision",
+        f"ragops/{target}",
+    }
+    bucket_policy = next(iter(templates[f"{env}/Storage"].find_resources("AWS::S3::BucketPolicy").values()))
+    grants = [
+        s
+        for p in templates[f"{env}/Storage"].find_resources("AWS::S3::BucketPolicy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Allow" and "aws:PrincipalArn" in json.dumps(s.get("Condition", {}))
+    ]
+    assert bucket_policy
+    assert {json.dumps(s["Action"]) for s in grants} == {'"s3:GetObject"', '"s3:PutObject"'}
+    for grant in grants:
+        assert grant["Condition"] == {
+            "ArnEquals": {"aws:PrincipalArn": f"arn:aws:iam::{config.account}:role/ragops-{env}-promotion"}
+        }
