@@ -9,8 +9,8 @@ from constructs import Construct
 
 from stacks.config import EndpointConfig, EnvironmentConfig
 from stacks.jumpstart.catalog import resolve
+from stacks.lifecycle import log_retention, removal_policy
 from stacks.model_endpoint import ModelEndpoint
-from stacks.retention import log_retention
 
 # all-MiniLM-L6-v2 on the sentence-similarity container line: one model (and one request contract) for every
 # environment, with a CPU image (dev on ml.c6i.xlarge) and a GPU image (staging/prod).
@@ -73,5 +73,5 @@ class ModelsStack(cdk.Stack):
             subnets=self._subnets,
             security_group=self.security_group,
             log_retention=log_retention(config.log_retention_days),
-            removal=cdk.RemovalPolicy.DESTROY if config.destroy_on_delete else cdk.RemovalPolicy.RETAIN,
+            removal=removal_policy(config),
         )

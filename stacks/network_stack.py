@@ -9,7 +9,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
-from stacks.retention import log_retention
+from stacks.lifecycle import log_retention, removal_policy
 
 # Interface endpoints the design names. No NAT gateway exists, so every AWS API a processing job,
 # endpoint or domain client calls must appear here (ECR for the processing image pull).
@@ -51,7 +51,7 @@ class NetworkStack(cdk.Stack):
             "FlowLogs",
             encryption_key=key,
             retention=log_retention(config.network.flow_log_retention_days),
-            removal_policy=cdk.RemovalPolicy.DESTROY if config.destroy_on_delete else cdk.RemovalPolicy.RETAIN,
+            removal_policy=removal_policy(config),
         )
         self.vpc.add_flow_log(
             "FlowLog",

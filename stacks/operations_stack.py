@@ -21,9 +21,9 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks.config import PROJECT, TAG_ENVIRONMENT, TAG_PROJECT, EnvironmentConfig
+from stacks.lifecycle import log_retention, removal_policy
 from stacks.nag import acknowledge
 from stacks.powertools_layer import powertools_layer_arn
-from stacks.retention import log_retention
 
 LAMBDA_ROOT = Path(__file__).resolve().parents[1] / "lambda"
 # AwsSolutions-L1 (cdk-nag 3.0.2) accepts only the newest Python runtime aws-cdk-lib knows: python3.14.
@@ -48,7 +48,7 @@ class OperationsStack(cdk.Stack):
         super().__init__(scope, construct_id, **kwargs)
         self._config = config
         self._key = key
-        self._removal = cdk.RemovalPolicy.DESTROY if config.destroy_on_delete else cdk.RemovalPolicy.RETAIN
+        self._removal = removal_policy(config)
         self._layer = lambda_.LayerVersion.from_layer_version_arn(
             self, "Powertools", powertools_layer_arn(config.region)
         )

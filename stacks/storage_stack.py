@@ -9,6 +9,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
+from stacks.lifecycle import removal_policy
 
 
 class StorageStack(cdk.Stack):
@@ -16,7 +17,7 @@ class StorageStack(cdk.Stack):
 
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        removal = cdk.RemovalPolicy.DESTROY if config.destroy_on_delete else cdk.RemovalPolicy.RETAIN
+        removal = removal_policy(config)
 
         self.key = kms.Key(
             self,

@@ -11,8 +11,8 @@ from aws_cdk import aws_opensearchservice as opensearch
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
+from stacks.lifecycle import log_retention, removal_policy
 from stacks.nag import acknowledge
-from stacks.retention import log_retention
 
 DOMAIN_LOGS = ("app", "slow_search", "slow_index")
 
@@ -37,7 +37,7 @@ class VectorStoreStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         settings = config.opensearch
-        removal = cdk.RemovalPolicy.DESTROY if config.destroy_on_delete else cdk.RemovalPolicy.RETAIN
+        removal = removal_policy(config)
         self.domain_name = config.resource_prefix
         domain_arn = self.format_arn(service="es", resource="domain", resource_name=self.domain_name)
 

@@ -1,6 +1,9 @@
-"""CloudWatch Logs retention: config holds days; CDK wants the matching enum member."""
+"""How long things live: log retention and what a stack delete does, from the environment config."""
 
+import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
+
+from stacks.config import EnvironmentConfig
 
 R = logs.RetentionDays
 RETENTION_DAYS: dict[int, logs.RetentionDays] = {
@@ -15,3 +18,8 @@ RETENTION_DAYS: dict[int, logs.RetentionDays] = {
 def log_retention(days: int) -> logs.RetentionDays:
     """The enum member for `days`; config validation restricts days to these keys."""
     return RETENTION_DAYS[days]
+
+
+def removal_policy(config: EnvironmentConfig) -> cdk.RemovalPolicy:
+    """dev-like environments are destroyed with their stacks; prod-like ones keep their data."""
+    return cdk.RemovalPolicy.DESTROY if config.destroy_on_delete else cdk.RemovalPolicy.RETAIN
