@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -70,8 +71,13 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config, parse_overrides(args.overrides))
     work_dir = args.work_dir or LOCAL_STORE / "runs" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
     parent, report = run_pipeline(config, args.dataset, work_dir, mode=args.mode)
-    print(f"run {parent.run_id} ({config.chunking_strategy}, {args.mode}) finished; report: {report}")
-    print(report.read_text(encoding="utf-8"))
+    summary = json.loads(report.read_text(encoding="utf-8"))
+    print(f"run {parent.run_id} ({config.chunking_strategy}, {args.mode}): {summary['question_count']} questions")
+    for name, value in summary["metrics"].items():
+        print(f"  {name:<20} {value:.4f}")
+    for name, reason in summary["skipped_metrics"].items():
+        print(f"  {name:<20} skipped: {reason}")
+    print(f"report: {report}")
     return 0
 
 
