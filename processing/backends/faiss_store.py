@@ -166,3 +166,11 @@ class FaissStore:
 
     def count(self) -> int:
         return len(self._chunks)
+
+    def stored_vectors(self) -> tuple[list[str], np.ndarray]:
+        """(chunk ids, vectors) in index order, e.g. to compare the HNSW graph with exact search."""
+        if self._index is None:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        keys = faiss.vector_to_array(self._index.id_map)
+        vectors = faiss.downcast_index(self._index.index).reconstruct_n(0, self._index.ntotal)
+        return [self._chunks[int(key)].chunk_id for key in keys], vectors

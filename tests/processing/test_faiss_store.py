@@ -88,3 +88,12 @@ def test_opening_with_other_build_parameters_fails(tmp_path) -> None:
     other = HnswParams(m=32, ef_construction=64, ef_search=32, space_type="cosinesimil")
     with pytest.raises(IndexStateError, match="index was built with"):
         FaissStore(tmp_path, params=other, embedding_model=MODEL)
+
+
+def test_stored_vectors_round_trip(tmp_path) -> None:
+    chunks, vectors = chunks_and_vectors(6)
+    store = FaissStore(tmp_path, params=PARAMS, embedding_model=MODEL)
+    store.upsert(chunks, vectors)
+    ids, stored = store.stored_vectors()
+    assert ids == [c.chunk_id for c in chunks]
+    np.testing.assert_allclose(stored, vectors, atol=1e-6)
