@@ -68,6 +68,8 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
     args = parser.parse_args()
     config = load_config(None, parse_overrides(args.overrides))
+    if not args.dataset.is_file():
+        sys.exit(f"{args.dataset}: not found; pass --dataset PATH (make bench PUBMEDQA=PATH)")
     dataset = load_dataset(args.dataset)
     sources = [(r.record_id, f"context-{i}", c) for r in dataset.records for i, c in enumerate(r.contexts)]
     unique, by_source, produced = chunk_corpus(config, sources)

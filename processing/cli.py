@@ -46,16 +46,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--work-dir", type=Path, help="where stage outputs go (default: .ragops/runs/<timestamp>)")
 
     stage = commands.add_parser("stage", help="run one stage (the processing container's entry point)")
-    stage.add_argument("stage_id", choices=[s.stage_id for s in STAGES])
+    stage.add_argument("stage_id", choices=[s.stage_id for s in STAGES], help="which stage (in pipeline order)")
     _config_options(stage)
+    input_names = "; ".join(f"{s.stage_id}: {', '.join(s.inputs)}" for s in STAGES)
     stage.add_argument(
-        "--input", dest="inputs", action="append", default=[], metavar="NAME=DIR", help="an input directory"
+        "--input", dest="inputs", action="append", default=[], metavar="NAME=DIR", help=f"input dir ({input_names})"
     )
+
     stage.add_argument("--output-dir", type=Path, required=True, help="directory the stage writes")
     stage.add_argument(
         "--parent-run-file",
         type=Path,
-        help=f"JSON naming the MLflow parent run; default: {PARENT_RUN_FILE} in an input dir, else a new parent",
+        help=f"JSON naming the MLflow parent run (created with a new parent run if absent); "
+        f"default: {PARENT_RUN_FILE} from an input directory, else a new parent run",
     )
 
     compare = commands.add_parser("compare", help="compare the latest pipeline runs side by side")
@@ -96,7 +99,12 @@ def _stage(args: argparse.Namespace) -> int:
     inputs = _named_dirs(args.inputs)
     candidates = [args.parent_run_file] if args.parent_run_file else [d / PARENT_RUN_FILE for d in inputs.values()]
     found = next((p for p in candidates if p.is_file()), None)
-    parent = ParentRun.read(found) if found else start_parent(config, str(inputs.get("dataset", "")))
+    if found:
+        parent = ParentRun.read(found)
+    else:  # the first stage of a pipeline execution opens the parent run for the others
+        parent = start_parent(config, str(inputs.get("dataset", "")))
+        if args.parent_run_file:
+            parent.write(args.parent_run_file)
     run_stage(stage(args.stage_id), config, inputs, args.output_dir, StageContext(parent, Backends(config)))
     return 0
 

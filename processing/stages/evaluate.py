@@ -54,12 +54,16 @@ def build_rows(
 
 
 def judge_scores(judge: Judge | None, rows: Sequence[JudgeInput]) -> tuple[dict[str, float], dict[str, str]]:
-    """(judge metric means, skipped judge metrics with the reason); never a zero for a missing score."""
+    """(judge metric means, skipped judge metrics with the reason); never a zero for a missing score.
+
+    A judge reports the names in JUDGE_METRICS, each score already scaled to [0, 1].
+    """
     if judge is None:
         return {}, dict.fromkeys(JUDGE_METRICS, "no judge configured")
+    returned = judge.score(rows)
     scores, skipped = {}, {}
-    for name, values in judge.score(rows).items():
-        usable = [v for v in values if v is not None]
+    for name in JUDGE_METRICS:
+        usable = [v for v in returned.get(name, []) if v is not None]
         if usable:
             scores[name] = fmean(usable)
         else:
