@@ -13,7 +13,7 @@ PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 REQUIREMENTS := requirements.txt requirements-dev.txt processing/requirements.txt constraints.txt
 
-.PHONY: help install synth test lint format lock clean
+.PHONY: help install run bench synth test lint format lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,6 +28,18 @@ $(NODE_STAMP): package.json package-lock.json
 	touch $@
 
 install: $(PY_STAMP) $(NODE_STAMP) ## Create/refresh .venv and node_modules from the pinned files
+
+# The sample contexts are short paragraphs, so the local run cuts 200-character chunks for the strategies to differ.
+SAMPLE_CHUNKING := --set chunk_size=200 --set chunk_overlap=40
+PUBMEDQA ?= ../shared/data/pubmedqa/ori_pqal.json
+
+run: install ## Run the pipeline locally with both chunking strategies on data/sample, then compare the runs
+	$(PY) -m processing run --set chunking_strategy=FixedSizeChunker $(SAMPLE_CHUNKING)
+	$(PY) -m processing run --set chunking_strategy=RecursiveChunker $(SAMPLE_CHUNKING)
+	$(PY) -m processing compare --last 2
+
+bench: install ## Benchmark ingest throughput, HNSW recall/latency and retrieval quality (JSON in bench/results/)
+	$(PY) bench/pipeline_bench.py --dataset $(PUBMEDQA)
 
 synth: install ## Synthesize every environment with the cdk-nag gate (templates in cdk.out/)
 	$(CDK) synth --quiet "**"

@@ -16,3 +16,23 @@ def _offline_aws_environment() -> None:
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+@pytest.fixture(scope="session")
+def embedder():  # type: ignore[no-untyped-def]
+    """The packaged MiniLM model, loaded once for every pipeline test that embeds text."""
+    from processing.backends.local_embedder import LocalEmbedder
+
+    return LocalEmbedder(progress=False)
+
+
+@pytest.fixture(scope="session")
+def mlflow_db_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def mlflow_store(mlflow_db_uri: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A real sqlite MLflow store for the session (tests tell their runs apart by experiment name)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_db_uri)
+    return mlflow_db_uri

@@ -1,0 +1,1 @@
+"""Local backends (MiniLM embedder, faiss HNSW store, extractive generator) and the name -> constructor factory."""

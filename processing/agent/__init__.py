@@ -1,0 +1,1 @@
+"""The LangGraph agent: retrieve -> grade -> generate, abstaining when nothing relevant was retrieved."""

@@ -1,0 +1,70 @@
+"""Backend names a run config may choose, mapped to constructors.
+
+Plain dicts so other modules can register more backends (for example ``EMBEDDERS["sagemaker"] = build``)
+without touching this file's callers. Constructors import their heavy libraries lazily, which keeps this
+module importable from the config and the CDK app with only the standard library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from processing.config import RunConfig
+    from processing.interfaces import Embedder, Generator, Judge, VectorStore
+
+
+def _local_embedder(config: RunConfig) -> Embedder:
+    from processing.backends.local_embedder import LocalEmbedder
+
+    return LocalEmbedder(config.embedding_model, batch_size=config.embedding_batch_size)
+
+
+def _faiss_store(config: RunConfig, directory: Path) -> VectorStore:
+    from processing.backends.faiss_store import FaissStore, HnswParams
+
+    params = HnswParams(config.hnsw_m, config.hnsw_ef_construction, config.hnsw_ef_search, config.space_type)
+    return FaissStore(directory / config.index_name, params=params, embedding_model=config.embedding_model)
+
+
+def _extractive_generator(config: RunConfig, embedder: Embedder) -> Generator:
+    from processing.backends.extractive import ExtractiveGenerator
+
+    return ExtractiveGenerator(embedder, sentences=config.extractive_sentences)
+
+
+# name -> constructor(config) -> Embedder
+EMBEDDERS: dict[str, Callable[..., Any]] = {"local": _local_embedder}
+# name -> constructor(config, directory for local state) -> VectorStore
+VECTOR_STORES: dict[str, Callable[..., Any]] = {"faiss": _faiss_store}
+# name -> constructor(config, embedder) -> Generator
+GENERATORS: dict[str, Callable[..., Any]] = {"extractive": _extractive_generator}
+# name -> constructor(config) -> Judge; "none" means judge metrics are recorded as skipped
+JUDGES: dict[str, Callable[..., Any] | None] = {"none": None}
+
+REGISTRIES: dict[str, dict[str, Any]] = {
+    "embeddings": EMBEDDERS,
+    "vector_store": VECTOR_STORES,
+    "generator": GENERATORS,
+    "judge": JUDGES,
+}
+
+
+def build_embedder(config: RunConfig) -> Embedder:
+    return EMBEDDERS[config.embeddings](config)
+
+
+def build_vector_store(config: RunConfig, directory: Path) -> VectorStore:
+    return VECTOR_STORES[config.vector_store](config, directory)
+
+
+def build_generator(config: RunConfig, embedder: Embedder) -> Generator:
+    return GENERATORS[config.generator](config, embedder)
+
+
+def build_judge(config: RunConfig) -> Judge | None:
+    constructor = JUDGES[config.judge]
+    return None if constructor is None else constructor(config)

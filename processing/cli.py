@@ -1,0 +1,139 @@
+"""Command line: `run` the pipeline, run one `stage` (the container entry point), `compare` recent runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from processing.config import RunConfig, load_config, parse_overrides
+from processing.paths import LOCAL_STORE, PARENT_RUN_FILE, REPO_ROOT
+from processing.stages.registry import STAGES
+
+DEFAULT_DATASET = REPO_ROOT / "data" / "sample"
+EXIT_BAD_INPUT = 2
+
+
+def _config_options(parser: argparse.ArgumentParser) -> None:
+    fields = ", ".join(RunConfig.model_fields)
+    parser.add_argument("--config", type=Path, help="run config file (.yaml/.yml/.json); defaults apply otherwise")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help=f"override a field: {fields}",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m processing", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the whole pipeline under one MLflow parent run")
+    _config_options(run)
+    run.add_argument("--dataset", type=Path, default=DEFAULT_DATASET, help="PubMedQA JSON/JSONL file or folder")
+    run.add_argument(
+        "--mode",
+        choices=["single", "multi"],
+        default="single",
+        help="single: stages in this process; multi: each stage in its own process, like the SageMaker steps",
+    )
+    run.add_argument("--work-dir", type=Path, help="where stage outputs go (default: .ragops/runs/<timestamp>)")
+
+    stage = commands.add_parser("stage", help="run one stage (the processing container's entry point)")
+    stage.add_argument("stage_id", choices=[s.stage_id for s in STAGES], help="which stage (in pipeline order)")
+    _config_options(stage)
+    input_names = "; ".join(f"{s.stage_id}: {', '.join(s.inputs)}" for s in STAGES)
+    stage.add_argument(
+        "--input", dest="inputs", action="append", default=[], metavar="NAME=DIR", help=f"input dir ({input_names})"
+    )
+
+    stage.add_argument("--output-dir", type=Path, required=True, help="directory the stage writes")
+    stage.add_argument(
+        "--parent-run-file",
+        type=Path,
+        help=f"JSON naming the MLflow parent run (created with a new parent run if absent); "
+        f"default: {PARENT_RUN_FILE} from an input directory, else a new parent run",
+    )
+
+    compare = commands.add_parser("compare", help="compare the latest pipeline runs side by side")
+    compare.add_argument("--last", type=int, default=2, help="how many of the latest parent runs (default 2)")
+    compare.add_argument("--experiment", default=RunConfig.model_fields["experiment_name"].default)
+    compare.add_argument("--chart", type=Path, default=LOCAL_STORE / "compare.png", help="PNG chart path")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from processing.runner import run_pipeline
+
+    config = load_config(args.config, parse_overrides(args.overrides))
+    work_dir = args.work_dir or LOCAL_STORE / "runs" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
+    parent, report = run_pipeline(config, args.dataset, work_dir, mode=args.mode)
+    summary = json.loads(report.read_text(encoding="utf-8"))
+    print(f"run {parent.run_id} ({config.chunking_strategy}, {args.mode}): {summary['question_count']} questions")
+    for name, value in summary["metrics"].items():
+        print(f"  {name:<24} {value:.4f}")
+    for name, reason in summary["skipped_metrics"].items():
+        print(f"  {name:<24} skipped: {reason}")
+    print(f"report: {report}")
+    return 0
+
+
+def _named_dirs(pairs: Sequence[str]) -> dict[str, Path]:
+    dirs = parse_overrides(pairs)
+    return {name: Path(value) for name, value in dirs.items()}
+
+
+def _stage(args: argparse.Namespace) -> int:
+    from processing.context import Backends, StageContext
+    from processing.runner import run_stage
+    from processing.stages.registry import stage
+    from processing.tracking import ParentRun, start_parent
+
+    config = load_config(args.config, parse_overrides(args.overrides))
+    inputs = _named_dirs(args.inputs)
+    candidates = [args.parent_run_file] if args.parent_run_file else [d / PARENT_RUN_FILE for d in inputs.values()]
+    found = next((p for p in candidates if p.is_file()), None)
+    if found:
+        parent = ParentRun.read(found)
+    else:  # the first stage of a pipeline execution opens the parent run for the others
+        parent = start_parent(config, str(inputs.get("dataset", "")))
+        if args.parent_run_file:
+            parent.write(args.parent_run_file)
+    run_stage(stage(args.stage_id), config, inputs, args.output_dir, StageContext(parent, Backends(config)))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from processing.compare import chart, latest_runs, table
+
+    if args.last < 1:
+        raise ValueError("--last must be at least 1")
+    runs = latest_runs(args.experiment, args.last)
+    if not runs:
+        print(f"no pipeline runs in experiment {args.experiment!r}", file=sys.stderr)
+        return 1
+    print(table(runs))
+    print(f"\nchart: {chart(runs, args.chart)}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from processing.config import ConfigError
+    from processing.datasets import DatasetError
+
+    args = _parser().parse_args(argv)
+    handlers = {"run": _run, "stage": _stage, "compare": _compare}
+    try:
+        return handlers[args.command](args)
+    except (ConfigError, DatasetError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1

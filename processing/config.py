@@ -1,0 +1,111 @@
+"""The run config: one typed, frozen object per pipeline run, validated once and passed to every stage.
+
+Every field is a flat scalar because each one is also a SageMaker pipeline parameter. Backend names are
+checked against `processing.backends.factory`, so registering a backend there makes it selectable here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from processing.backends.factory import REGISTRIES
+
+PACKAGED_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class ConfigError(ValueError):
+    """A run config that cannot be used; the message names the source and the field."""
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    experiment_name: str = Field("ragops-local", min_length=1, description="MLflow experiment of the parent run")
+    chunking_strategy: Literal["FixedSizeChunker", "RecursiveChunker"] = "RecursiveChunker"
+    chunk_size: int = Field(1000, ge=50, le=8000, description="characters per chunk")
+    chunk_overlap: int = Field(100, ge=0, description="characters shared by neighbouring chunks")
+    top_k: int = Field(5, ge=1, le=100, description="chunks retrieved per question")
+    embeddings: str = "local"
+    embedding_model: str = PACKAGED_EMBEDDING_MODEL
+    embedding_batch_size: int = Field(64, ge=1, le=1024)
+    vector_store: str = "faiss"
+    index_name: str = Field("ragops-chunks", pattern=r"^[a-z0-9][a-z0-9_-]{0,254}$")
+    hnsw_m: int = Field(16, ge=2, le=100)
+    hnsw_ef_construction: int = Field(128, ge=2, le=4096)
+    hnsw_ef_search: int = Field(100, ge=1, le=4096)
+    space_type: Literal["cosinesimil", "innerproduct", "l2"] = "cosinesimil"
+    generator: str = "extractive"
+    max_answer_tokens: int = Field(256, ge=1, le=8192)
+    extractive_sentences: int = Field(2, ge=1, le=20, description="sentences the extractive baseline returns")
+    judge: str = "none"
+    relevance_threshold: float = Field(0.3, ge=-1.0, le=1.0, description="min retrieval score the grader keeps")
+    min_hit_at_k: float = Field(0.0, ge=0.0, le=1.0, description="quality gate on hit@k")
+    min_mrr: float = Field(0.0, ge=0.0, le=1.0, description="quality gate on MRR")
+    min_answer_similarity: float = Field(0.0, ge=0.0, le=1.0, description="quality gate on answer similarity")
+
+    @field_validator("embeddings", "vector_store", "generator", "judge")
+    @classmethod
+    def _registered_backend(cls, value: str, info: Any) -> str:
+        known = REGISTRIES[info.field_name]
+        if value not in known:
+            raise ValueError(f"unknown backend {value!r}; registered: {', '.join(sorted(known))}")
+        return value
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> RunConfig:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
+            )
+        return self
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"run config {path}: cannot read: {error}") from error
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise ConfigError(f"run config {path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {error}") from error
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"run config {path}: expected a mapping of field: value, got {type(data).__name__}")
+    return data
+
+
+def parse_overrides(pairs: Iterable[str]) -> dict[str, str]:
+    """`["top_k=3"]` -> `{"top_k": "3"}`; pydantic coerces the strings to the field types."""
+    overrides: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair!r}: expected field=value")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+    """File values, then overrides; raises ConfigError naming the source and every bad field."""
+    values = _read_file(path) if path else {}
+    values.update(overrides or {})
+    try:
+        return RunConfig.model_validate(values)
+    except ValidationError as error:
+        source = str(path) if path else "defaults"
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in error.errors(include_url=False)
+        )
+        raise ConfigError(f"run config ({source}{' + --set' if overrides else ''}): {problems}") from error
+
+
+def dump_config(config: RunConfig, path: Path) -> None:
+    path.write_text(json.dumps(config.model_dump(), indent=2, sort_keys=True), encoding="utf-8")

@@ -1,0 +1,74 @@
+"""Running the stages: in this process (`single`) or each as its own process through the stage entry point
+(`multi`, as SageMaker runs them), with the nested MLflow runs under one parent either way."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from processing.config import RunConfig, dump_config
+from processing.context import Backends, StageContext
+from processing.paths import PARENT_RUN_FILE
+from processing.stages.registry import DATASET_INPUT, STAGES, StageSpec
+from processing.tracking import ParentRun, finish_parent, stage_run, start_parent
+
+CONFIG_FILE = "run_config.json"
+
+
+def run_stage(
+    spec: StageSpec, config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context: StageContext
+) -> None:
+    """One stage inside its nested run; the last stage's success finishes the parent run."""
+    missing = [name for name in spec.inputs if name not in inputs]
+    if missing:
+        raise ValueError(f"stage {spec.stage_id}: missing input(s) {', '.join(missing)}")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    context.parent.write(output_dir / PARENT_RUN_FILE)
+    function = spec.load()
+    with stage_run(context.parent, spec.run_name):
+        function(config, {name: Path(inputs[name]) for name in spec.inputs}, output_dir, context)
+    if spec is STAGES[-1]:
+        finish_parent(context.parent, "FINISHED")
+
+
+def stage_dirs(work_dir: Path, dataset: Path) -> dict[str, Path]:
+    return {DATASET_INPUT: dataset, **{spec.output: work_dir / spec.output for spec in STAGES}}
+
+
+def _stage_command(spec: StageSpec, config_file: Path, dirs: Mapping[str, Path], parent_file: Path) -> list[str]:
+    command = [sys.executable, "-m", "processing", "stage", spec.stage_id, "--config", str(config_file)]
+    for name in spec.inputs:
+        command += ["--input", f"{name}={dirs[name]}"]
+    return [*command, "--output-dir", str(dirs[spec.output]), "--parent-run-file", str(parent_file)]
+
+
+def run_pipeline(
+    config: RunConfig, dataset: Path, work_dir: Path, *, mode: str = "single", backends: Backends | None = None
+) -> tuple[ParentRun, Path]:
+    """Run every stage; returns the parent run and the report's path. Raises on the first failing stage."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    parent = start_parent(config, dataset.name)
+    parent_file = work_dir / PARENT_RUN_FILE
+    parent.write(parent_file)
+    dirs = stage_dirs(work_dir, dataset)
+    try:
+        if mode == "single":
+            context = StageContext(parent, backends or Backends(config))
+            for spec in STAGES:
+                run_stage(spec, config, dirs, dirs[spec.output], context)
+        else:
+            dump_config(config, work_dir / CONFIG_FILE)
+            for spec in STAGES:
+                done = subprocess.run(_stage_command(spec, work_dir / CONFIG_FILE, dirs, parent_file), check=False)  # noqa: S603
+                if done.returncode:
+                    raise StageFailedError(f"stage {spec.stage_id} exited with status {done.returncode}")
+    except BaseException:
+        finish_parent(parent, "FAILED")
+        raise
+    return parent, dirs[STAGES[-1].output] / "report.json"
+
+
+class StageFailedError(RuntimeError):
+    """A stage process of a multi-process run failed (its own error is on stderr)."""

@@ -1,0 +1,1 @@
+"""The five pipeline stages, one module each; `registry` lists them without importing them."""

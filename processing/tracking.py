@@ -1,0 +1,109 @@
+"""MLflow bookkeeping: one parent run per pipeline execution, one nested run per stage.
+
+The parent run id travels between stages (and processes) as a small JSON file, so a stage running in its
+own process or container re-opens the same parent in the same experiment. A failing stage marks its own
+run and the parent FAILED; only the last stage's success marks the parent FINISHED.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import Metric, Param, RunStatus
+from mlflow.tracking import MlflowClient
+
+from processing.config import RunConfig
+from processing.paths import LOCAL_STORE
+
+ROLE_TAG = "ragops.role"
+PIPELINE_ROLE = "pipeline"
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI when set (a SageMaker MLflow ARN in the cloud), else a sqlite store under .ragops/."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{LOCAL_STORE / 'mlflow.db'}"
+
+
+def artifact_location(uri: str) -> str | None:
+    """Artifacts of a local sqlite store live next to its database file; remote servers choose their own."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
+
+
+def configure() -> MlflowClient:
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(uri)
+
+
+def experiment_id(client: MlflowClient, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_location(tracking_uri()))
+
+
+def flat_params(values: Mapping[str, Any]) -> list[Param]:
+    return [Param(key, str(value)) for key, value in values.items()]
+
+
+@dataclass(frozen=True)
+class ParentRun:
+    run_id: str
+    experiment_id: str
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"run_id": self.run_id, "experiment_id": self.experiment_id}), encoding="utf-8")
+
+    @classmethod
+    def read(cls, path: Path) -> ParentRun:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls(run_id=data["run_id"], experiment_id=data["experiment_id"])
+
+
+def start_parent(config: RunConfig, dataset: str) -> ParentRun:
+    """Create the RUNNING parent run with every run-config field as a param."""
+    client = configure()
+    exp = experiment_id(client, config.experiment_name)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    run = client.create_run(
+        exp, run_name=f"{config.chunking_strategy}-{stamp}", tags={ROLE_TAG: PIPELINE_ROLE, "ragops.dataset": dataset}
+    )
+    client.log_batch(run.info.run_id, params=flat_params(config.model_dump()))
+    return ParentRun(run.info.run_id, exp)
+
+
+def finish_parent(parent: ParentRun, status: str) -> None:
+    configure().set_terminated(parent.run_id, status)
+
+
+def log_parent_metrics(parent: ParentRun, metrics: Mapping[str, float]) -> None:
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    client = configure()
+    client.log_batch(parent.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+
+
+@contextmanager
+def stage_run(parent: ParentRun, run_name: str) -> Iterator[mlflow.ActiveRun]:
+    """A nested run under `parent`; on error both are marked FAILED and the error propagates."""
+    configure()
+    try:
+        with mlflow.start_run(
+            run_name=run_name, experiment_id=parent.experiment_id, parent_run_id=parent.run_id
+        ) as run:
+            yield run
+    except BaseException:
+        finish_parent(parent, RunStatus.to_string(RunStatus.FAILED))
+        raise

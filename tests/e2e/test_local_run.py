@@ -1,0 +1,89 @@
+"""A real local pipeline run (MiniLM, faiss HNSW, LangGraph agent, sqlite MLflow) in both modes."""
+
+import json
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from processing.cli import main
+from processing.config import RunConfig
+from processing.context import Backends
+from processing.runner import run_pipeline
+from processing.stages.registry import STAGES
+from tests.processing.helpers import runs_of, write_sample
+
+EXPERIMENT = "e2e-modes"
+EXPECTED = {
+    "DataPreparation": (["dataset"], ["total_qa_pairs", "unique_questions", "avg_context_length", "pii_email_count"]),
+    "DataChunking": (
+        ["chunking_strategy_type", "chunking_strategy_chunk_size"],
+        ["total_source_contexts_entries", "total_contexts_chunked", "total_unique_chunks_final"],
+    ),
+    "DataIngestion": (["embedding_model", "hnsw_m", "space_type"], ["ingested_count", "index_document_count"]),
+    "RAGRetrieval": (["generator_kind", "top_k"], ["abstention_rate", "question_count"]),
+    "RAGEvaluation": (["metric_answer_similarity"], ["hit_at_k", "mrr", "ndcg_at_k", "answer_similarity"]),
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, embedder, mlflow_db_uri):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", mlflow_db_uri)
+        root = tmp_path_factory.mktemp("e2e")
+        dataset = write_sample(root / "data", 4)
+        config = RunConfig(experiment_name=EXPERIMENT, chunk_size=200, chunk_overlap=20)
+        single = run_pipeline(config, dataset, root / "single", backends=Backends(config, embedder))
+        multi = run_pipeline(config, dataset, root / "multi", mode="multi")
+        yield {"single": single, "multi": multi, "uri": mlflow_db_uri}
+
+
+def test_single_and_multi_process_runs_measure_the_same(runs) -> None:
+    reports = {mode: json.loads(runs[mode][1].read_text()) for mode in ("single", "multi")}
+    single, multi = reports["single"], reports["multi"]
+    assert single["metrics"].keys() == multi["metrics"].keys()
+    for name, value in single["metrics"].items():
+        assert multi["metrics"][name] == pytest.approx(value, abs=1e-6), name
+        assert 0.0 <= value <= 1.0
+    assert single["question_count"] == multi["question_count"] == 4
+    assert single["skipped_metrics"]["answer_correctness"] == "no judge configured"
+    assert set(single) == {
+        "schema_version",
+        "mlflow_experiment",
+        "mlflow_parent_run_id",
+        "run_config",
+        "metrics",
+        "skipped_metrics",
+        "question_count",
+    }
+    assert single["run_config"] == RunConfig(experiment_name=EXPERIMENT, chunk_size=200, chunk_overlap=20).model_dump()
+
+
+def test_each_parent_holds_the_five_named_nested_runs(runs) -> None:
+    client = MlflowClient(runs["uri"])
+    all_runs = runs_of(runs["uri"], EXPERIMENT)
+    for mode in ("single", "multi"):
+        parent_id = runs[mode][0].run_id
+        assert client.get_run(parent_id).info.status == "FINISHED"
+        assert client.get_run(parent_id).data.metrics["hit_at_k"] >= 0.0
+        children = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
+        assert sorted(r.info.run_name for r in children) == sorted(s.run_name for s in STAGES)
+        for child in children:
+            assert child.info.status == "FINISHED"
+            params, metrics = EXPECTED[child.info.run_name]
+            assert set(params) <= set(child.data.params), child.info.run_name
+            assert set(metrics) <= set(child.data.metrics), child.info.run_name
+        evaluation = next(c for c in children if c.info.run_name == "RAGEvaluation")
+        artifacts = {a.path for a in client.list_artifacts(evaluation.info.run_id)}
+        assert {"per_question.json", "report.json"} <= artifacts
+        preparation = next(c for c in children if c.info.run_name == "DataPreparation")
+        assert "context_length_histogram.png" in {a.path for a in client.list_artifacts(preparation.info.run_id)}
+
+
+def test_compare_prints_both_runs_and_writes_a_chart(runs, tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", runs["uri"])
+    chart = tmp_path / "compare.png"
+    assert main(["compare", "--last", "2", "--experiment", EXPERIMENT, "--chart", str(chart)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("RecursiveChunker-") == 2
+    assert "hit_at_k" in out
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,35 @@
+from processing.agent import prompts
+from processing.agent.graph import build_agent
+from processing.backends.extractive import ExtractiveGenerator
+from processing.backends.faiss_store import FaissStore, HnswParams
+from processing.chunking import chunk_id
+from processing.interfaces import Chunk
+from tests.processing.helpers import sample_records
+
+
+def make_agent(embedder, tmp_path, threshold=0.3):
+    contexts = [c for r in sample_records(4).values() for c in r["CONTEXTS"]]
+    chunks = [Chunk(chunk_id(c), c, f"ctx-{i}") for i, c in enumerate(contexts)]
+    store = FaissStore(tmp_path, params=HnswParams(16, 64, 64, "cosinesimil"), embedding_model=embedder.model_id)
+    store.upsert(chunks, embedder.embed(contexts))
+    generator = ExtractiveGenerator(embedder, sentences=2)
+    return build_agent(embedder, store, generator, top_k=3, relevance_threshold=threshold, max_tokens=200)
+
+
+def test_answers_from_the_retrieved_context(embedder, tmp_path) -> None:
+    state = make_agent(embedder, tmp_path).invoke(
+        {"question": "What happens when I delete an object in a versioned bucket?"}
+    )
+    assert not state["abstained"]
+    assert "delete marker" in state["answer"]
+    assert state["hits"][0].source_id in {"ctx-0", "ctx-1"}
+    assert state["decision"] in {"yes", "no", "maybe"}
+
+
+def test_abstains_when_nothing_relevant_is_retrieved(embedder, tmp_path) -> None:
+    state = make_agent(embedder, tmp_path).invoke({"question": "How long should sourdough bread proof in the fridge?"})
+    assert state["hits"]  # retrieval returned chunks ...
+    assert state["relevant"] == []  # ... but the grader found none relevant
+    assert state["abstained"]
+    assert state["answer"] == prompts.load("abstain")
+    assert state["decision"] is None

@@ -1,0 +1,79 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from processing.backends import factory
+from processing.config import ConfigError, RunConfig, load_config, parse_overrides
+from tests.processing.helpers import REPO_ROOT
+
+
+def test_defaults_are_valid_and_flat_scalars() -> None:
+    config = RunConfig()
+    assert config.chunking_strategy == "RecursiveChunker"
+    assert all(isinstance(v, str | int | float | bool) for v in config.model_dump().values())
+
+
+def test_file_then_overrides_with_type_coercion(tmp_path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("chunking_strategy: FixedSizeChunker\nchunk_size: 400\n")
+    config = load_config(path, parse_overrides(["top_k=3", "relevance_threshold=0.5", "chunk_overlap=40"]))
+    assert (config.chunking_strategy, config.chunk_size, config.top_k) == ("FixedSizeChunker", 400, 3)
+    assert config.relevance_threshold == 0.5
+    json_path = tmp_path / "run.json"
+    json_path.write_text(json.dumps({"hnsw_m": 32}))
+    assert load_config(json_path).hnsw_m == 32
+
+
+def test_config_is_frozen() -> None:
+    with pytest.raises(ValueError, match="frozen"):
+        RunConfig().top_k = 9  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"top_k": "many"}, "top_k: Input should be a valid integer"),
+        ({"chunk_sise": "10"}, "chunk_sise: Extra inputs are not permitted"),
+        ({"chunking_strategy": "Sentences"}, "chunking_strategy: Input should be 'FixedSizeChunker' or"),
+        ({"chunk_size": "200", "chunk_overlap": "200"}, "chunk_overlap (200) must be smaller than chunk_size (200)"),
+        ({"generator": "gpt"}, "generator: Value error, unknown backend 'gpt'; registered: extractive"),
+        ({"index_name": "Bad Name"}, "index_name: String should match pattern"),
+    ],
+)
+def test_errors_name_the_field(overrides, message) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(None, overrides)
+    assert message in str(error.value)
+
+
+def test_bad_file_and_bad_override_syntax(tmp_path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("- a list\n")
+    with pytest.raises(ConfigError, match=r"run.yaml: expected a mapping"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="--set 'top_k': expected field=value"):
+        parse_overrides(["top_k"])
+
+
+def test_registering_a_backend_makes_it_selectable(monkeypatch) -> None:
+    monkeypatch.setitem(factory.GENERATORS, "openai", lambda config, embedder: None)
+    assert load_config(None, {"generator": "openai"}).generator == "openai"
+
+
+def test_stage_registry_imports_with_the_standard_library_only() -> None:
+    script = (
+        "import sys; import processing.stages.registry as r; "
+        "heavy = {'numpy', 'mlflow', 'torch', 'faiss', 'langgraph', 'pydantic'} & set(sys.modules); "
+        "print(heavy or [s.run_name for s in r.STAGES])"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, check=True)  # noqa: S603
+    assert out.stdout.strip() == "['DataPreparation', 'DataChunking', 'DataIngestion', 'RAGRetrieval', 'RAGEvaluation']"
+
+
+def test_every_stage_function_resolves() -> None:
+    from processing.stages.registry import STAGES
+
+    assert [s.stage_id for s in STAGES] == ["prepare", "chunk", "ingest", "retrieve", "evaluate"]
+    assert all(callable(s.load()) for s in STAGES)

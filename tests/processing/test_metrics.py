@@ -1,0 +1,59 @@
+import math
+
+import numpy as np
+import pytest
+
+from processing.agent.decision import parse_decision
+from processing.metrics.answer import answer_similarity, decision_accuracy, token_f1
+from processing.metrics.registry import mean_scores, score_rows
+from processing.metrics.retrieval import hit_at_k, mrr, ndcg_at_k
+from processing.metrics.row import EvalRow
+
+UNIT = np.array([1.0, 0.0], dtype=np.float32)
+
+
+def row(retrieved=("a", "b", "c"), relevant=("b",), k=3, answer="", reference="", predicted=None, gold="yes", vec=UNIT):
+    return EvalRow("q", tuple(retrieved), frozenset(relevant), k, answer, reference, predicted, gold, vec, UNIT)
+
+
+def test_retrieval_metrics_by_hand() -> None:
+    r = row(retrieved=("x", "b", "y", "c"), relevant=("b", "c"), k=4)
+    assert hit_at_k(r) == 1.0
+    assert mrr(r) == 0.5
+    expected = (1 / math.log2(3) + 1 / math.log2(5)) / (1 + 1 / math.log2(3))
+    assert ndcg_at_k(r) == pytest.approx(expected)
+
+
+def test_relevant_chunk_beyond_k_does_not_count() -> None:
+    r = row(retrieved=("x", "y", "b"), relevant=("b",), k=2)
+    assert (hit_at_k(r), mrr(r), ndcg_at_k(r)) == (0.0, 0.0, 0.0)
+
+
+def test_token_f1_by_hand() -> None:
+    # normalised: [cat, sat, on, mat] vs [cat, sat]; common 2 -> precision 1/2, recall 1 -> f1 2/3
+    assert token_f1(row(answer="The cat sat on the mat.", reference="A cat sat")) == pytest.approx(2 / 3)
+    assert token_f1(row(answer="nothing shared", reference="cat")) == 0.0
+
+
+def test_answer_similarity_is_clipped_cosine() -> None:
+    diagonal = np.array([math.sqrt(0.5), math.sqrt(0.5)], dtype=np.float32)
+    assert answer_similarity(row(vec=diagonal)) == pytest.approx(math.sqrt(0.5))
+    assert answer_similarity(row(vec=-UNIT)) == 0.0
+
+
+def test_decisions() -> None:
+    assert decision_accuracy(row(predicted="no", gold="no")) == 1.0
+    assert decision_accuracy(row(predicted=None, gold="no")) == 0.0
+    assert parse_decision("Maybe. It depends.") == "maybe"
+    assert parse_decision("The backup job does not prove the copy is usable.") == "no"
+    assert parse_decision("Results are unclear across studies.") == "maybe"
+    assert parse_decision("Versioning keeps earlier versions.") == "yes"
+    assert parse_decision("") is None
+
+
+def test_means_over_rows() -> None:
+    rows = [row(relevant=("a",)), row(relevant=("z",))]
+    means = mean_scores(score_rows(rows))
+    assert means["hit_at_k"] == 0.5
+    assert means["mrr"] == 0.5
+    assert all(0.0 <= v <= 1.0 for v in means.values())
