@@ -77,9 +77,9 @@ def _run(args: argparse.Namespace) -> int:
     summary = json.loads(report.read_text(encoding="utf-8"))
     print(f"run {parent.run_id} ({config.chunking_strategy}, {args.mode}): {summary['question_count']} questions")
     for name, value in summary["metrics"].items():
-        print(f"  {name:<20} {value:.4f}")
+        print(f"  {name:<24} {value:.4f}")
     for name, reason in summary["skipped_metrics"].items():
-        print(f"  {name:<20} skipped: {reason}")
+        print(f"  {name:<24} skipped: {reason}")
     print(f"report: {report}")
     return 0
 

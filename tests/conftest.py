@@ -27,12 +27,12 @@ def embedder():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def _mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+def mlflow_db_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
 
 
 @pytest.fixture
-def mlflow_store(_mlflow_db: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def mlflow_store(mlflow_db_uri: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A real sqlite MLflow store for the session (tests tell their runs apart by experiment name)."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", _mlflow_db)
-    return _mlflow_db
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_db_uri)
+    return mlflow_db_uri

@@ -26,15 +26,15 @@ EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, embedder, _mlflow_db):
+def runs(tmp_path_factory, embedder, mlflow_db_uri):
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", _mlflow_db)
+        patch.setenv("MLFLOW_TRACKING_URI", mlflow_db_uri)
         root = tmp_path_factory.mktemp("e2e")
         dataset = write_sample(root / "data", 4)
         config = RunConfig(experiment_name=EXPERIMENT, chunk_size=200, chunk_overlap=20)
         single = run_pipeline(config, dataset, root / "single", backends=Backends(config, embedder))
         multi = run_pipeline(config, dataset, root / "multi", mode="multi")
-        yield {"single": single, "multi": multi, "uri": _mlflow_db}
+        yield {"single": single, "multi": multi, "uri": mlflow_db_uri}
 
 
 def test_single_and_multi_process_runs_measure_the_same(runs) -> None:
