@@ -1,8 +1,9 @@
 """SageMaker pipeline definitions as deterministic dicts, from the stage registry the local runner uses.
 
 Two shapes of the same pipeline: `single` runs every stage in one processing job (`python -m processing run`),
-`multi` runs one processing job per stage (`python -m processing stage <id>`), handing directories over
-through `s3://<data bucket>/runs/<execution id>/<output>/`. Both end in the same quality gate: a condition on
+`multi` runs one processing job per stage (`python -m processing stage <id>`). Either way each stage's output
+directory lands in `s3://<data bucket>/runs/<execution id>/<output>/` (the report in `.../report/report.json`,
+where the promotion hook looks for it). Both end in the same quality gate: a condition on
 the evaluation report that leads to the promotion Lambda or to a Fail step naming the missed thresholds.
 Values may be CDK tokens; the stack resolves them with `Stack.to_json_string`.
 """
@@ -21,7 +22,6 @@ CONTAINER_ROOT = "/opt/ml/processing"
 REPORT_FILE = "report.json"
 REPORT_PROPERTY_FILE = "EvaluationReport"
 SINGLE_STEP = "RAGPipeline"
-SINGLE_OUTPUT = "work"
 GATE_STEP = "QualityGate"
 PROMOTE_STEP = "Promote"
 FAIL_STEP = "ThresholdsNotMet"
@@ -142,11 +142,12 @@ def _command(*words: str) -> list[str]:
 
 
 def single_step(job: JobSettings) -> dict[str, Any]:
+    """Every stage in one job; each stage's output directory is uploaded where the multi-step one puts it."""
     arguments = [
         "--dataset",
         f"{CONTAINER_ROOT}/input/{DATASET_INPUT}",
         "--work-dir",
-        f"{CONTAINER_ROOT}/output/{SINGLE_OUTPUT}",
+        f"{CONTAINER_ROOT}/output",
         *config_arguments(),
     ]
     step = _processing_step(
@@ -156,11 +157,10 @@ def single_step(job: JobSettings) -> dict[str, Any]:
             _command("run", "--mode", "single"),
             arguments,
             [_processing_input(DATASET_INPUT, get(f"Parameters.{DATASET_URI}"))],
-            [_processing_output(SINGLE_OUTPUT, job.data_bucket)],
+            [_processing_output(spec.output, job.data_bucket) for spec in STAGES],
         ),
     )
-    report_dir = STAGES[-1].output
-    step["PropertyFiles"] = [_report_property(SINGLE_OUTPUT, f"{report_dir}/{REPORT_FILE}")]
+    step["PropertyFiles"] = [_report_property(STAGES[-1].output, REPORT_FILE)]
     return step
 
 
@@ -260,7 +260,7 @@ def pipeline_definition(spec: PipelineSpec) -> dict[str, Any]:
     """The whole definition; the same inputs always give the same dict (and so the same JSON)."""
     if spec.variant == "single":
         steps = [single_step(spec.job)]
-        report = (SINGLE_STEP, SINGLE_OUTPUT, f"{STAGES[-1].output}/{REPORT_FILE}")
+        report = (SINGLE_STEP, STAGES[-1].output, REPORT_FILE)
     elif spec.variant == "multi":
         steps = [stage_step(stage, spec.job) for stage in STAGES]
         report = (STAGES[-1].run_name, STAGES[-1].output, REPORT_FILE)

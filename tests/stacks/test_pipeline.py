@@ -261,3 +261,19 @@ def test_definitions_are_byte_identical_across_synths(templates, tmp_path):
     fresh = Template.from_stack(stack).find_resources("AWS::SageMaker::Pipeline")
     first = templates["dev/Pipeline"].find_resources("AWS::SageMaker::Pipeline")
     assert json.dumps(fresh, sort_keys=False) == json.dumps(first, sort_keys=False)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_step_command_parses_with_the_cli_and_yields_a_valid_run_config(pipeline_definitions, env):
+    """The container entry points are our CLI: each step's command line must parse, and its --set values validate."""
+    from processing.cli import _parser
+    from processing.config import load_config, parse_overrides
+
+    for definition in pipeline_definitions[env].values():
+        defaults = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+        for step in (s for s in all_steps(definition["Steps"]) if s["Type"] == "Processing"):
+            spec = resolve(step["Arguments"]["AppSpecification"], defaults)
+            assert spec["ContainerEntrypoint"][:3] == ["python", "-m", "processing"]
+            args = _parser().parse_args(spec["ContainerEntrypoint"][3:] + spec["ContainerArguments"])
+            config = load_config(None, parse_overrides(args.overrides))
+            assert config.min_mrr == defaults["MinMrr"]
