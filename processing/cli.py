@@ -65,6 +65,24 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--last", type=int, default=2, help="how many of the latest parent runs (default 2)")
     compare.add_argument("--experiment", default=RunConfig.model_fields["experiment_name"].default)
     compare.add_argument("--chart", type=Path, default=LOCAL_STORE / "compare.png", help="PNG chart path")
+
+    pipeline = commands.add_parser("pipeline", help="work with the deployed SageMaker pipelines")
+    pipeline_commands = pipeline.add_subparsers(dest="pipeline_command", required=True)
+    start = pipeline_commands.add_parser(
+        "start", help="start an execution with the image pinned by digest; prints its ARN as the last line"
+    )
+    start.add_argument("--env", required=True, help="environment whose pipeline to start (dev, staging, prod)")
+    start.add_argument("--variant", choices=["single", "multi"], default="single", help="pipeline shape")
+    start.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="run-config field (or ImageUri, GitSha, DatasetS3Uri) to override for this execution",
+    )
+    start.add_argument("--git-sha", help="commit of the image (default: $GITHUB_SHA, else git rev-parse HEAD)")
+    start.add_argument("--region", help="AWS region (default: the AWS configuration's)")
     return parser
 
 
@@ -109,6 +127,22 @@ def _stage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pipeline(args: argparse.Namespace) -> int:
+    from processing.pipelines.start import clients, current_git_sha, start_execution
+
+    started = start_execution(
+        *clients(args.region),
+        environment=args.env,
+        variant=args.variant,
+        overrides=parse_overrides(args.overrides),
+        git_sha=args.git_sha or current_git_sha(),
+    )
+    print(f"pipeline {started.pipeline}: image {started.image_uri}, commit {started.git_sha}")
+    print(f"MLflow experiment: {started.experiment}")
+    print(started.arn)
+    return 0
+
+
 def _compare(args: argparse.Namespace) -> int:
     from processing.compare import chart, latest_runs, table
 
@@ -128,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from processing.datasets import DatasetError
 
     args = _parser().parse_args(argv)
-    handlers = {"run": _run, "stage": _stage, "compare": _compare}
+    handlers = {"run": _run, "stage": _stage, "compare": _compare, "pipeline": _pipeline}
     try:
         return handlers[args.command](args)
     except (ConfigError, DatasetError, ValueError) as error:

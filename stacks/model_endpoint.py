@@ -12,6 +12,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks.config import EndpointConfig
+from stacks.iam_statements import ecr_pull_statements, network_interfaces, vpc_interface_statements
 from stacks.jumpstart.catalog import DeploymentTarget
 from stacks.nag import acknowledge, acknowledge_wildcard_resource
 
@@ -184,7 +185,6 @@ def _execution_statements(
     security_group: ec2.ISecurityGroup,
 ) -> list[iam.PolicyStatement]:
     """Least privilege for one model: its JumpStart objects, its image, its logs, the key, its VPC interfaces."""
-    interfaces = network_interfaces(stack)
     return [
         iam.PolicyStatement(actions=["s3:GetObject"], resources=[artifact_objects(stack, target)]),
         iam.PolicyStatement(
@@ -192,12 +192,7 @@ def _execution_statements(
             resources=[f"arn:{stack.partition}:s3:::{target.artifact_bucket}"],
             conditions={"StringLike": {"s3:prefix": [f"{target.artifact_key}*"]}},
         ),
-        iam.PolicyStatement(
-            actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-            resources=[target.image_repository_arn(stack.partition)],
-        ),
-        # GetAuthorizationToken has no resource-level permissions: IAM accepts only "*" for it.
-        iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+        *ecr_pull_statements(target.image_repository_arn(stack.partition)),
         iam.PolicyStatement(
             actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
             resources=[log_group.log_group_arn],  # the group's ARN ends in ":*", covering its streams
@@ -209,46 +204,9 @@ def _execution_statements(
             conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
         ),
         iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"], resources=[key.key_arn]),
-        # The Describe* calls SageMaker makes to attach the model to the VPC accept only "*" as resource.
-        iam.PolicyStatement(
-            actions=[
-                "ec2:DescribeVpcs",
-                "ec2:DescribeDhcpOptions",
-                "ec2:DescribeSubnets",
-                "ec2:DescribeSecurityGroups",
-                "ec2:DescribeNetworkInterfaces",
-            ],
-            resources=["*"],
-        ),
-        iam.PolicyStatement(
-            actions=["ec2:CreateNetworkInterface"],
-            resources=[
-                interfaces,
-                security_group_arn(stack, security_group),
-                *(stack.format_arn(service="ec2", resource="subnet", resource_name=s.subnet_id) for s in subnets),
-            ],
-        ),
-        iam.PolicyStatement(
-            actions=[
-                "ec2:CreateNetworkInterfacePermission",
-                "ec2:DeleteNetworkInterface",
-                "ec2:DeleteNetworkInterfacePermission",
-            ],
-            resources=[interfaces],
-            conditions={
-                "ArnEquals": {"ec2:Vpc": stack.format_arn(service="ec2", resource="vpc", resource_name=vpc.vpc_id)}
-            },
-        ),
+        *vpc_interface_statements(stack, vpc, subnets, security_group),
     ]
 
 
 def artifact_objects(stack: cdk.Stack, target: DeploymentTarget) -> str:
     return f"arn:{stack.partition}:s3:::{target.artifact_bucket}/{target.artifact_key}*"
-
-
-def network_interfaces(stack: cdk.Stack) -> str:
-    return stack.format_arn(service="ec2", resource="network-interface", resource_name="*")
-
-
-def security_group_arn(stack: cdk.Stack, group: ec2.ISecurityGroup) -> str:
-    return stack.format_arn(service="ec2", resource="security-group", resource_name=group.security_group_id)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 from stacks.models_stack import ModelsStack
 from stacks.network_stack import NetworkStack
 from stacks.operations_stack import OperationsStack
+from stacks.pipeline_stack import PipelineInputs, PipelineStack
 from stacks.storage_stack import StorageStack
 from stacks.tagging import tag_environment
 from stacks.tracking_stack import TrackingStack
@@ -60,5 +62,26 @@ class RagOpsStage(cdk.Stage):
             key=self.storage.key,
             data_bucket=self.storage.data_bucket,
             description=f"RagOps {config.name}: promotion and clean-up hooks, notifications, alarms",
+        )
+        self.pipeline = PipelineStack(
+            self,
+            "Pipeline",
+            config=config,
+            inputs=PipelineInputs(
+                key=self.storage.key,
+                data_bucket_name=self.storage.data_bucket_name,
+                artifact_bucket_name=self.storage.artifact_bucket_name,
+                vpc=self.network.vpc,
+                subnets=self.network.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnets,
+                workload_security_group=self.network.workload_security_group,
+                role=self.vector_store.pipeline_role,
+                domain_name=self.vector_store.domain_name,
+                domain_endpoint=self.vector_store.domain_endpoint,
+                embedding=self.models.embedding,
+                llm=self.models.llm,
+                tracking_server_arn=self.tracking.tracking_server_arn,
+                promotion_function=self.operations.promotion_function,
+            ),
+            description=f"RagOps {config.name}: processing image and the single-/multi-step SageMaker pipelines",
         )
         tag_environment(self, config.name)

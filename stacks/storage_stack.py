@@ -56,8 +56,9 @@ class StorageStack(cdk.Stack):
             removal_policy=removal,
             auto_delete_objects=config.destroy_on_delete,
         )
-        self.data_bucket = self._encrypted_bucket("Data", "data/", config, removal)
-        # Named, so that other stacks' policies on its prefixes render as literal ARNs (exact cdk-nag ids).
+        # Named, so that other stacks' policies on their prefixes render as literal ARNs (exact cdk-nag ids).
+        self.data_bucket_name = f"{config.resource_prefix}-data-{config.account}-{config.region}"
+        self.data_bucket = self._encrypted_bucket("Data", "data/", config, removal, bucket_name=self.data_bucket_name)
         self.artifact_bucket_name = f"{config.resource_prefix}-artifacts-{config.account}-{config.region}"
         self.artifact_bucket = self._encrypted_bucket(
             "Artifacts", "artifacts/", config, removal, bucket_name=self.artifact_bucket_name

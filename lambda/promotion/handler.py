@@ -116,7 +116,7 @@ class PipelineStatusChange(EventBridgeModel):
 
 
 class EvaluationReport(BaseModel):
-    """`runs/<execution-id>/evaluate/report.json`, written by the evaluation stage."""
+    """`runs/<execution-id>/report/report.json`, written by the evaluation stage."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -205,7 +205,7 @@ def _from_status_change(change: PipelineStatusChange, settings: Settings, sagema
             raise PromotionError(f"pipeline execution {arn}: parameter '{name}' is missing or malformed")
     return Candidate(
         execution_arn=arn,
-        report_s3_uri=f"s3://{settings.data_bucket}/runs/{execution_id}/evaluate/report.json",
+        report_s3_uri=f"s3://{settings.data_bucket}/runs/{execution_id}/report/report.json",
         image_uri=parameters[IMAGE_PARAMETER],
         git_sha=parameters[GIT_SHA_PARAMETER],
         trigger="eventbridge",

@@ -16,7 +16,7 @@ BUCKET = "ragops-dev-data"
 PIPELINE = "ragops-dev-rag"
 EXECUTION_ID = "p4jn9xou8a8s"
 EXECUTION_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}/execution/{EXECUTION_ID}"
-REPORT_URI = f"s3://{BUCKET}/runs/{EXECUTION_ID}/evaluate/report.json"
+REPORT_URI = f"s3://{BUCKET}/runs/{EXECUTION_ID}/report/report.json"
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/ragops-processing@sha256:{'a' * 64}"
 GIT_SHA = "0123456789abcdef0123456789abcdef01234567"
 THRESHOLDS = {"hit_at_k": 0.85, "mrr": 0.7, "answer_similarity": 0.5}
@@ -220,7 +220,7 @@ def test_eventbridge_success_reads_the_report_by_execution_id_and_the_image_from
         PipelineName=PIPELINE,
         PipelineParameters=[{"Name": "ImageUri", "Value": IMAGE}, {"Name": "GitSha", "Value": GIT_SHA}],
     )["PipelineExecutionArn"]
-    put_report(report(), f"s3://{BUCKET}/runs/{arn.rsplit('/', 1)[1]}/evaluate/report.json")
+    put_report(report(), f"s3://{BUCKET}/runs/{arn.rsplit('/', 1)[1]}/report/report.json")
 
     result = promotion.promote(status_change(arn), settings(), clients, NOW)
 

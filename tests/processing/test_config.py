@@ -68,7 +68,7 @@ def test_stage_registry_imports_with_the_standard_library_only() -> None:
         "heavy = {'numpy', 'mlflow', 'torch', 'faiss', 'langgraph', 'pydantic'} & set(sys.modules); "
         "print(heavy or [s.run_name for s in r.STAGES])"
     )
-    out = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, check=True)  # noqa: S603
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['DataPreparation', 'DataChunking', 'DataIngestion', 'RAGRetrieval', 'RAGEvaluation']"
 
 

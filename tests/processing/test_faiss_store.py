@@ -53,7 +53,7 @@ def test_another_process_reads_the_index(tmp_path) -> None:
         f"s = FaissStore(sys.argv[1], params=HnswParams(16, 64, 32, 'cosinesimil'), embedding_model={MODEL!r}); "
         "print(s.count(), s.search(np.load(sys.argv[2]), 1)[0].source_id)"
     )
-    out = subprocess.run(  # noqa: S603
+    out = subprocess.run(
         [sys.executable, "-c", script, str(tmp_path), str(tmp_path.parent / "query.npy")],
         cwd=REPO_ROOT,
         capture_output=True,

@@ -1,0 +1,1 @@
+"""The deployed SageMaker pipelines: their names, parameters, and starting an execution."""

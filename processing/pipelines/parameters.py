@@ -1,0 +1,84 @@
+"""Pipeline parameters: every run-config field, plus the provenance a promotion needs.
+
+The CDK app declares these parameters and the `pipeline start` CLI fills them, so both derive them here from
+`RunConfig` itself: adding a run-config field adds a pipeline parameter, with no second list to keep in step.
+Standard library + pydantic only (the CDK synth imports this module).
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from processing.config import RunConfig
+
+VARIANTS = ("single", "multi")
+IMAGE_URI = "ImageUri"  # the processing image, by digest when promotion is expected
+GIT_SHA = "GitSha"  # the commit the image was built from
+DATASET_URI = "DatasetS3Uri"  # S3 prefix of the input dataset
+PROVENANCE = (IMAGE_URI, GIT_SHA, DATASET_URI)
+
+
+def pipeline_name(environment: str, variant: str) -> str:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown pipeline variant {variant!r}; variants: {', '.join(VARIANTS)}")
+    return f"ragops-{environment}-{variant}"
+
+
+def parameter_name(field: str) -> str:
+    """`chunk_size` -> `ChunkSize` (SageMaker parameter names are PascalCase by convention)."""
+    return "".join(part.capitalize() for part in field.split("_"))
+
+
+@dataclass(frozen=True)
+class RunParameter:
+    field: str
+    name: str
+    kind: str  # SageMaker parameter type: String | Integer | Float | Boolean
+
+
+def _kind(annotation: Any) -> str:
+    if annotation is bool:
+        return "Boolean"
+    if annotation is int:
+        return "Integer"
+    if annotation is float:
+        return "Float"
+    if annotation is str or typing.get_origin(annotation) is Literal:
+        return "String"
+    raise TypeError(f"run-config annotation {annotation!r} has no SageMaker parameter type")
+
+
+def run_parameters() -> tuple[RunParameter, ...]:
+    """One parameter per run-config field, in field order (which keeps pipeline definitions deterministic)."""
+    result = []
+    for field, info in RunConfig.model_fields.items():
+        if isinstance(info.annotation, types.UnionType):
+            raise TypeError(f"run-config field {field!r} is optional; pipeline parameters need a concrete type")
+        result.append(RunParameter(field, parameter_name(field), _kind(info.annotation)))
+    return tuple(result)
+
+
+def declare(defaults: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The definition's `Parameters` list; `defaults` are run-config values (validated) plus provenance."""
+    config = RunConfig.model_validate({k: v for k, v in defaults.items() if k in RunConfig.model_fields})
+    declared = [{"Name": p.name, "Type": p.kind, "DefaultValue": getattr(config, p.field)} for p in run_parameters()]
+    return declared + [{"Name": name, "Type": "String", "DefaultValue": defaults.get(name, "")} for name in PROVENANCE]
+
+
+def start_values(overrides: Mapping[str, str]) -> list[dict[str, str]]:
+    """`PipelineParameters` for StartPipelineExecution from `field=value` overrides (validated first)."""
+    RunConfig.model_validate({k: v for k, v in overrides.items() if k in RunConfig.model_fields})
+    by_field = {p.field: p.name for p in run_parameters()}
+    values = []
+    for key, value in overrides.items():
+        if key in by_field:
+            values.append({"Name": by_field[key], "Value": str(value)})
+        elif key in PROVENANCE:
+            values.append({"Name": key, "Value": str(value)})
+        else:
+            raise ValueError(f"--set {key}: not a run-config field nor one of {', '.join(PROVENANCE)}")
+    return values

@@ -1,0 +1,278 @@
+"""SageMaker pipeline definitions as deterministic dicts, from the stage registry the local runner uses.
+
+Two shapes of the same pipeline: `single` runs every stage in one processing job (`python -m processing run`),
+`multi` runs one processing job per stage (`python -m processing stage <id>`). Either way each stage's output
+directory lands in `s3://<data bucket>/runs/<execution id>/<output>/` (the report in `.../report/report.json`,
+where the promotion hook looks for it). Both end in the same quality gate: a condition on
+the evaluation report that leads to the promotion Lambda or to a Fail step naming the missed thresholds.
+Values may be CDK tokens; the stack resolves them with `Stack.to_json_string`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from processing.pipelines.parameters import DATASET_URI, GIT_SHA, IMAGE_URI, declare, run_parameters
+from processing.stages.registry import DATASET_INPUT, STAGES, StageSpec
+
+DEFINITION_VERSION = "2020-12-01"
+CONTAINER_ROOT = "/opt/ml/processing"
+REPORT_FILE = "report.json"
+REPORT_PROPERTY_FILE = "EvaluationReport"
+SINGLE_STEP = "RAGPipeline"
+GATE_STEP = "QualityGate"
+PROMOTE_STEP = "Promote"
+FAIL_STEP = "ThresholdsNotMet"
+
+# Report metric -> the run-config field holding its threshold (the promotion hook checks the same names).
+GATED_METRICS = {"hit_at_k": "min_hit_at_k", "mrr": "min_mrr", "answer_similarity": "min_answer_similarity"}
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """Where and how processing jobs run; every value comes from the environment config or other stacks."""
+
+    role_arn: str
+    data_bucket: str
+    kms_key_arn: str
+    subnet_ids: Sequence[str]
+    security_group_ids: Sequence[str]
+    instance_type: str
+    instance_count: int
+    volume_size_gib: int
+    max_runtime_seconds: int
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    environment: str
+    variant: str  # "single" | "multi"
+    job: JobSettings
+    defaults: Mapping[str, Any]  # run-config defaults plus provenance parameter defaults
+    promotion_function_arn: str | None = None
+
+
+def get(path: str) -> dict[str, str]:
+    return {"Get": path}
+
+
+def join(*values: Any, on: str = "") -> dict[str, Any]:
+    return {"Std:Join": {"On": on, "Values": list(values)}}
+
+
+def run_prefix(bucket: str, output: str) -> dict[str, Any]:
+    """s3://<bucket>/runs/<execution id>/<output>, resolved when the execution starts."""
+    return join(f"s3://{bucket}/runs", get("Execution.PipelineExecutionId"), output, on="/")
+
+
+def config_arguments() -> list[Any]:
+    """`--set field=<parameter>` for every run-config field, so a run is parameterised end to end."""
+    arguments: list[Any] = []
+    for parameter in run_parameters():
+        arguments += ["--set", join(f"{parameter.field}=", get(f"Parameters.{parameter.name}"))]
+    return arguments
+
+
+def _processing_input(name: str, source: Any) -> dict[str, Any]:
+    return {
+        "InputName": name,
+        "AppManaged": False,
+        "S3Input": {
+            "S3Uri": source,
+            "LocalPath": f"{CONTAINER_ROOT}/input/{name}",
+            "S3DataType": "S3Prefix",
+            "S3InputMode": "File",
+            "S3DataDistributionType": "FullyReplicated",
+        },
+    }
+
+
+def _processing_output(name: str, bucket: str) -> dict[str, Any]:
+    return {
+        "OutputName": name,
+        "AppManaged": False,
+        "S3Output": {
+            "S3Uri": run_prefix(bucket, name),
+            "LocalPath": f"{CONTAINER_ROOT}/output/{name}",
+            "S3UploadMode": "EndOfJob",
+        },
+    }
+
+
+def processing_arguments(
+    job: JobSettings,
+    entrypoint: list[str],
+    arguments: list[Any],
+    inputs: list[dict[str, Any]],
+    outputs: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """A CreateProcessingJob request without its name (the pipeline names each job)."""
+    return {
+        "ProcessingResources": {
+            "ClusterConfig": {
+                "InstanceType": job.instance_type,
+                "InstanceCount": job.instance_count,
+                "VolumeSizeInGB": job.volume_size_gib,
+                "VolumeKmsKeyId": job.kms_key_arn,
+            }
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": job.max_runtime_seconds},
+        "AppSpecification": {
+            "ImageUri": get(f"Parameters.{IMAGE_URI}"),
+            "ContainerEntrypoint": entrypoint,
+            "ContainerArguments": arguments,
+        },
+        "RoleArn": job.role_arn,
+        "ProcessingInputs": inputs,
+        "ProcessingOutputConfig": {"Outputs": outputs, "KmsKeyId": job.kms_key_arn},
+        "NetworkConfig": {
+            "EnableInterContainerTrafficEncryption": True,
+            "EnableNetworkIsolation": False,  # stages call the endpoints, the domain and MLflow
+            "VpcConfig": {"SecurityGroupIds": list(job.security_group_ids), "Subnets": list(job.subnet_ids)},
+        },
+        "Environment": dict(sorted(job.environment.items())),
+    }
+
+
+def _command(*words: str) -> list[str]:
+    return ["python", "-m", "processing", *words]
+
+
+def single_step(job: JobSettings) -> dict[str, Any]:
+    """Every stage in one job; each stage's output directory is uploaded where the multi-step one puts it."""
+    arguments = [
+        "--dataset",
+        f"{CONTAINER_ROOT}/input/{DATASET_INPUT}",
+        "--work-dir",
+        f"{CONTAINER_ROOT}/output",
+        *config_arguments(),
+    ]
+    step = _processing_step(
+        SINGLE_STEP,
+        processing_arguments(
+            job,
+            _command("run", "--mode", "single"),
+            arguments,
+            [_processing_input(DATASET_INPUT, get(f"Parameters.{DATASET_URI}"))],
+            [_processing_output(spec.output, job.data_bucket) for spec in STAGES],
+        ),
+    )
+    step["PropertyFiles"] = [_report_property(STAGES[-1].output, REPORT_FILE)]
+    return step
+
+
+def _processing_step(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {"Name": name, "Type": "Processing", "Arguments": arguments}
+
+
+def _report_property(output: str, path: str) -> dict[str, str]:
+    return {"PropertyFileName": REPORT_PROPERTY_FILE, "OutputName": output, "FilePath": path}
+
+
+def _stage_source(spec: StageSpec, name: str) -> Any:
+    if name == DATASET_INPUT:
+        return get(f"Parameters.{DATASET_URI}")
+    producer = next(s for s in STAGES if s.output == name)
+    return get(f"Steps.{producer.run_name}.ProcessingOutputConfig.Outputs['{name}'].S3Output.S3Uri")
+
+
+def stage_step(spec: StageSpec, job: JobSettings) -> dict[str, Any]:
+    """One stage as its own job; reading earlier outputs by step property also orders the steps."""
+    inputs = [_processing_input(name, _stage_source(spec, name)) for name in spec.inputs]
+    arguments = [arg for name in spec.inputs for arg in ("--input", f"{name}={CONTAINER_ROOT}/input/{name}")]
+    arguments += ["--output-dir", f"{CONTAINER_ROOT}/output/{spec.output}", *config_arguments()]
+    step = _processing_step(
+        spec.run_name,
+        processing_arguments(
+            job,
+            _command("stage", spec.stage_id),
+            arguments,
+            inputs,
+            [_processing_output(spec.output, job.data_bucket)],
+        ),
+    )
+    if spec is STAGES[-1]:
+        step["PropertyFiles"] = [_report_property(spec.output, REPORT_FILE)]
+    return step
+
+
+def _report_value(step: str, metric: str) -> dict[str, Any]:
+    return {
+        "Std:JsonGet": {
+            "PropertyFile": get(f"Steps.{step}.PropertyFiles.{REPORT_PROPERTY_FILE}"),
+            "Path": f"metrics.{metric}",
+        }
+    }
+
+
+def _report_uri(step: str, output: str, path: str) -> dict[str, Any]:
+    return join(get(f"Steps.{step}.ProcessingOutputConfig.Outputs['{output}'].S3Output.S3Uri"), path, on="/")
+
+
+def gate_step(spec: PipelineSpec, report_step: str, report_output: str, report_path: str) -> dict[str, Any]:
+    by_field = {p.field: p.name for p in run_parameters()}
+    conditions = [
+        {
+            "Type": "GreaterThanOrEqualTo",
+            "LeftValue": _report_value(report_step, metric),
+            "RightValue": get(f"Parameters.{by_field[threshold]}"),
+        }
+        for metric, threshold in GATED_METRICS.items()
+    ]
+    failure_values: list[Any] = [f"evaluation below the {spec.environment} thresholds:"]
+    for metric, threshold in GATED_METRICS.items():
+        failure_values += [
+            f" {metric}=",
+            _report_value(report_step, metric),
+            " (min ",
+            get(f"Parameters.{by_field[threshold]}"),
+            ")",
+        ]
+    fail = {"Name": FAIL_STEP, "Type": "Fail", "Arguments": {"ErrorMessage": join(*failure_values)}}
+    if_steps = []
+    if spec.promotion_function_arn:
+        if_steps.append(
+            {
+                "Name": PROMOTE_STEP,
+                "Type": "Lambda",
+                "FunctionArn": spec.promotion_function_arn,
+                "OutputParameters": [{"OutputName": "decision", "OutputType": "String"}],
+                "Arguments": {
+                    "environment": spec.environment,
+                    "execution_arn": get("Execution.PipelineExecutionArn"),
+                    "report_s3_uri": _report_uri(report_step, report_output, report_path),
+                    "image_uri": get(f"Parameters.{IMAGE_URI}"),
+                    "git_sha": get(f"Parameters.{GIT_SHA}"),
+                },
+            }
+        )
+    return {
+        "Name": GATE_STEP,
+        "Type": "Condition",
+        "Arguments": {"Conditions": conditions, "IfSteps": if_steps, "ElseSteps": [fail]},
+    }
+
+
+def pipeline_definition(spec: PipelineSpec) -> dict[str, Any]:
+    """The whole definition; the same inputs always give the same dict (and so the same JSON)."""
+    if spec.variant == "single":
+        steps = [single_step(spec.job)]
+        report = (SINGLE_STEP, STAGES[-1].output, REPORT_FILE)
+    elif spec.variant == "multi":
+        steps = [stage_step(stage, spec.job) for stage in STAGES]
+        report = (STAGES[-1].run_name, STAGES[-1].output, REPORT_FILE)
+    else:
+        raise ValueError(f"unknown pipeline variant {spec.variant!r}")
+    return {
+        "Version": DEFINITION_VERSION,
+        "Metadata": {},
+        "Parameters": declare(spec.defaults),
+        "PipelineExperimentConfig": {
+            "ExperimentName": get("Execution.PipelineName"),
+            "TrialName": get("Execution.PipelineExecutionId"),
+        },
+        "Steps": [*steps, gate_step(spec, *report)],
+    }

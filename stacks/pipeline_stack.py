@@ -1,0 +1,300 @@
+"""The SageMaker pipelines (single- and multi-step), their processing image, their role's permissions, and
+the Bedrock roles the pipeline's judge and Custom Model Import generator need.
+
+`cdk deploy` versions the pipeline definitions together with the image they run: the image asset's URI is
+the default of the `ImageUri` parameter, and the stage list comes from the registry the local runner uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from processing.pipelines.parameters import DATASET_URI, IMAGE_URI, VARIANTS, pipeline_name
+from stacks.config import EnvironmentConfig
+from stacks.iam_statements import ecr_pull_statements, vpc_interface_statements
+from stacks.model_endpoint import ModelEndpoint
+from stacks.nag import acknowledge_wildcard_resource
+from stacks.pipeline_definition import JobSettings, PipelineSpec, pipeline_definition
+from stacks.tracking_stack import ARTIFACT_PREFIX
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# The image's build context is the repository root, reduced to what the Dockerfile copies.
+IMAGE_CONTEXT = ["**", "!processing/**", "!constraints.txt", "**/__pycache__", "processing/**/*.pyc"]
+RUN_PREFIXES = ("runs", "datasets")
+MODEL_IMPORT_PREFIX = "model-import"
+# What MLflow's client calls on a SageMaker tracking server to log runs (sagemaker-mlflow service prefix).
+MLFLOW_ACTIONS = [
+    f"sagemaker-mlflow:{action}"
+    for action in (
+        "CreateExperiment",
+        "GetExperiment",
+        "GetExperimentByName",
+        "SearchExperiments",
+        "UpdateExperiment",
+        "SetExperimentTag",
+        "CreateRun",
+        "GetRun",
+        "UpdateRun",
+        "SearchRuns",
+        "LogMetric",
+        "LogParam",
+        "LogBatch",
+        "LogInputs",
+        "SetTag",
+        "GetMetricHistory",
+    )
+]
+
+
+@dataclass(frozen=True)
+class PipelineInputs:
+    """What the pipeline uses from the other stacks of its environment."""
+
+    key: kms.IKey
+    data_bucket_name: str
+    artifact_bucket_name: str
+    vpc: ec2.IVpc
+    subnets: list[ec2.ISubnet]
+    workload_security_group: ec2.ISecurityGroup
+    role: iam.IRole
+    domain_name: str
+    domain_endpoint: str
+    embedding: ModelEndpoint
+    llm: ModelEndpoint | None
+    tracking_server_arn: str
+    promotion_function: lambda_.IFunction | None
+
+
+class PipelineStack(cdk.Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, inputs: PipelineInputs, **kwargs
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self._config = config
+        self._inputs = inputs
+        self.image = ecr_assets.DockerImageAsset(
+            self,
+            "ProcessingImage",
+            directory=str(REPO_ROOT),
+            file="processing/Dockerfile",
+            exclude=IMAGE_CONTEXT,
+            ignore_mode=cdk.IgnoreMode.DOCKER,
+            platform=ecr_assets.Platform.LINUX_AMD64,
+        )
+        self.execution_policy = self._execution_policy()
+        self.pipelines = {variant: self._pipeline(variant) for variant in VARIANTS}
+        self.model_import_role = self._model_import_role()
+        self.imported_model_invoke_policy = self._imported_model_invoke_policy()
+
+    def _arn(self, service: str, resource: str, name: str, *, region: str | None = None, account: str | None = None):
+        return self.format_arn(
+            service=service,
+            resource=resource,
+            resource_name=name,
+            region=region,
+            account=account,
+            arn_format=cdk.ArnFormat.SLASH_RESOURCE_NAME,
+        )
+
+    def _domain_arn(self) -> str:
+        return self._arn("es", "domain", self._inputs.domain_name)
+
+    def _bucket_arn(self, name: str) -> str:
+        return f"arn:{self.partition}:s3:::{name}"
+
+    def _judge_model_arn(self) -> str:
+        return self._arn("bedrock", "foundation-model", self._config.bedrock.judge_model_id, account="")
+
+    def _pipeline_arn(self, variant: str) -> str:
+        return self._arn("sagemaker", "pipeline", pipeline_name(self._config.name, variant))
+
+    def _statements(self) -> list[iam.PolicyStatement]:
+        inputs = self._inputs
+        data = self._bucket_arn(inputs.data_bucket_name)
+        artifacts = self._bucket_arn(inputs.artifact_bucket_name)
+        endpoints = [inputs.embedding.arn] + ([inputs.llm.arn] if inputs.llm else [])
+        statements = [
+            *ecr_pull_statements(self.image.repository.repository_arn),
+            *vpc_interface_statements(self, inputs.vpc, inputs.subnets, inputs.workload_security_group),
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[self._log_group_arn()],
+            ),
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:PutObject"], resources=[f"{data}/{p}/*" for p in RUN_PREFIXES]
+            ),
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[data],
+                conditions={"StringLike": {"s3:prefix": [f"{p}/*" for p in RUN_PREFIXES]}},
+            ),
+            # MLflow's client writes run artifacts straight into the tracking server's artifact store.
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:PutObject"], resources=[f"{artifacts}/{ARTIFACT_PREFIX}/*"]
+            ),
+            iam.PolicyStatement(
+                actions=["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant"],
+                resources=[inputs.key.key_arn],
+            ),
+            iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=endpoints),
+            iam.PolicyStatement(
+                actions=["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut", "es:ESHttpDelete"],
+                resources=[self._domain_arn(), f"{self._domain_arn()}/*"],
+            ),
+            iam.PolicyStatement(actions=MLFLOW_ACTIONS, resources=[inputs.tracking_server_arn]),
+            iam.PolicyStatement(actions=["bedrock:InvokeModel"], resources=[self._judge_model_arn()]),
+            # The pipeline itself runs as this role: it starts, watches and stops its processing jobs.
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateProcessingJob",
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:StopProcessingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=[self._arn("sagemaker", "processing-job", "pipelines-*")],
+            ),
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[inputs.role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            ),
+        ]
+        if inputs.promotion_function:
+            statements.append(
+                iam.PolicyStatement(
+                    actions=["lambda:InvokeFunction"], resources=[inputs.promotion_function.function_arn]
+                )
+            )
+        return statements
+
+    def _log_group_arn(self) -> str:
+        return self.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name="/aws/sagemaker/ProcessingJobs:*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+
+    def _execution_policy(self) -> iam.Policy:
+        policy = iam.Policy(self, "ExecutionPolicy", roles=[self._inputs.role], statements=self._statements())
+        data = self._bucket_arn(self._inputs.data_bucket_name)
+        wildcards = {
+            "*": "ecr:GetAuthorizationToken and the EC2 Describe* calls SageMaker makes for VPC jobs accept only '*'",
+            f"{data}/runs/*": "each execution writes under runs/<execution id>/, a key known only at run time",
+            f"{data}/datasets/*": "datasets are uploaded by operators under datasets/; the pipeline reads them",
+            f"{self._bucket_arn(self._inputs.artifact_bucket_name)}/{ARTIFACT_PREFIX}/*": (
+                "MLflow run artifact keys are created at run time under the tracking server's prefix"
+            ),
+            f"{self._domain_arn()}/*": "OpenSearch HTTP paths (indices, _bulk, _aliases) are chosen at run time",
+            self._arn("sagemaker", "processing-job", "pipelines-*"): (
+                "SageMaker pipelines name their processing jobs pipelines-<execution>-<step>-<suffix> at run time"
+            ),
+            self._log_group_arn(): "processing jobs write their logs to streams SageMaker names per job",
+            self._arn("ec2", "network-interface", "*"): (
+                "network interfaces of VPC jobs are created by SageMaker at run time; deletion is bounded to our VPC"
+            ),
+        }
+        for resource, reason in wildcards.items():
+            acknowledge_wildcard_resource(policy, resource, reason)
+        return policy
+
+    def _pipeline(self, variant: str) -> sagemaker.CfnPipeline:
+        config, inputs = self._config, self._inputs
+        spec = PipelineSpec(
+            environment=config.name,
+            variant=variant,
+            job=JobSettings(
+                role_arn=inputs.role.role_arn,
+                data_bucket=inputs.data_bucket_name,
+                kms_key_arn=inputs.key.key_arn,
+                subnet_ids=[subnet.subnet_id for subnet in inputs.subnets],
+                security_group_ids=[inputs.workload_security_group.security_group_id],
+                instance_type=config.processing.instance_type,
+                instance_count=config.processing.instance_count,
+                volume_size_gib=config.processing.volume_size_gib,
+                max_runtime_seconds=config.processing.max_runtime_seconds,
+                environment={"MLFLOW_TRACKING_URI": inputs.tracking_server_arn, "AWS_REGION": config.region},
+            ),
+            defaults=self._parameter_defaults(),
+            promotion_function_arn=inputs.promotion_function.function_arn if inputs.promotion_function else None,
+        )
+        pipeline = sagemaker.CfnPipeline(
+            self,
+            f"{variant.title()}StepPipeline",
+            pipeline_name=pipeline_name(config.name, variant),
+            pipeline_display_name=pipeline_name(config.name, variant),
+            pipeline_description=f"RagOps {config.name}: {variant}-step RAG pipeline with a promotion gate",
+            role_arn=inputs.role.role_arn,
+            pipeline_definition={"PipelineDefinitionBody": self.to_json_string(pipeline_definition(spec))},
+        )
+        pipeline.node.add_dependency(self.execution_policy)  # the role must hold its permissions first
+        return pipeline
+
+    def _parameter_defaults(self) -> dict[str, object]:
+        """Run-config defaults for this environment (backends and thresholds) plus provenance defaults."""
+        config = self._config
+        thresholds = config.promotion.thresholds
+        return {
+            "experiment_name": f"{config.resource_prefix}-pipeline",
+            "min_hit_at_k": thresholds.get("hit_at_k", 0.0),
+            "min_mrr": thresholds.get("mrr", 0.0),
+            "min_answer_similarity": thresholds.get("answer_similarity", 0.0),
+            IMAGE_URI: self.image.image_uri,
+            DATASET_URI: f"s3://{self._inputs.data_bucket_name}/datasets/",
+        }
+
+    def _model_import_role(self) -> iam.Role:
+        """The role Bedrock Custom Model Import assumes to read model weights from our bucket, for us only."""
+        account = self._config.account
+        import_jobs = self._arn("bedrock", "model-import-job", "*")
+        role = iam.Role(
+            self,
+            "ModelImportRole",
+            assumed_by=iam.ServicePrincipal(
+                "bedrock.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": account},
+                    "ArnLike": {"aws:SourceArn": import_jobs},
+                },
+            ),
+            description=f"{self._config.resource_prefix}: Bedrock Custom Model Import reads {MODEL_IMPORT_PREFIX}/",
+        )
+        data = self._bucket_arn(self._inputs.data_bucket_name)
+        objects = f"{data}/{MODEL_IMPORT_PREFIX}/*"
+        role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[objects]))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[data],
+                conditions={"StringLike": {"s3:prefix": [f"{MODEL_IMPORT_PREFIX}/*"]}},
+            )
+        )
+        role.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt"], resources=[self._inputs.key.key_arn]))
+        acknowledge_wildcard_resource(
+            role, objects, f"model weight files are read from the {MODEL_IMPORT_PREFIX}/ prefix, named per import"
+        )
+        return role
+
+    def _imported_model_invoke_policy(self) -> iam.Policy:
+        """Lets the pipeline call models imported into this account (the log-probability generator)."""
+        imported = self._arn("bedrock", "imported-model", "*")
+        policy = iam.Policy(
+            self,
+            "InvokeImportedModels",
+            roles=[self._inputs.role],
+            statements=[iam.PolicyStatement(actions=["bedrock:InvokeModel"], resources=[imported])],
+        )
+        acknowledge_wildcard_resource(
+            policy, imported, "imported model ids are assigned by Bedrock at import; the ARN fixes account and region"
+        )
+        return policy

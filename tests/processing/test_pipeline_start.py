@@ -1,0 +1,150 @@
+"""Starting a deployed pipeline: parameters from run-config fields, image pinned by digest, clear failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from processing.pipelines.parameters import declare, parameter_name, pipeline_name, run_parameters, start_values
+from processing.pipelines.start import PipelineStartError, pinned_image, start_execution
+
+ROOT = Path(__file__).resolve().parents[2]
+REGISTRY = "111111111111.dkr.ecr.us-east-1.amazonaws.com"
+REPO = "cdk-hnb659fds-container-assets-111111111111-us-east-1"
+TAG = "0" * 64
+DIGEST = "sha256:" + "ab" * 32
+SHA = "c" * 40
+ARN = "arn:aws:sagemaker:us-east-1:111111111111:pipeline/ragops-dev-single/execution/abc123"
+
+
+@pytest.fixture
+def clients():
+    sagemaker = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
+    ecr = boto3.client("ecr", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
+    with Stubber(sagemaker) as sm_stub, Stubber(ecr) as ecr_stub:
+        yield sagemaker, ecr, sm_stub, ecr_stub
+        sm_stub.assert_no_pending_responses()
+        ecr_stub.assert_no_pending_responses()
+
+
+def deployed_definition() -> str:
+    return json.dumps(
+        {
+            "Version": "2020-12-01",
+            "Parameters": declare({"experiment_name": "ragops-dev-pipeline", "ImageUri": f"{REGISTRY}/{REPO}:{TAG}"}),
+        }
+    )
+
+
+def test_names_and_types_follow_the_run_config():
+    assert pipeline_name("dev", "multi") == "ragops-dev-multi"
+    assert parameter_name("hnsw_ef_search") == "HnswEfSearch"
+    kinds = {p.field: p.kind for p in run_parameters()}
+    assert kinds["chunk_size"] == "Integer"
+    assert kinds["relevance_threshold"] == "Float"
+    assert kinds["chunking_strategy"] == "String"
+
+
+def test_unknown_variant_and_bad_overrides_are_refused():
+    with pytest.raises(ValueError, match="variant"):
+        pipeline_name("dev", "both")
+    with pytest.raises(ValueError, match="--set colour"):
+        start_values({"colour": "blue"})
+    with pytest.raises(ValueError, match="chunk_size"):
+        start_values({"chunk_size": "many"})
+
+
+def test_start_pins_the_default_image_by_digest_and_passes_overrides(clients):
+    sagemaker, ecr, sm_stub, ecr_stub = clients
+    name = "ragops-dev-single"
+    sm_stub.add_response(
+        "describe_pipeline",
+        {"PipelineName": name, "PipelineDefinition": deployed_definition()},
+        {"PipelineName": name},
+    )
+    ecr_stub.add_response(
+        "describe_images",
+        {"imageDetails": [{"imageDigest": DIGEST}]},
+        {"registryId": "111111111111", "repositoryName": REPO, "imageIds": [{"imageTag": TAG}]},
+    )
+    sm_stub.add_response(
+        "start_pipeline_execution",
+        {"PipelineExecutionArn": ARN},
+        {
+            "PipelineName": name,
+            "PipelineParameters": [
+                {"Name": "ChunkSize", "Value": "500"},
+                {"Name": "ImageUri", "Value": f"{REGISTRY}/{REPO}@{DIGEST}"},
+                {"Name": "GitSha", "Value": SHA},
+            ],
+            "PipelineExecutionDescription": f"commit {SHA[:12]}",
+        },
+    )
+    started = start_execution(
+        sagemaker, ecr, environment="dev", variant="single", overrides={"chunk_size": "500"}, git_sha=SHA
+    )
+    assert started.arn == ARN
+    assert started.experiment == "ragops-dev-pipeline"
+    assert started.image_uri.endswith(DIGEST)
+
+
+def test_missing_pipeline_is_one_clear_error(clients):
+    sagemaker, ecr, sm_stub, _ = clients
+    sm_stub.add_client_error("describe_pipeline", "ResourceNotFound", "Pipeline does not exist")
+    with pytest.raises(PipelineStartError, match="ragops-staging-multi: ResourceNotFound"):
+        start_execution(sagemaker, ecr, environment="staging", variant="multi", overrides={}, git_sha=SHA)
+
+
+def test_commit_must_be_a_full_sha(clients):
+    sagemaker, ecr, _, _ = clients
+    with pytest.raises(PipelineStartError, match="GitSha"):
+        start_execution(sagemaker, ecr, environment="dev", variant="single", overrides={}, git_sha="main")
+
+
+def test_image_without_a_single_digest_is_refused(clients):
+    _, ecr, _, ecr_stub = clients
+    ecr_stub.add_response("describe_images", {"imageDetails": []})
+    with pytest.raises(PipelineStartError, match="no single image"):
+        pinned_image(ecr, f"{REGISTRY}/{REPO}:{TAG}")
+    with pytest.raises(PipelineStartError, match="not an ECR image URI"):
+        pinned_image(ecr, "docker.io/library/python:3.11")
+    assert pinned_image(ecr, f"{REGISTRY}/{REPO}@{DIGEST}") == f"{REGISTRY}/{REPO}@{DIGEST}"
+
+
+def test_cli_without_credentials_exits_non_zero_with_one_line():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env |= {
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "processing",
+            "pipeline",
+            "start",
+            "--env",
+            "dev",
+            "--region",
+            "us-east-1",
+            "--git-sha",
+            SHA,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: no AWS credentials found (set AWS_PROFILE or run where a role is attached)"

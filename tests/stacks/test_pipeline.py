@@ -1,0 +1,279 @@
+"""Pipeline stack: the definitions SageMaker will run, the role they run as, and the Bedrock roles."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import aws_cdk as cdk
+import botocore.session
+import pytest
+from aws_cdk.assertions import Template
+from botocore.validate import ParamValidator
+
+from processing.pipelines.parameters import pipeline_name, run_parameters
+from processing.stages.registry import STAGES
+from stacks.app_builder import build_app
+from stacks.pipeline_definition import FAIL_STEP, GATE_STEP, GATED_METRICS, PROMOTE_STEP
+from tests.stacks.conftest import ENVIRONMENTS, cdk_context
+
+TOKEN = "arn:aws:token:us-east-1:111111111111:resolved-at-deploy/x"
+
+
+def render(value: Any) -> str:
+    """A CloudFormation string expression rendered with a placeholder for every intrinsic it references."""
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(render(part) for part in parts)
+    return TOKEN
+
+
+def definitions(template: Template) -> dict[str, dict[str, Any]]:
+    pipelines = template.find_resources("AWS::SageMaker::Pipeline")
+    return {
+        p["Properties"]["PipelineName"]: json.loads(
+            render(p["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"])
+        )
+        for p in pipelines.values()
+    }
+
+
+def all_steps(steps: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for step in steps:
+        yield step
+        if step["Type"] == "Condition":
+            yield from all_steps(step["Arguments"]["IfSteps"] + step["Arguments"]["ElseSteps"])
+
+
+def expressions(value: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(value, dict):
+        if set(value) & {"Get", "Std:Join", "Std:JsonGet"}:
+            yield value
+        for item in value.values():
+            yield from expressions(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from expressions(item)
+
+
+def resolve(value: Any, defaults: dict[str, Any]) -> Any:
+    """Replace pipeline expressions with values of the type they take at run time."""
+    if isinstance(value, dict):
+        if "Get" in value:
+            path = value["Get"]
+            if path.startswith("Parameters."):
+                return defaults[path.removeprefix("Parameters.")]
+            if path.endswith("S3Uri"):
+                return "s3://ragops-dev-data-111111111111-us-east-1/runs/exec/out"
+            return "pipelines-exec1234"
+        if "Std:Join" in value:
+            spec = value["Std:Join"]
+            return spec["On"].join(str(resolve(v, defaults)) for v in spec["Values"])
+        if "Std:JsonGet" in value:
+            return 0.5
+        return {k: resolve(v, defaults) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, defaults) for v in value]
+    return value
+
+
+@pytest.fixture(scope="module")
+def pipeline_definitions(templates) -> dict[str, dict[str, dict[str, Any]]]:
+    return {env: definitions(templates[f"{env}/Pipeline"]) for env in ENVIRONMENTS}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_two_pipelines_per_environment(pipeline_definitions, env):
+    assert set(pipeline_definitions[env]) == {pipeline_name(env, "single"), pipeline_name(env, "multi")}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_processing_arguments_validate_against_botocore_create_processing_job(pipeline_definitions, env):
+    shape = botocore.session.get_session().get_service_model("sagemaker").operation_model("CreateProcessingJob")
+    for definition in pipeline_definitions[env].values():
+        defaults = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+        processing = [s for s in all_steps(definition["Steps"]) if s["Type"] == "Processing"]
+        assert processing
+        for step in processing:
+            request = {"ProcessingJobName": "pipelines-exec1234-step", **resolve(step["Arguments"], defaults)}
+            report = ParamValidator().validate(request, shape.input_shape)
+            assert not report.has_errors(), f"{step['Name']}: {report.generate_report()}"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_parameter_reference_is_declared_and_every_field_is_a_parameter(pipeline_definitions, env):
+    for definition in pipeline_definitions[env].values():
+        declared = {p["Name"] for p in definition["Parameters"]}
+        assert {p.name for p in run_parameters()} <= declared
+        used = {
+            e["Get"].removeprefix("Parameters.")
+            for e in expressions(definition["Steps"])
+            if "Get" in e and e["Get"].startswith("Parameters.")
+        }
+        assert used <= declared, used - declared
+
+
+def step_dependencies(definition: dict[str, Any]) -> dict[str, set[str]]:
+    graph = {}
+    for step in definition["Steps"]:
+        refs = {e["Get"].split(".")[1] for e in expressions(step) if "Get" in e and e["Get"].startswith("Steps.")}
+        graph[step["Name"]] = (refs | set(step.get("DependsOn", []))) - {step["Name"]}
+    return graph
+
+
+def topological_order(graph: dict[str, set[str]]) -> list[str]:
+    order, remaining = [], dict(graph)
+    while remaining:
+        ready = sorted(name for name, deps in remaining.items() if deps <= set(order))
+        assert ready, f"cycle among {sorted(remaining)}"
+        order += ready
+        for name in ready:
+            del remaining[name]
+    return order
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_multi_step_graph_is_acyclic_and_runs_the_five_stages_in_order(pipeline_definitions, env):
+    definition = pipeline_definitions[env][pipeline_name(env, "multi")]
+    order = topological_order(step_dependencies(definition))
+    assert order == [stage.run_name for stage in STAGES] + [GATE_STEP]
+    single = pipeline_definitions[env][pipeline_name(env, "single")]
+    assert topological_order(step_dependencies(single)) == ["RAGPipeline", GATE_STEP]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_gate_compares_each_threshold_and_promotes_or_fails_with_the_reason(pipeline_definitions, env, templates):
+    for definition in pipeline_definitions[env].values():
+        (gate,) = [s for s in definition["Steps"] if s["Type"] == "Condition"]
+        paths = sorted(c["LeftValue"]["Std:JsonGet"]["Path"] for c in gate["Arguments"]["Conditions"])
+        assert paths == sorted(f"metrics.{m}" for m in GATED_METRICS)
+        (promote,) = gate["Arguments"]["IfSteps"]
+        assert promote["Name"] == PROMOTE_STEP
+        assert promote["Type"] == "Lambda"
+        assert set(promote["Arguments"]) == {"environment", "execution_arn", "report_s3_uri", "image_uri", "git_sha"}
+        assert promote["Arguments"]["environment"] == env
+        (fail,) = gate["Arguments"]["ElseSteps"]
+        assert fail["Name"] == FAIL_STEP
+        assert fail["Type"] == "Fail"
+        assert "thresholds" in json.dumps(fail["Arguments"]["ErrorMessage"])
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_thresholds_default_to_the_environment_config(pipeline_definitions, env, app):
+    thresholds = next(s for s in app.node.children if s.node.id == env).config.promotion.thresholds
+    for definition in pipeline_definitions[env].values():
+        defaults = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+        assert defaults["MinHitAtK"] == thresholds["hit_at_k"]
+        assert defaults["MinMrr"] == thresholds["mrr"]
+        assert defaults["MinAnswerSimilarity"] == thresholds["answer_similarity"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_jobs_run_in_the_vpc_with_kms_and_hand_off_under_the_run_prefix(pipeline_definitions, env):
+    for definition in pipeline_definitions[env].values():
+        for step in (s for s in all_steps(definition["Steps"]) if s["Type"] == "Processing"):
+            args = step["Arguments"]
+            assert args["NetworkConfig"]["VpcConfig"]["Subnets"]
+            assert args["NetworkConfig"]["EnableInterContainerTrafficEncryption"] is True
+            assert args["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"]
+            assert args["ProcessingOutputConfig"]["KmsKeyId"]
+            assert args["Environment"]["MLFLOW_TRACKING_URI"]
+            for output in args["ProcessingOutputConfig"]["Outputs"]:
+                values = output["S3Output"]["S3Uri"]["Std:Join"]["Values"]
+                assert values[0] == f"s3://ragops-{env}-data-{_account(env)}-us-east-1/runs"
+                assert values[1] == {"Get": "Execution.PipelineExecutionId"}
+
+
+def policy_statements(template: Template, logical_prefix: str) -> list[dict[str, Any]]:
+    return [
+        statement
+        for logical_id, policy in template.find_resources("AWS::IAM::Policy").items()
+        if logical_id.startswith(logical_prefix)
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def actions(statement: dict[str, Any]) -> list[str]:
+    value = statement["Action"]
+    return value if isinstance(value, list) else [value]
+
+
+def resources(statement: dict[str, Any]) -> list[Any]:
+    value = statement["Resource"]
+    return value if isinstance(value, list) else [value]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_execution_policy_is_scoped_to_this_environments_resources(templates, env):
+    statements = policy_statements(templates[f"{env}/Pipeline"], "ExecutionPolicy")
+    by_action = {action: s for s in statements for action in actions(s)}
+    assert all(a != "*" and not a.endswith(":*") for s in statements for a in actions(s))
+    invoke = resources(by_action["sagemaker:InvokeEndpoint"])
+    assert len(invoke) == (1 if env == "dev" else 2)  # the dev stage runs no LLM endpoint
+    for endpoint in invoke:  # the Models stack's endpoint ARNs, by weak cross-stack reference
+        assert endpoint["Fn::GetStackOutput"]["StackName"] == f"{env}-Models"
+        assert "EndpointArn" in endpoint["Fn::GetStackOutput"]["OutputName"]
+    domain = sorted(render(r) for r in resources(by_action["es:ESHttpPost"]))
+    assert [d.split(":es:")[1] for d in domain] == [
+        f"us-east-1:{_account(env)}:domain/ragops-{env}",
+        f"us-east-1:{_account(env)}:domain/ragops-{env}/*",
+    ]
+    (judge,) = resources(by_action["bedrock:InvokeModel"])
+    assert "foundation-model/anthropic.claude-3-haiku-20240307-v1:0" in render(judge)
+    mlflow = resources(by_action["sagemaker-mlflow:LogBatch"])
+    assert len(mlflow) == 1
+    passrole = by_action["iam:PassRole"]
+    assert passrole["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    assert resources(by_action["lambda:InvokeFunction"])
+
+
+def _account(env: str) -> str:
+    return {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}[env]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_model_import_role_trusts_bedrock_for_this_account_only(templates, env):
+    roles = templates[f"{env}/Pipeline"].find_resources("AWS::IAM::Role")
+    (role,) = [r for logical, r in roles.items() if logical.startswith("ModelImportRole")]
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "bedrock.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": _account(env)}
+    assert ":model-import-job/*" in render(trust["Condition"]["ArnLike"]["aws:SourceArn"])
+    statements = policy_statements(templates[f"{env}/Pipeline"], "ModelImportRole")
+    assert sorted(a for s in statements for a in actions(s)) == ["kms:Decrypt", "s3:GetObject", "s3:ListBucket"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_pipeline_may_invoke_only_models_imported_into_this_account(templates, env):
+    (statement,) = policy_statements(templates[f"{env}/Pipeline"], "InvokeImportedModels")
+    assert actions(statement) == ["bedrock:InvokeModel"]
+    assert render(resources(statement)[0]).endswith(f":bedrock:us-east-1:{_account(env)}:imported-model/*")
+
+
+def test_definitions_are_byte_identical_across_synths(templates, tmp_path):
+    again = build_app(
+        cdk.App(context={**cdk_context(), "environments": "dev"}, outdir=str(tmp_path)), with_checks=False
+    )
+    stack = again.node.find_child("dev").node.find_child("Pipeline")
+    fresh = Template.from_stack(stack).find_resources("AWS::SageMaker::Pipeline")
+    first = templates["dev/Pipeline"].find_resources("AWS::SageMaker::Pipeline")
+    assert json.dumps(fresh, sort_keys=False) == json.dumps(first, sort_keys=False)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_step_command_parses_with_the_cli_and_yields_a_valid_run_config(pipeline_definitions, env):
+    """The container entry points are our CLI: each step's command line must parse, and its --set values validate."""
+    from processing.cli import _parser
+    from processing.config import load_config, parse_overrides
+
+    for definition in pipeline_definitions[env].values():
+        defaults = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+        for step in (s for s in all_steps(definition["Steps"]) if s["Type"] == "Processing"):
+            spec = resolve(step["Arguments"]["AppSpecification"], defaults)
+            assert spec["ContainerEntrypoint"][:3] == ["python", "-m", "processing"]
+            args = _parser().parse_args(spec["ContainerEntrypoint"][3:] + spec["ContainerArguments"])
+            config = load_config(None, parse_overrides(args.overrides))
+            assert config.min_mrr == defaults["MinMrr"]
