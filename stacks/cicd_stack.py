@@ -15,6 +15,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from processing.pipelines.parameters import VARIANTS, pipeline_name
 from stacks.config import PROJECT, CiCdConfig, EnvironmentConfig
 from stacks.nag import acknowledge
 from stacks.tagging import tag_project_only
@@ -22,8 +23,6 @@ from stacks.tagging import tag_project_only
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 AUDIENCE = "sts.amazonaws.com"
 BOOTSTRAP_ROLE_KINDS = ("deploy", "file-publishing", "image-publishing", "lookup")
-# The pipeline stack names its two SageMaker pipelines `<resource_prefix>-<variant>`.
-PIPELINE_VARIANTS = ("single", "multi")
 MAX_SESSION = cdk.Duration.hours(1)
 STAGE_PREFIX = "cicd-"
 
@@ -96,9 +95,14 @@ class CiCdStack(cdk.Stack):
 
     def _deploy_role(self, env: EnvironmentConfig) -> iam.Role:
         pipelines = [
-            f"arn:{self.partition}:sagemaker:{env.region}:{env.account}:pipeline/{env.resource_prefix}-{variant}"
-            for variant in PIPELINE_VARIANTS
+            f"arn:{self.partition}:sagemaker:{env.region}:{env.account}:pipeline/{pipeline_name(env.name, variant)}"
+            for variant in VARIANTS
         ]
+        # `pipeline start` pins the deployed image by digest: it reads the tag's digest from the assets repository.
+        assets = (
+            f"arn:{self.partition}:ecr:{env.region}:{env.account}:repository/"
+            f"cdk-{self._cicd.bootstrap_qualifier}-container-assets-{env.account}-{env.region}"
+        )
         executions = [f"{pipeline}/execution/*" for pipeline in pipelines]
         records = f"arn:{self.partition}:ssm:{env.region}:{env.account}:parameter/{PROJECT}/{env.name}/*"
         policy = iam.PolicyDocument(
@@ -111,12 +115,14 @@ class CiCdStack(cdk.Stack):
                 iam.PolicyStatement(
                     sid="RunPipelines",
                     actions=[
+                        "sagemaker:DescribePipeline",
                         "sagemaker:StartPipelineExecution",
                         "sagemaker:DescribePipelineExecution",
                         "sagemaker:ListPipelineExecutionSteps",
                     ],
                     resources=[*pipelines, *executions],
                 ),
+                iam.PolicyStatement(sid="PinProcessingImage", actions=["ecr:DescribeImages"], resources=[assets]),
                 iam.PolicyStatement(sid="ReadPromotionRecord", actions=["ssm:GetParameter"], resources=[records]),
             ]
         )

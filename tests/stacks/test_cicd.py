@@ -89,6 +89,7 @@ def test_deploy_role_may_only_assume_the_four_bootstrap_roles_and_run_its_own_pi
     )
     pipelines = statement(policy, "RunPipelines")
     assert sorted(pipelines["Action"]) == [
+        "sagemaker:DescribePipeline",
         "sagemaker:DescribePipelineExecution",
         "sagemaker:ListPipelineExecutionSteps",
         "sagemaker:StartPipelineExecution",
@@ -103,7 +104,12 @@ def test_deploy_role_may_only_assume_the_four_bootstrap_roles_and_run_its_own_pi
     record = statement(policy, "ReadPromotionRecord")
     assert record["Action"] == "ssm:GetParameter"
     assert record["Resource"] == f"arn:aws:ssm:us-east-1:{account}:parameter/ragops/{env}/*"
-    assert len(policy["PolicyDocument"]["Statement"]) == 3
+    image = statement(policy, "PinProcessingImage")
+    assert image["Action"] == "ecr:DescribeImages"
+    assert image["Resource"] == (
+        f"arn:aws:ecr:us-east-1:{account}:repository/cdk-hnb659fds-container-assets-{account}-us-east-1"
+    )
+    assert len(policy["PolicyDocument"]["Statement"]) == 4
 
 
 @pytest.mark.parametrize("account", ACCOUNTS.values())
