@@ -62,7 +62,7 @@ class RunConfig(BaseModel):
     opensearch_bm25_weight: float = Field(0.0, ge=0.0, lt=1.0, description="0: k-NN only; >0: hybrid BM25 + k-NN")
     generator_endpoint: str = Field("", description="SageMaker endpoint (sagemaker-tgi) or imported model ARN")
     generator_tokenizer_path: str = Field("", description="local tokenizer.json to decode bedrock-cmi token ids")
-    judge_model_id: str = Field("anthropic.claude-3-haiku-20240307-v1:0", min_length=1)
+    judge_model_id: str = Field("anthropic.claude-3-haiku-20240307-v1:0", description="Bedrock model for judge=bedrock")
 
     @field_validator("embeddings", "vector_store", "generator", "judge")
     @classmethod
