@@ -109,11 +109,12 @@ def _named_dirs(pairs: Sequence[str]) -> dict[str, Path]:
 
 def _stage(args: argparse.Namespace) -> int:
     from processing.context import Backends, StageContext
-    from processing.runner import run_stage
+    from processing.runner import preflight, run_stage
     from processing.stages.registry import stage
     from processing.tracking import ParentRun, start_parent
 
     config = load_config(args.config, parse_overrides(args.overrides))
+    preflight(config)
     inputs = _named_dirs(args.inputs)
     candidates = [args.parent_run_file] if args.parent_run_file else [d / PARENT_RUN_FILE for d in inputs.values()]
     found = next((p for p in candidates if p.is_file()), None)
@@ -158,8 +159,10 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from processing.backends.errors import CloudBackendError
     from processing.config import ConfigError
     from processing.datasets import DatasetError
+    from processing.generators.errors import GeneratorError
 
     args = _parser().parse_args(argv)
     handlers = {"run": _run, "stage": _stage, "compare": _compare, "pipeline": _pipeline}
@@ -168,6 +171,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, DatasetError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except RuntimeError as error:
+    except (CloudBackendError, GeneratorError, RuntimeError) as error:  # a cloud service or its setup failed
         print(f"error: {error}", file=sys.stderr)
         return 1

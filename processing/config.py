@@ -7,6 +7,7 @@ checked against `processing.backends.factory`, so registering a backend there ma
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -14,9 +15,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from processing.backends.cloud import REQUIRED_FIELDS
 from processing.backends.factory import REGISTRIES
 
 PACKAGED_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+PACKAGED_EMBEDDING_DIMENSION = 384
 
 
 class ConfigError(ValueError):
@@ -48,6 +51,18 @@ class RunConfig(BaseModel):
     min_hit_at_k: float = Field(0.0, ge=0.0, le=1.0, description="quality gate on hit@k")
     min_mrr: float = Field(0.0, ge=0.0, le=1.0, description="quality gate on MRR")
     min_answer_similarity: float = Field(0.0, ge=0.0, le=1.0, description="quality gate on answer similarity")
+    # AWS backends (processing/backends/cloud.py); "" means not set.
+    aws_region: str = Field("", description="region of every AWS client; empty: the boto3 session's region")
+    sagemaker_embedding_endpoint: str = Field("", pattern=r"^$|^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+    sagemaker_embedding_payload: Literal["jumpstart", "tei"] = "jumpstart"
+    embedding_dimension: int = Field(PACKAGED_EMBEDDING_DIMENSION, ge=1, le=16000, description="vector length")
+    opensearch_endpoint: str = Field("", pattern=r"^$|^(https://)?[^/:\s]+(:\d+)?/?$", description="domain URL")
+    opensearch_shards: int = Field(1, ge=1, le=1024)
+    opensearch_replicas: int = Field(1, ge=0, le=15, description="capped at data nodes - 1 when the index is made")
+    opensearch_bm25_weight: float = Field(0.0, ge=0.0, lt=1.0, description="0: k-NN only; >0: hybrid BM25 + k-NN")
+    generator_endpoint: str = Field("", description="SageMaker endpoint (sagemaker-tgi) or imported model ARN")
+    generator_tokenizer_path: str = Field("", description="local tokenizer.json to decode bedrock-cmi token ids")
+    judge_model_id: str = Field("anthropic.claude-3-haiku-20240307-v1:0", description="Bedrock model for judge=bedrock")
 
     @field_validator("embeddings", "vector_store", "generator", "judge")
     @classmethod
@@ -57,11 +72,34 @@ class RunConfig(BaseModel):
             raise ValueError(f"unknown backend {value!r}; registered: {', '.join(sorted(known))}")
         return value
 
+    @field_validator("aws_region")
+    @classmethod
+    def _region_name(cls, value: str) -> str:
+        from processing.backends.aws_session import REGION
+
+        if value and not re.fullmatch(REGION, value):
+            raise ValueError(f"{value!r} is not an AWS region name such as us-east-1")
+        return value
+
     @model_validator(mode="after")
     def _overlap_below_size(self) -> RunConfig:
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError(
                 f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _cloud_backend_fields(self) -> RunConfig:
+        for (role, name), field in REQUIRED_FIELDS.items():
+            if getattr(self, role) == name and not getattr(self, field).strip():
+                raise ValueError(f"{role}={name} needs {field}")
+        if self.opensearch_bm25_weight > 0 and self.vector_store != "opensearch":
+            raise ValueError("opensearch_bm25_weight > 0 (hybrid search) needs vector_store=opensearch")
+        if self.embeddings == "local" and self.embedding_dimension != PACKAGED_EMBEDDING_DIMENSION:
+            raise ValueError(
+                f"embedding_dimension ({self.embedding_dimension}) must be {PACKAGED_EMBEDDING_DIMENSION}"
+                f" with embeddings=local ({PACKAGED_EMBEDDING_MODEL})"
             )
         return self
 

@@ -86,8 +86,12 @@ class Embedder(Protocol):
 
 @runtime_checkable
 class VectorStore(Protocol):
+    """A chunk index. One `upsert` call carries a run's whole corpus: a store may publish each call as a
+    complete new version that replaces what it held (OpenSearch: a new index behind the alias) or merge it
+    into what it holds (faiss), so callers never split a corpus over several calls."""
+
     def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> int:
-        """Insert or replace by `chunk_id`; returns the number of chunks written."""
+        """Insert or replace by `chunk_id`; returns the number of distinct chunks written."""
         ...
 
     def search(self, vector: np.ndarray, k: int) -> list[Hit]:
@@ -95,6 +99,13 @@ class VectorStore(Protocol):
         ...
 
     def count(self) -> int: ...
+
+
+@runtime_checkable
+class HybridSearch(Protocol):
+    """A vector store that can also rank by the query text (BM25) mixed with vector similarity."""
+
+    def hybrid_search(self, text: str, vector: np.ndarray, k: int) -> list[Hit]: ...
 
 
 @runtime_checkable

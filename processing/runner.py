@@ -8,13 +8,21 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from processing.backends.factory import check_backends
 from processing.config import RunConfig, dump_config
 from processing.context import Backends, StageContext
 from processing.paths import PARENT_RUN_FILE
 from processing.stages.registry import DATASET_INPUT, STAGES, StageSpec
-from processing.tracking import ParentRun, finish_parent, stage_run, start_parent
+from processing.tracking import ParentRun, check_tracking_server, finish_parent, stage_run, start_parent
 
 CONFIG_FILE = "run_config.json"
+
+
+def preflight(config: RunConfig) -> None:
+    """Check every cloud backend the config selects and a managed MLflow server, before any run exists:
+    a bad field, missing credentials or a region mismatch raise CloudBackendError and nothing is recorded."""
+    check_backends(config)
+    check_tracking_server(config.aws_region)
 
 
 def run_stage(
@@ -48,6 +56,7 @@ def run_pipeline(
     config: RunConfig, dataset: Path, work_dir: Path, *, mode: str = "single", backends: Backends | None = None
 ) -> tuple[ParentRun, Path]:
     """Run every stage; returns the parent run and the report's path. Raises on the first failing stage."""
+    preflight(config)
     work_dir.mkdir(parents=True, exist_ok=True)
     parent = start_parent(config, dataset.name)
     parent_file = work_dir / PARENT_RUN_FILE

@@ -32,6 +32,18 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{LOCAL_STORE / 'mlflow.db'}"
 
 
+def check_tracking_server(aws_region: str) -> None:
+    """When MLFLOW_TRACKING_URI is a SageMaker tracking server ARN: well formed, in the run's region, plugin
+    installed and credentials present; raises CloudBackendError before any run is created otherwise."""
+    from processing.backends.aws_session import preflight
+    from processing.tracking_uri import is_managed_tracking_uri, managed_tracking_uri
+
+    uri = tracking_uri()
+    if is_managed_tracking_uri(uri):
+        context = preflight(f"MLFLOW_TRACKING_URI={uri}", region=aws_region or None, required={})
+        managed_tracking_uri(uri, region=context.region)
+
+
 def artifact_location(uri: str) -> str | None:
     """Artifacts of a local sqlite store live next to its database file; remote servers choose their own."""
     if not uri.startswith("sqlite:///"):

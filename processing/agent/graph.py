@@ -8,7 +8,7 @@ from langgraph.graph import END, START, StateGraph
 
 from processing.agent import prompts
 from processing.agent.decision import parse_decision
-from processing.interfaces import Embedder, Generator, Hit, VectorStore
+from processing.interfaces import Embedder, Generator, Hit, HybridSearch, VectorStore
 
 
 class AgentState(TypedDict, total=False):
@@ -29,11 +29,19 @@ def build_agent(
     top_k: int,
     relevance_threshold: float,
     max_tokens: int,
+    hybrid: bool = False,
 ) -> Any:
-    """A compiled graph; `invoke({"question": q})` returns the final AgentState."""
+    """A compiled graph; `invoke({"question": q})` returns the final AgentState.
+
+    `hybrid` retrieves with the question text as well as its vector (the store must support HybridSearch).
+    """
+    if hybrid and not isinstance(store, HybridSearch):
+        raise ValueError(f"hybrid retrieval needs a store with hybrid_search; {type(store).__name__} has none")
 
     def retrieve(state: AgentState) -> AgentState:
         vector = embedder.embed([state["question"]])[0]
+        if hybrid:
+            return {"hits": store.hybrid_search(state["question"], vector, top_k)}
         return {"hits": store.search(vector, top_k)}
 
     def grade(state: AgentState) -> AgentState:

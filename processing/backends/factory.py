@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from processing.backends import cloud
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -45,6 +47,13 @@ GENERATORS: dict[str, Callable[..., Any]] = {"extractive": _extractive_generator
 # name -> constructor(config) -> Judge; "none" means judge metrics are recorded as skipped
 JUDGES: dict[str, Callable[..., Any] | None] = {"none": None}
 
+# AWS backends (processing.backends.cloud): each constructor also works with the config alone.
+EMBEDDERS["sagemaker"] = cloud.sagemaker_embedder
+VECTOR_STORES["opensearch"] = cloud.opensearch_store
+GENERATORS["sagemaker-tgi"] = cloud.sagemaker_tgi_generator
+GENERATORS["bedrock-cmi"] = cloud.bedrock_cmi_generator
+JUDGES["bedrock"] = cloud.bedrock_judge
+
 REGISTRIES: dict[str, dict[str, Any]] = {
     "embeddings": EMBEDDERS,
     "vector_store": VECTOR_STORES,
@@ -68,3 +77,10 @@ def build_generator(config: RunConfig, embedder: Embedder) -> Generator:
 def build_judge(config: RunConfig) -> Judge | None:
     constructor = JUDGES[config.judge]
     return None if constructor is None else constructor(config)
+
+
+def check_backends(config: RunConfig) -> None:
+    """Build every selected cloud backend once, before any stage work, so a missing field, absent credentials
+    or a region mismatch stop the run with a CloudBackendError naming them instead of failing mid-stage."""
+    for role, name in cloud.selected(config):
+        REGISTRIES[role][name](config)

@@ -6,8 +6,10 @@ atomic `_aliases` call. Readers therefore never see a half-written or short inde
 deletes its own index and leaves the alias where it was. The index behind the alias holds the chunks of the
 last successful ingest (one run's corpus), so stages call `upsert` once with every chunk of the run.
 
-Scores are OpenSearch's k-NN scores, already higher-is-better: cosinesimil (1 + cos) / 2, innerproduct
-1 + ip (or 1 / (1 - ip) below zero), l2 1 / (1 + d^2).
+OpenSearch reports k-NN scores on its own scale (cosinesimil (1 + cos) / 2, innerproduct 1 + ip or
+1 / (1 - ip) below zero, l2 1 / (1 + d^2)); `search` maps them back to the local index's scale (cosine, inner
+product, 1 / (1 + d^2)), so `relevance_threshold` means the same with either store. Hybrid scores are the
+normalised weighted mean in [0, 1].
 
 Hybrid retrieval (`hybrid_search`) uses OpenSearch's `hybrid` query with a search pipeline whose
 normalization-processor min-max normalises the BM25 and k-NN scores before a weighted mean: a plain `bool`
@@ -19,6 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -187,7 +190,8 @@ class OpenSearchVectorStore:
 
     def search(self, vector: np.ndarray, k: int) -> list[Hit]:
         body = {"size": k, "_source": {"excludes": [VECTOR_FIELD]}, "query": self._knn_clause(vector, k)}
-        return self._hits(self._client.search(index=self.index, body=body))
+        hits = self._hits(self._client.search(index=self.index, body=body))
+        return [replace(hit, score=similarity(self.space_type, hit.score)) for hit in hits]
 
     def hybrid_search(self, text: str, vector: np.ndarray, k: int) -> list[Hit]:
         """BM25 on the chunk text and k-NN on its vector, min-max normalised and mixed by `bm25_weight`."""
@@ -311,6 +315,15 @@ class OpenSearchVectorStore:
             self._client.indices.delete(index=",".join(stale))
         except Exception:
             logger.exception("published %s but could not delete old versions %s", new_index, stale)
+
+
+def similarity(space_type: str, score: float) -> float:
+    """An OpenSearch k-NN score as the local index reports it: cosine, inner product, or 1 / (1 + d^2)."""
+    if space_type == "cosine":
+        return 2.0 * score - 1.0
+    if space_type == "innerproduct":
+        return score - 1.0 if score >= 1.0 else 1.0 - 1.0 / score
+    return score
 
 
 def _describe_failure(item: dict[str, Any]) -> str:

@@ -1,7 +1,10 @@
 """Embeddings from a SageMaker real-time endpoint (JumpStart MiniLM or a Text Embeddings Inference container).
 
 Two request/response shapes exist for the same model family, chosen by `payload_format`:
-- "jumpstart": `{"text_inputs": [...]}` -> `{"embedding": [[...], ...]}` (JumpStart text-embedding models);
+- "jumpstart": `{"text_inputs": [...], "mode": "embedding"}` -> `{"embedding": [[...], ...]}`, the JumpStart
+  sentence-similarity container the platform deploys (huggingface-sentencesimilarity-all-MiniLM-L6-v2). Its
+  JSON handler picks the operation by `mode` ("embedding", or the nearest-neighbour modes "nn_corpus" and
+  "nn_train_data"), so the embedding mode is always sent explicitly;
 - "tei": `{"inputs": [...]}` -> `[[...], ...]` (Hugging Face Text Embeddings Inference).
 Rows are checked against the expected dimension and L2-normalised here, so cosine search behaves exactly as
 with the local encoder whatever the container does.
@@ -55,8 +58,10 @@ class SageMakerEmbedder:
         return np.vstack(rows) if rows else np.empty((0, self.dimension), dtype=np.float32)
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        key = "text_inputs" if self.payload_format == "jumpstart" else "inputs"
-        body = json.dumps({key: texts}).encode()
+        request = (
+            {"text_inputs": texts, "mode": "embedding"} if self.payload_format == "jumpstart" else {"inputs": texts}
+        )
+        body = json.dumps(request).encode()
         try:
             response = call_with_retries(
                 lambda: self._invoke(body),

@@ -1,4 +1,8 @@
-"""DataIngestion: embed the chunks in batches and upsert them into the vector store by chunk id."""
+"""DataIngestion: embed the run's unique chunks and write them to the vector store in one upsert.
+
+One call with the whole corpus is what a versioned store needs (OpenSearch publishes each call as a complete
+new index behind the alias) and is equally right for a store that merges (faiss); see `VectorStore`.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,20 @@ from processing.interfaces import Chunk, Embedder, VectorStore
 from processing.stages.chunk import read_chunks
 
 
+class IngestCountError(RuntimeError):
+    """The store reports a different number of chunks written than the run produced."""
+
+
 def ingest(chunks: list[Chunk], embedder: Embedder, store: VectorStore) -> dict[str, float]:
-    """Embed and upsert; returns counts and timings."""
+    """Embed the unique chunks and upsert them in one call; returns counts and timings."""
+    chunks = list({chunk.chunk_id: chunk for chunk in chunks}.values())
     started = time.perf_counter()
     vectors = embedder.embed([c.text for c in chunks])
     embedded = time.perf_counter()
     written = store.upsert(chunks, vectors)
     finished = time.perf_counter()
+    if written != len(chunks):
+        raise IngestCountError(f"vector store wrote {written} chunks, expected {len(chunks)} unique chunks")
     return {
         "ingested_count": written,
         "index_document_count": store.count(),

@@ -26,6 +26,7 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
         top_k=config.top_k,
         relevance_threshold=config.relevance_threshold,
         max_tokens=config.max_answer_tokens,
+        hybrid=config.opensearch_bm25_weight > 0,
     )
     rows, latencies = [], []
     for record in read_records(inputs["prepared"]):
@@ -51,6 +52,7 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
         {
             "top_k": config.top_k,
             "relevance_threshold": config.relevance_threshold,
+            "retrieval_mode": "hybrid" if config.opensearch_bm25_weight > 0 else "knn",
             "generator": config.generator,
             "generator_model_id": generator.model_id,
             "generator_kind": getattr(generator, "description", generator.model_id),

@@ -38,7 +38,7 @@ def test_config_is_frozen() -> None:
         ({"chunk_sise": "10"}, "chunk_sise: Extra inputs are not permitted"),
         ({"chunking_strategy": "Sentences"}, "chunking_strategy: Input should be 'FixedSizeChunker' or"),
         ({"chunk_size": "200", "chunk_overlap": "200"}, "chunk_overlap (200) must be smaller than chunk_size (200)"),
-        ({"generator": "gpt"}, "generator: Value error, unknown backend 'gpt'; registered: extractive"),
+        ({"generator": "gpt"}, "generator: Value error, unknown backend 'gpt'; registered: bedrock-cmi, extractive"),
         ({"index_name": "Bad Name"}, "index_name: String should match pattern"),
     ],
 )

@@ -9,7 +9,7 @@ import requests
 from opensearchpy import AWSV4SignerAuth
 
 from processing.backends.errors import CloudBackendError
-from processing.backends.opensearch_store import IngestError, OpenSearchVectorStore, opensearch_client
+from processing.backends.opensearch_store import IngestError, OpenSearchVectorStore, opensearch_client, similarity
 from processing.interfaces import Chunk, VectorStore
 from tests.processing.cloud.conftest import fake_session
 from tests.processing.cloud.fake_opensearch import FakeCluster, connection_for
@@ -259,8 +259,8 @@ def test_knn_search_sends_the_exact_query_and_returns_hits_best_first() -> None:
     assert [hit.chunk_id for hit in hits] == ["c-insulin", "c-aspirin"]
     assert hits[0].text == "Insulin regulates glucose."
     assert hits[0].source_id == "doc-3"
-    assert hits[0].score == pytest.approx((1 + 0.8) / 2, rel=1e-6)
-    assert hits[0].score > hits[1].score
+    assert hits[0].score == pytest.approx(0.8, rel=1e-6)  # OpenSearch's (1 + cos) / 2, reported as the cosine
+    assert hits[1].score == pytest.approx(0.0, abs=1e-6)
 
 
 def test_hybrid_search_registers_the_normalisation_pipeline_and_uses_it() -> None:
@@ -337,6 +337,22 @@ def test_space_names_map_to_opensearch_space_types() -> None:
     for ours, theirs in [("cosine", "cosinesimil"), ("innerproduct", "innerproduct"), ("l2", "l2")]:
         body = make_store(FakeCluster(), space_type=ours).index_body(replicas=0)
         assert body["mappings"]["properties"]["embedding"]["method"]["space_type"] == theirs
+
+
+@pytest.mark.parametrize(
+    ("space_type", "opensearch_score", "local_score"),
+    [
+        ("cosine", 0.9, 0.8),
+        ("cosine", 0.1, -0.8),
+        ("innerproduct", 1.25, 0.25),
+        ("innerproduct", 0.5, -1.0),
+        ("l2", 0.2, 0.2),
+    ],
+)
+def test_knn_scores_are_reported_on_the_local_index_scale(
+    space_type: str, opensearch_score: float, local_score: float
+) -> None:
+    assert similarity(space_type, opensearch_score) == pytest.approx(local_score)
 
 
 def test_client_without_credentials_is_refused() -> None:

@@ -14,6 +14,8 @@ from processing.retry import RetryPolicy
 from tests.processing.cloud.conftest import fake_session, streaming_body
 
 ENDPOINT = "ragops-dev-embedding"
+# The sentence-similarity container selects the operation by "mode"; embeddings must be asked for explicitly.
+JUMPSTART_A = b'{"text_inputs": ["a"], "mode": "embedding"}'
 
 
 @pytest.fixture
@@ -44,8 +46,10 @@ def embedder(client: Any, retry: RetryPolicy, **overrides: Any) -> SageMakerEmbe
 
 def test_jumpstart_payload_is_batched_and_rows_are_l2_normalised(runtime: Any, retry: RetryPolicy) -> None:
     with Stubber(runtime) as stubber:
-        expect_invoke(stubber, b'{"text_inputs": ["a", "b"]}', {"embedding": [[3.0, 4.0], [0.0, 2.0]]})
-        expect_invoke(stubber, b'{"text_inputs": ["c"]}', {"embedding": [[-1.0, 0.0]]})
+        expect_invoke(
+            stubber, b'{"text_inputs": ["a", "b"], "mode": "embedding"}', {"embedding": [[3.0, 4.0], [0.0, 2.0]]}
+        )
+        expect_invoke(stubber, b'{"text_inputs": ["c"], "mode": "embedding"}', {"embedding": [[-1.0, 0.0]]})
         vectors = embedder(runtime, retry).embed(["a", "b", "c"])
         stubber.assert_no_pending_responses()
     assert vectors.dtype == np.float32
@@ -66,7 +70,7 @@ def test_throttling_and_container_5xx_are_retried_with_jittered_backoff(
     with Stubber(runtime) as stubber:
         stubber.add_client_error("invoke_endpoint", "ThrottlingException", "Rate exceeded", 429)
         model_error(stubber, 503)
-        expect_invoke(stubber, b'{"text_inputs": ["a"]}', {"embedding": [[1.0, 0.0]]})
+        expect_invoke(stubber, JUMPSTART_A, {"embedding": [[1.0, 0.0]]})
         vectors = embedder(runtime, retry).embed(["a"])
         stubber.assert_no_pending_responses()
     np.testing.assert_allclose(vectors, [[1.0, 0.0]])
@@ -95,7 +99,7 @@ def test_container_client_errors_are_not_retried(runtime: Any, retry: RetryPolic
 
 def test_dimension_mismatch_names_expected_and_actual(runtime: Any, retry: RetryPolicy) -> None:
     with Stubber(runtime) as stubber:
-        expect_invoke(stubber, b'{"text_inputs": ["a"]}', {"embedding": [[1.0, 0.0, 0.0]]})
+        expect_invoke(stubber, JUMPSTART_A, {"embedding": [[1.0, 0.0, 0.0]]})
         with pytest.raises(CloudBackendError, match="returned 3-dimensional embeddings, expected 2"):
             embedder(runtime, retry).embed(["a"])
 
@@ -103,9 +107,9 @@ def test_dimension_mismatch_names_expected_and_actual(runtime: Any, retry: Retry
 @pytest.mark.parametrize(
     ("payload_format", "body", "response", "reason"),
     [
-        ("jumpstart", b'{"text_inputs": ["a"]}', b"<html>502 Bad Gateway</html>", "JSONDecodeError"),
-        ("jumpstart", b'{"text_inputs": ["a"]}', [[1.0, 0.0]], "TypeError"),  # TEI shape to a JumpStart request
-        ("jumpstart", b'{"text_inputs": ["a"]}', {"embeddings": [[1.0, 0.0]]}, "KeyError"),
+        ("jumpstart", JUMPSTART_A, b"<html>502 Bad Gateway</html>", "JSONDecodeError"),
+        ("jumpstart", JUMPSTART_A, [[1.0, 0.0]], "TypeError"),  # TEI shape to a JumpStart request
+        ("jumpstart", JUMPSTART_A, {"embeddings": [[1.0, 0.0]]}, "KeyError"),
         ("tei", b'{"inputs": ["a"]}', [[1.0, 0.0], [0.0, 1.0]], "expected 1 rows"),
         ("tei", b'{"inputs": ["a"]}', [[1.0, "x"]], "ValueError"),
         ("tei", b'{"inputs": ["a"]}', [[0.0, 0.0]], "all zeros"),

@@ -1,0 +1,142 @@
+"""Constructors for the AWS backends a run config can select, registered in `processing.backends.factory`.
+
+Each one goes through `aws_session.preflight` first (its required field, credentials, region, the region a
+resource lives in), so a misconfigured cloud backend fails with one sentence naming the selection and field.
+The factory builds every selected one before any stage work (`check_backends`); building makes no network
+call. Imports stay inside the functions: this module, like the factory, loads with the standard library only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import boto3
+    from opensearchpy.connection import Connection
+
+    from processing.backends.aws_session import AwsContext
+    from processing.config import RunConfig
+    from processing.interfaces import Embedder, Generator, Judge, VectorStore
+
+# (config field, backend name) -> the config field that backend cannot start without.
+REQUIRED_FIELDS: dict[tuple[str, str], str] = {
+    ("embeddings", "sagemaker"): "sagemaker_embedding_endpoint",
+    ("vector_store", "opensearch"): "opensearch_endpoint",
+    ("generator", "sagemaker-tgi"): "generator_endpoint",
+    ("generator", "bedrock-cmi"): "generator_endpoint",
+    ("judge", "bedrock"): "judge_model_id",
+}
+GENERATOR_READ_TIMEOUT_S = 120.0
+
+
+def _aws(
+    config: RunConfig,
+    role: str,
+    session: boto3.Session | None,
+    resource_regions: dict[str, str | None] | None = None,
+) -> AwsContext:
+    from processing.backends.aws_session import preflight
+
+    name = getattr(config, role)
+    field = REQUIRED_FIELDS[(role, name)]
+    return preflight(
+        f"{role}={name}",
+        region=config.aws_region or None,
+        required={field: getattr(config, field)},
+        resource_regions=resource_regions,
+        session=session,
+    )
+
+
+def sagemaker_embedder(config: RunConfig, *, session: boto3.Session | None = None) -> Embedder:
+    from processing.backends.sagemaker_embedder import SageMakerEmbedder
+
+    context = _aws(config, "embeddings", session)
+    return SageMakerEmbedder(
+        context.client("sagemaker-runtime"),
+        endpoint_name=config.sagemaker_embedding_endpoint,
+        dimension=config.embedding_dimension,
+        payload_format=config.sagemaker_embedding_payload,
+        batch_size=config.embedding_batch_size,
+    )
+
+
+def opensearch_store(
+    config: RunConfig,
+    directory: Path | None = None,
+    *,
+    session: boto3.Session | None = None,
+    connection_class: type[Connection] | None = None,
+) -> VectorStore:
+    """The k-NN index behind the alias `index_name`; `directory` (local state) is not used by a remote store."""
+    from opensearchpy import RequestsHttpConnection
+
+    from processing.backends.aws_session import opensearch_endpoint_region
+    from processing.backends.opensearch_store import SPACE_TYPES, OpenSearchVectorStore, opensearch_client
+
+    endpoint = config.opensearch_endpoint
+    context = _aws(
+        config, "vector_store", session, {f"OpenSearch domain {endpoint}": opensearch_endpoint_region(endpoint)}
+    )
+    client = opensearch_client(
+        endpoint,
+        region=context.region,
+        session=context.session,
+        connection_class=connection_class or RequestsHttpConnection,
+    )
+    store_space_type = {opensearch: ours for ours, opensearch in SPACE_TYPES.items()}[config.space_type]
+    return OpenSearchVectorStore(
+        client,
+        index=config.index_name,
+        dimension=config.embedding_dimension,
+        space_type=store_space_type,
+        m=config.hnsw_m,
+        ef_construction=config.hnsw_ef_construction,
+        ef_search=config.hnsw_ef_search,
+        shards=config.opensearch_shards,
+        replicas=config.opensearch_replicas,
+        bm25_weight=config.opensearch_bm25_weight or None,
+    )
+
+
+def sagemaker_tgi_generator(
+    config: RunConfig, embedder: Embedder | None = None, *, session: boto3.Session | None = None
+) -> Generator:
+    from processing.generators.sagemaker_tgi import SageMakerTGIGenerator
+
+    context = _aws(config, "generator", session)
+    client = context.client("sagemaker-runtime", read_timeout=GENERATOR_READ_TIMEOUT_S)
+    return SageMakerTGIGenerator(config.generator_endpoint, client=client)
+
+
+def bedrock_cmi_generator(
+    config: RunConfig, embedder: Embedder | None = None, *, session: boto3.Session | None = None
+) -> Generator:
+    from processing.backends.aws_session import arn_region
+    from processing.backends.errors import CloudBackendError
+    from processing.generators.bedrock_cmi import BedrockCustomModelGenerator
+
+    arn, tokenizer = config.generator_endpoint, config.generator_tokenizer_path
+    context = _aws(config, "generator", session, {f"imported model {arn}": arn_region(arn)})
+    if tokenizer and not Path(tokenizer).is_file():
+        raise CloudBackendError(f"generator=bedrock-cmi: generator_tokenizer_path {tokenizer} is not a file")
+    client = context.client("bedrock-runtime", read_timeout=GENERATOR_READ_TIMEOUT_S)
+    try:
+        return BedrockCustomModelGenerator(arn, tokenizer_path=tokenizer or None, client=client)
+    except ValueError as error:
+        raise CloudBackendError(f"generator=bedrock-cmi: generator_endpoint: {error}") from error
+
+
+def bedrock_judge(config: RunConfig, *, session: boto3.Session | None = None) -> Judge:
+    from processing.backends.aws_session import arn_region
+    from processing.backends.bedrock_judge import BedrockJudge
+
+    model = config.judge_model_id
+    context = _aws(config, "judge", session, {f"judge model {model}": arn_region(model)})
+    return BedrockJudge(context.client("bedrock-runtime"), model_id=model)
+
+
+def selected(config: RunConfig) -> list[tuple[str, str]]:
+    """The (config field, backend name) pairs of the cloud backends this config selects."""
+    return [(role, name) for role, name in REQUIRED_FIELDS if getattr(config, role) == name]
