@@ -118,7 +118,7 @@ class ModelEndpoint(Construct):
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
         )
         self.endpoint.node.add_dependency(log_group)
-        self.name = self.endpoint.attr_endpoint_name
+        self.name = endpoint_name  # fixed at synth, so consumers can use it as a literal
         self.arn = self.endpoint.attr_endpoint_arn
         if settings.autoscaled:
             self._scale_on_invocations(settings)
@@ -166,6 +166,7 @@ class ModelEndpoint(Construct):
                 mutable=False,
             ),
         )
+        target.node.add_dependency(self.endpoint)  # the variant must exist before it can be registered
         target.scale_to_track_metric(
             "InvocationsPerInstance",
             predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,

@@ -52,6 +52,7 @@ class PipelineSpec:
     variant: str  # "single" | "multi"
     job: JobSettings
     defaults: Mapping[str, Any]  # run-config defaults plus provenance parameter defaults
+    stand_ins: Mapping[str, Any] = field(default_factory=dict)  # same-form values validating deploy-time tokens
     promotion_function_arn: str | None = None
 
 
@@ -269,7 +270,7 @@ def pipeline_definition(spec: PipelineSpec) -> dict[str, Any]:
     return {
         "Version": DEFINITION_VERSION,
         "Metadata": {},
-        "Parameters": declare(spec.defaults),
+        "Parameters": declare(spec.defaults, stand_ins=spec.stand_ins),
         "PipelineExperimentConfig": {
             "ExperimentName": get("Execution.PipelineName"),
             "TrialName": get("Execution.PipelineExecutionId"),

@@ -226,6 +226,7 @@ class PipelineStack(cdk.Stack):
                 environment={"MLFLOW_TRACKING_URI": inputs.tracking_server_arn, "AWS_REGION": config.region},
             ),
             defaults=self._parameter_defaults(),
+            stand_ins=self._parameter_stand_ins(),
             promotion_function_arn=inputs.promotion_function.function_arn if inputs.promotion_function else None,
         )
         pipeline = sagemaker.CfnPipeline(
@@ -241,17 +242,32 @@ class PipelineStack(cdk.Stack):
         return pipeline
 
     def _parameter_defaults(self) -> dict[str, object]:
-        """Run-config defaults for this environment (backends and thresholds) plus provenance defaults."""
-        config = self._config
+        """This environment's run-config defaults: its endpoints, domain, judge and thresholds; plus provenance."""
+        config, inputs = self._config, self._inputs
         thresholds = config.promotion.thresholds
+        generator = {"generator": "sagemaker-tgi", "generator_endpoint": inputs.llm.name} if inputs.llm else {}
         return {
             "experiment_name": f"{config.resource_prefix}-pipeline",
+            "aws_region": config.region,
+            "embeddings": "sagemaker",
+            "sagemaker_embedding_endpoint": inputs.embedding.name,
+            "sagemaker_embedding_payload": "jumpstart",
+            "vector_store": "opensearch",
+            "opensearch_endpoint": inputs.domain_endpoint,
+            "opensearch_replicas": config.opensearch.zone_awareness_azs - 1,
+            **generator,
+            "judge": "bedrock",
+            "judge_model_id": config.bedrock.judge_model_id,
             "min_hit_at_k": thresholds.get("hit_at_k", 0.0),
             "min_mrr": thresholds.get("mrr", 0.0),
             "min_answer_similarity": thresholds.get("answer_similarity", 0.0),
             IMAGE_URI: self.image.image_uri,
-            DATASET_URI: f"s3://{self._inputs.data_bucket_name}/datasets/",
+            DATASET_URI: f"s3://{inputs.data_bucket_name}/datasets/",
         }
+
+    def _parameter_stand_ins(self) -> dict[str, str]:
+        """Same-form values to validate deploy-time tokens with (AWS assigns the domain endpoint)."""
+        return {"opensearch_endpoint": f"vpc-{self._inputs.domain_name}.{self._config.region}.es.amazonaws.com"}
 
     def _model_import_role(self) -> iam.Role:
         """The role Bedrock Custom Model Import assumes to read model weights from our bucket, for us only."""

@@ -62,10 +62,23 @@ def run_parameters() -> tuple[RunParameter, ...]:
     return tuple(result)
 
 
-def declare(defaults: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The definition's `Parameters` list; `defaults` are run-config values (validated) plus provenance."""
-    config = RunConfig.model_validate({k: v for k, v in defaults.items() if k in RunConfig.model_fields})
-    declared = [{"Name": p.name, "Type": p.kind, "DefaultValue": getattr(config, p.field)} for p in run_parameters()]
+def declare(defaults: Mapping[str, Any], *, stand_ins: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The definition's `Parameters` list; `defaults` are run-config values plus provenance.
+
+    The run-config defaults are validated as one RunConfig. A value known only at deploy time (a CDK token such
+    as a domain endpoint) is validated through its `stand_ins` entry, a value of the same form, and declared as is.
+    """
+    stand_ins = stand_ins or {}
+    values = {k: v for k, v in defaults.items() if k in RunConfig.model_fields}
+    config = RunConfig.model_validate({**values, **stand_ins})
+    declared = [
+        {
+            "Name": p.name,
+            "Type": p.kind,
+            "DefaultValue": values[p.field] if p.field in stand_ins else getattr(config, p.field),
+        }
+        for p in run_parameters()
+    ]
     return declared + [{"Name": name, "Type": "String", "DefaultValue": defaults.get(name, "")} for name in PROVENANCE]
 
 

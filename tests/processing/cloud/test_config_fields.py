@@ -107,5 +107,5 @@ def test_the_factory_and_its_cloud_constructors_import_with_the_standard_library
         "heavy = {'boto3', 'botocore', 'opensearchpy', 'numpy', 'mlflow', 'pydantic'} & set(sys.modules); "
         "print(sorted(heavy), 'sagemaker' in f.EMBEDDERS, 'bedrock' in f.JUDGES)"
     )
-    out = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, check=True)  # noqa: S603
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[] True True"

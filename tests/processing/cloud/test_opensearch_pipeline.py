@@ -158,7 +158,7 @@ def test_cli_without_credentials_fails_fast_in_one_line_and_records_nothing(tmp_
         "stage": ["stage", "prepare", *selection, "--input", f"dataset={dataset}", "--output-dir", str(output)],
     }[command]
 
-    done = subprocess.run(  # noqa: S603
+    done = subprocess.run(
         [sys.executable, "-m", "processing", *arguments],
         cwd=REPO_ROOT,
         env=env,
