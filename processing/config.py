@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -48,6 +49,20 @@ class RunConfig(BaseModel):
     min_hit_at_k: float = Field(0.0, ge=0.0, le=1.0, description="quality gate on hit@k")
     min_mrr: float = Field(0.0, ge=0.0, le=1.0, description="quality gate on MRR")
     min_answer_similarity: float = Field(0.0, ge=0.0, le=1.0, description="quality gate on answer similarity")
+    # OpenAI-compatible generator server (generator=openai): vLLM, llama.cpp server, Ollama
+    generator_url: str = Field("", description="API root incl. version, e.g. http://127.0.0.1:8000/v1")
+    generator_model: str = Field("", description="model name the server serves")
+    generator_api_key_env: str = Field(
+        "", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$", description="name of the env var holding the API key"
+    )
+    # Confidence from token log-probabilities (skipped, and logged so, when the generator returns none)
+    confidence_threshold: float = Field(0.5, ge=0.0, le=1.0, description="answer confidence below which the agent acts")
+    low_confidence_token_prob: float = Field(0.3, gt=0.0, le=1.0, description="token probability flagged as unsure")
+    confidence_max_retries: int = Field(1, ge=0, le=3, description="retries with doubled top_k before abstaining")
+    prune_contexts: bool = Field(False, description="drop contexts whose short draft is unconfident")
+    prune_threshold: float = Field(-1.0, le=0.0, description="min draft mean logprob a context needs to be kept")
+    prune_draft_tokens: int = Field(16, ge=1, le=256, description="tokens per pruning draft")
+    prompt_clarity_tokens: int = Field(5, ge=1, le=50, description="first answer tokens scored for prompt clarity")
 
     @field_validator("embeddings", "vector_store", "generator", "judge")
     @classmethod
@@ -63,6 +78,16 @@ class RunConfig(BaseModel):
             raise ValueError(
                 f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _openai_generator_settings(self) -> RunConfig:
+        if self.generator == "openai":
+            missing = [name for name in ("generator_url", "generator_model") if not getattr(self, name)]
+            if missing:
+                raise ValueError(f"generator 'openai' needs {' and '.join(missing)}")
+        if self.generator_url and urlparse(self.generator_url).scheme not in ("http", "https"):
+            raise ValueError(f"generator_url must be an http(s) URL, got {self.generator_url!r}")
         return self
 
 
