@@ -77,6 +77,8 @@ def test_each_parent_holds_the_five_named_nested_runs(runs) -> None:
             params, metrics = EXPECTED[child.info.run_name]
             assert set(params) <= set(child.data.params), child.info.run_name
             assert set(metrics) <= set(child.data.metrics), child.info.run_name
+        retrieval = next(c for c in children if c.info.run_name == "RAGRetrieval")
+        assert retrieval.data.params["confidence"] == "unavailable (generator returns no log-probabilities)"
         evaluation = next(c for c in children if c.info.run_name == "RAGEvaluation")
         artifacts = {a.path for a in client.list_artifacts(evaluation.info.run_id)}
         assert {"per_question.json", "report.json"} <= artifacts
