@@ -94,10 +94,10 @@ def _run(args: argparse.Namespace) -> int:
     parent, report = run_pipeline(config, args.dataset, work_dir, mode=args.mode)
     summary = json.loads(report.read_text(encoding="utf-8"))
     print(f"run {parent.run_id} ({config.chunking_strategy}, {args.mode}): {summary['question_count']} questions")
-    for name, value in summary["metrics"].items():
-        print(f"  {name:<24} {value:.4f}")
+    for name, value in (summary["metrics"] | summary["confidence_metrics"]).items():
+        print(f"  {name:<32} {value:.4f}")
     for name, reason in summary["skipped_metrics"].items():
-        print(f"  {name:<24} skipped: {reason}")
+        print(f"  {name:<32} skipped: {reason}")
     print(f"report: {report}")
     return 0
 

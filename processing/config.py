@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -63,6 +64,20 @@ class RunConfig(BaseModel):
     generator_endpoint: str = Field("", description="SageMaker endpoint (sagemaker-tgi) or imported model ARN")
     generator_tokenizer_path: str = Field("", description="local tokenizer.json to decode bedrock-cmi token ids")
     judge_model_id: str = Field("anthropic.claude-3-haiku-20240307-v1:0", description="Bedrock model for judge=bedrock")
+    # OpenAI-compatible generator server (generator=openai): vLLM, llama.cpp server, Ollama
+    generator_url: str = Field("", description="API root incl. version, e.g. http://127.0.0.1:8000/v1")
+    generator_model: str = Field("", description="model name the server serves")
+    generator_api_key_env: str = Field(
+        "", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$", description="name of the env var holding the API key"
+    )
+    # Confidence from token log-probabilities (skipped, and logged so, when the generator returns none)
+    confidence_threshold: float = Field(0.5, ge=0.0, le=1.0, description="answer confidence below which the agent acts")
+    low_confidence_token_prob: float = Field(0.3, gt=0.0, le=1.0, description="token probability flagged as unsure")
+    confidence_max_retries: int = Field(1, ge=0, le=3, description="retries with doubled top_k before abstaining")
+    prune_contexts: bool = Field(False, description="drop contexts whose short draft is unconfident")
+    prune_threshold: float = Field(-1.0, le=0.0, description="min draft mean logprob a context needs to be kept")
+    prune_draft_tokens: int = Field(16, ge=1, le=256, description="tokens per pruning draft")
+    prompt_clarity_tokens: int = Field(5, ge=1, le=50, description="first answer tokens scored for prompt clarity")
 
     @field_validator("embeddings", "vector_store", "generator", "judge")
     @classmethod
@@ -101,6 +116,16 @@ class RunConfig(BaseModel):
                 f"embedding_dimension ({self.embedding_dimension}) must be {PACKAGED_EMBEDDING_DIMENSION}"
                 f" with embeddings=local ({PACKAGED_EMBEDDING_MODEL})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _openai_generator_settings(self) -> RunConfig:
+        if self.generator == "openai":
+            missing = [name for name in ("generator_url", "generator_model") if not getattr(self, name)]
+            if missing:
+                raise ValueError(f"generator 'openai' needs {' and '.join(missing)}")
+        if self.generator_url and urlparse(self.generator_url).scheme not in ("http", "https"):
+            raise ValueError(f"generator_url must be an http(s) URL, got {self.generator_url!r}")
         return self
 
 

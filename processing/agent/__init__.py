@@ -1,1 +1,1 @@
-"""The LangGraph agent: retrieve -> grade -> generate, abstaining when nothing relevant was retrieved."""
+"""The LangGraph agent: retrieve -> grade -> generate -> assess confidence, retrying or abstaining when unsure."""

@@ -1,4 +1,15 @@
-"""The agent as a LangGraph state graph: retrieve -> grade -> generate, or abstain when nothing is relevant."""
+"""The agent as a LangGraph state graph.
+
+    retrieve -> grade -> (nothing relevant) abstain
+                      -> generate -> assess -> accepted | retry -> retrieve ... | low-confidence abstain
+
+`generate` asks for token log-probabilities (and prunes contexts first when `prune_contexts` is on); `assess`
+scores the answer. Below `confidence_threshold` the agent retries with more context: top_k doubles on each
+retry, up to `confidence_max_retries` (1 by default: exactly one retry), then it abstains with the reason.
+More context was chosen over a rewritten query because a low score most often means thin evidence, and
+widening retrieval needs no extra generation call. A generator without log-probabilities skips these edges:
+the answer is accepted and `confidence_route` records "skipped: <reason>".
+"""
 
 from __future__ import annotations
 
@@ -7,70 +18,137 @@ from typing import Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 
 from processing.agent import prompts
+from processing.agent.answering import PruningOutcome, generate_answer
 from processing.agent.decision import parse_decision
-from processing.interfaces import Embedder, Generator, Hit, HybridSearch, VectorStore
+from processing.confidence.assessment import AnswerAssessment, assess
+from processing.config import RunConfig
+from processing.interfaces import Embedder, Generation, Generator, Hit, HybridSearch, VectorStore
+
+ACCEPTED, RETRY, ABSTAIN = "accepted", "retry", "abstain"
+SKIPPED_PREFIX = "skipped: "
 
 
 class AgentState(TypedDict, total=False):
     question: str
+    attempt: int  # 0 for the first answer, n after n confidence retries
+    top_k: int  # chunks retrieved in the current attempt
     hits: list[Hit]  # everything retrieved (what retrieval metrics score)
-    relevant: list[Hit]  # what the grader kept (what the generator sees)
+    relevant: list[Hit]  # what the grader kept
+    contexts: list[str]  # what the answer read: the relevant chunks minus any pruned
+    generation: Generation  # the latest generated answer, kept when the agent abstains after it
     answer: str
     decision: str | None
     abstained: bool
+    abstain_reason: str | None
     model_id: str
+    assessment: AnswerAssessment
+    confidence_route: str  # accepted | retry | abstain | "skipped: <why>"
+    attempts: list[dict[str, Any]]  # per attempt: top_k and answer confidence
+    pruning: PruningOutcome | None
 
 
-def build_agent(
-    embedder: Embedder,
-    store: VectorStore,
-    generator: Generator,
-    *,
-    top_k: int,
-    relevance_threshold: float,
-    max_tokens: int,
-    hybrid: bool = False,
-) -> Any:
+def build_agent(embedder: Embedder, store: VectorStore, generator: Generator, config: RunConfig) -> Any:
     """A compiled graph; `invoke({"question": q})` returns the final AgentState.
 
-    `hybrid` retrieves with the question text as well as its vector (the store must support HybridSearch).
+    With `opensearch_bm25_weight > 0` retrieval sends the question text as well as its vector (hybrid search).
     """
+    hybrid = config.opensearch_bm25_weight > 0
     if hybrid and not isinstance(store, HybridSearch):
         raise ValueError(f"hybrid retrieval needs a store with hybrid_search; {type(store).__name__} has none")
 
     def retrieve(state: AgentState) -> AgentState:
+        attempt = state.get("attempt", 0)
+        top_k = config.top_k * 2**attempt
         vector = embedder.embed([state["question"]])[0]
-        if hybrid:
-            return {"hits": store.hybrid_search(state["question"], vector, top_k)}
-        return {"hits": store.search(vector, top_k)}
+        hits = store.hybrid_search(state["question"], vector, top_k) if hybrid else store.search(vector, top_k)
+        return {"attempt": attempt, "top_k": top_k, "hits": hits}
 
     def grade(state: AgentState) -> AgentState:
-        return {"relevant": [hit for hit in state["hits"] if hit.score >= relevance_threshold]}
+        return {"relevant": [hit for hit in state["hits"] if hit.score >= config.relevance_threshold]}
 
-    def route(state: AgentState) -> str:
+    def has_context(state: AgentState) -> str:
         return "generate" if state["relevant"] else "abstain"
 
     def generate(state: AgentState) -> AgentState:
-        messages = prompts.answer_messages(state["question"], [hit.text for hit in state["relevant"]])
-        generation = generator.generate(messages, max_tokens=max_tokens)
+        generation, contexts, pruning = generate_answer(
+            generator, state["question"], [hit.text for hit in state["relevant"]], config
+        )
         return {
+            "generation": generation,
+            "contexts": contexts,
+            "pruning": pruning,
             "answer": generation.text,
             "decision": parse_decision(generation.text),
             "abstained": False,
+            "abstain_reason": None,
             "model_id": generation.model_id,
         }
 
+    def assess_answer(state: AgentState) -> AgentState:
+        assessment = assess(
+            state["generation"],
+            token_prob_threshold=config.low_confidence_token_prob,
+            clarity_tokens=config.prompt_clarity_tokens,
+        )
+        attempts = [*state.get("attempts", []), {"top_k": state["top_k"], "confidence": assessment.confidence}]
+        return {"assessment": assessment, "attempts": attempts, "confidence_route": _route(assessment, state)}
+
+    def _route(assessment: AnswerAssessment, state: AgentState) -> str:
+        if not assessment.available:
+            return SKIPPED_PREFIX + str(assessment.unavailable_reason)
+        if assessment.confidence is not None and assessment.confidence >= config.confidence_threshold:
+            return ACCEPTED
+        return RETRY if state["attempt"] < config.confidence_max_retries else ABSTAIN
+
+    def after_assessment(state: AgentState) -> str:
+        route = state["confidence_route"]
+        return route if route in (RETRY, ABSTAIN) else ACCEPTED
+
+    def retry(state: AgentState) -> AgentState:
+        return {"attempt": state["attempt"] + 1}
+
     def abstain(state: AgentState) -> AgentState:
-        return {"answer": prompts.load("abstain"), "decision": None, "abstained": True, "model_id": generator.model_id}
+        reason = f"no retrieved chunk reached relevance_threshold {config.relevance_threshold} (top_k {state['top_k']})"
+        return _abstention("abstain", reason)
+
+    def abstain_low_confidence(state: AgentState) -> AgentState:
+        confidence = state["assessment"].confidence
+        score = "the answer had no scored tokens" if confidence is None else f"answer confidence {confidence:.3f}"
+        retries = state["attempt"]
+        reason = (
+            f"{score} below confidence_threshold {config.confidence_threshold} "
+            f"after {retries} retr{'y' if retries == 1 else 'ies'} (top_k {state['top_k']})"
+        )
+        return _abstention("abstain_low_confidence", reason)
+
+    def _abstention(prompt: str, reason: str) -> AgentState:
+        return {
+            "answer": prompts.load(prompt),
+            "decision": None,
+            "abstained": True,
+            "abstain_reason": reason,
+            "model_id": generator.model_id,
+        }
 
     graph = StateGraph(AgentState)
-    graph.add_node("retrieve", retrieve)
-    graph.add_node("grade", grade)
-    graph.add_node("generate", generate)
-    graph.add_node("abstain", abstain)
+    for name, node in [
+        ("retrieve", retrieve),
+        ("grade", grade),
+        ("generate", generate),
+        ("assess", assess_answer),
+        ("retry", retry),
+        ("abstain", abstain),
+        ("abstain_low_confidence", abstain_low_confidence),
+    ]:
+        graph.add_node(name, node)
     graph.add_edge(START, "retrieve")
     graph.add_edge("retrieve", "grade")
-    graph.add_conditional_edges("grade", route, {"generate": "generate", "abstain": "abstain"})
-    graph.add_edge("generate", END)
+    graph.add_conditional_edges("grade", has_context, {"generate": "generate", "abstain": "abstain"})
+    graph.add_edge("generate", "assess")
+    graph.add_conditional_edges(
+        "assess", after_assessment, {ACCEPTED: END, RETRY: "retry", ABSTAIN: "abstain_low_confidence"}
+    )
+    graph.add_edge("retry", "retrieve")
     graph.add_edge("abstain", END)
+    graph.add_edge("abstain_low_confidence", END)
     return graph.compile()

@@ -38,12 +38,25 @@ def _extractive_generator(config: RunConfig, embedder: Embedder) -> Generator:
     return ExtractiveGenerator(embedder, sentences=config.extractive_sentences)
 
 
+def _openai_generator(config: RunConfig, embedder: Embedder) -> Generator:
+    """The API key is read from the environment variable the config names, never from the config itself."""
+    import os
+
+    from processing.generators.openai_compatible import OpenAICompatibleGenerator
+
+    key_env = config.generator_api_key_env
+    if key_env and not os.environ.get(key_env):
+        raise ValueError(f"generator_api_key_env: environment variable {key_env} is not set")
+    api_key = os.environ[key_env] if key_env else None
+    return OpenAICompatibleGenerator(config.generator_url, config.generator_model, api_key=api_key)
+
+
 # name -> constructor(config) -> Embedder
 EMBEDDERS: dict[str, Callable[..., Any]] = {"local": _local_embedder}
 # name -> constructor(config, directory for local state) -> VectorStore
 VECTOR_STORES: dict[str, Callable[..., Any]] = {"faiss": _faiss_store}
 # name -> constructor(config, embedder) -> Generator
-GENERATORS: dict[str, Callable[..., Any]] = {"extractive": _extractive_generator}
+GENERATORS: dict[str, Callable[..., Any]] = {"extractive": _extractive_generator, "openai": _openai_generator}
 # name -> constructor(config) -> Judge; "none" means judge metrics are recorded as skipped
 JUDGES: dict[str, Callable[..., Any] | None] = {"none": None}
 

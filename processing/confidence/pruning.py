@@ -63,11 +63,13 @@ def prune_and_answer(
     draft_max_tokens: int = 16,
     answer_max_tokens: int = 512,
     with_baseline: bool = False,
+    answer_logprobs: bool = False,
 ) -> PruningResult:
     """Draft per context, drop the unconfident ones (keeping at least one), answer from the rest.
 
     `with_baseline` also answers from every context (one more call): the unpruned answer to compare against,
-    and an exact prompt-token saving when the generator reports prompt tokens.
+    and an exact prompt-token saving when the generator reports prompt tokens. `answer_logprobs` asks for the
+    answers' log-probabilities too, so their confidence can be scored.
     """
     if not contexts:
         raise ValueError("prune_and_answer needs at least one context")
@@ -86,8 +88,12 @@ def prune_and_answer(
     )
     pruned_messages = build_messages(question, [contexts[i] for i in sorted(kept)])
     full_messages = build_messages(question, contexts)
-    answer = generator.generate(pruned_messages, max_tokens=answer_max_tokens)
-    baseline = generator.generate(full_messages, max_tokens=answer_max_tokens) if with_baseline else None
+    answer = generator.generate(pruned_messages, max_tokens=answer_max_tokens, logprobs=answer_logprobs)
+    baseline = (
+        generator.generate(full_messages, max_tokens=answer_max_tokens, logprobs=answer_logprobs)
+        if with_baseline
+        else None
+    )
     if baseline is not None and baseline.prompt_tokens is not None and answer.prompt_tokens is not None:
         saved, method = baseline.prompt_tokens - answer.prompt_tokens, "generator"
     else:

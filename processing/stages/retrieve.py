@@ -1,16 +1,57 @@
-"""RAGRetrieval: the agent answers every question (retrieve -> grade -> generate, or abstain)."""
+"""RAGRetrieval: the agent answers every question (retrieve -> grade -> generate -> assess, or abstain)."""
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from processing.agent.decision import parse_decision
 from processing.config import RunConfig
 from processing.context import StageContext
 from processing.stages.files import ANSWERS_FILE, read_records, write_jsonl
+
+logger = logging.getLogger(__name__)
+
+
+def answer_row(question_id: str, state: Mapping[str, Any]) -> dict[str, Any]:
+    """One line of the answers file: the answer, and how the agent's confidence edges decided on it."""
+    generation, assessment, pruning = state.get("generation"), state.get("assessment"), state.get("pruning")
+    return {
+        "question_id": question_id,
+        "question": state["question"],
+        "retrieved": [{"chunk_id": h.chunk_id, "source_id": h.source_id, "score": h.score} for h in state["hits"]],
+        "contexts": state.get("contexts", []),
+        "answer": state["answer"],
+        "decision": state["decision"],
+        "abstained": state["abstained"],
+        "abstain_reason": state["abstain_reason"] if state["abstained"] else None,
+        "model_id": state["model_id"],
+        "candidate_answer": None if generation is None else generation.text,
+        "candidate_decision": None if generation is None else parse_decision(generation.text),
+        "confidence_route": state.get("confidence_route", "not reached: no answer was generated"),
+        "retries": state["attempt"],
+        "final_top_k": state["top_k"],
+        "attempts": state.get("attempts", []),
+        "confidence": None if assessment is None else assessment.record(),
+        "pruning": None if pruning is None else pruning.record(),
+    }
+
+
+def confidence_status(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The `confidence` param: available, partial, or unavailable with the reason (never silently zero)."""
+    scored = [r["confidence"] for r in rows if r["confidence"] is not None]
+    available = sum(c["confidence_available"] for c in scored)
+    if scored and available == len(scored):
+        return "available"
+    if available:
+        return f"partial ({available} of {len(scored)} answers scored)"
+    reasons = sorted({c["confidence_unavailable_reason"] for c in scored})
+    return f"unavailable ({'; '.join(reasons) or 'no answer was generated'})"
 
 
 def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context: StageContext) -> None:
@@ -19,35 +60,17 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
     from processing.agent.graph import build_agent
 
     generator = context.backends.generator()
-    agent = build_agent(
-        context.backends.embedder(),
-        context.backends.vector_store(inputs["index"]),
-        generator,
-        top_k=config.top_k,
-        relevance_threshold=config.relevance_threshold,
-        max_tokens=config.max_answer_tokens,
-        hybrid=config.opensearch_bm25_weight > 0,
-    )
+    agent = build_agent(context.backends.embedder(), context.backends.vector_store(inputs["index"]), generator, config)
     rows, latencies = [], []
     for record in read_records(inputs["prepared"]):
         started = time.perf_counter()
         state = agent.invoke({"question": record.question})
         latencies.append((time.perf_counter() - started) * 1000)
-        rows.append(
-            {
-                "question_id": record.record_id,
-                "question": record.question,
-                "retrieved": [
-                    {"chunk_id": h.chunk_id, "source_id": h.source_id, "score": h.score} for h in state["hits"]
-                ],
-                "contexts": [h.text for h in state["relevant"]],
-                "answer": state["answer"],
-                "decision": state["decision"],
-                "abstained": state["abstained"],
-                "model_id": state["model_id"],
-            }
-        )
+        rows.append(answer_row(record.record_id, state))
     write_jsonl(output_dir / ANSWERS_FILE, rows)
+    status = confidence_status(rows)
+    if status != "available":
+        logger.info("agent confidence edges skipped for unscored answers: confidence %s", status)
     mlflow.log_params(
         {
             "top_k": config.top_k,
@@ -56,6 +79,8 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
             "generator": config.generator,
             "generator_model_id": generator.model_id,
             "generator_kind": getattr(generator, "description", generator.model_id),
+            "confidence": status,
+            "confidence_retry_strategy": "more context: top_k doubled per retry",
         }
     )
     mlflow.log_metrics(

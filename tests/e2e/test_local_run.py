@@ -20,7 +20,7 @@ EXPECTED = {
         ["total_source_contexts_entries", "total_contexts_chunked", "total_unique_chunks_final"],
     ),
     "DataIngestion": (["embedding_model", "hnsw_m", "space_type"], ["ingested_count", "index_document_count"]),
-    "RAGRetrieval": (["generator_kind", "top_k"], ["abstention_rate", "question_count"]),
+    "RAGRetrieval": (["generator_kind", "top_k", "confidence"], ["abstention_rate", "question_count"]),
     "RAGEvaluation": (["metric_answer_similarity"], ["hit_at_k", "mrr", "ndcg_at_k", "answer_similarity"]),
 }
 
@@ -46,12 +46,17 @@ def test_single_and_multi_process_runs_measure_the_same(runs) -> None:
         assert 0.0 <= value <= 1.0
     assert single["question_count"] == multi["question_count"] == 4
     assert single["skipped_metrics"]["answer_correctness"] == "no judge configured"
+    assert single["confidence_metrics"] == {}  # the extractive baseline has no log-probabilities ...
+    unavailable = "confidence unavailable (generator returns no log-probabilities)"
+    assert single["skipped_metrics"]["confidence_auroc"] == unavailable  # ... so they are skipped, never zero
+    assert single["skipped_metrics"]["prompt_tokens_saved_total"] == "prune_contexts is off"
     assert set(single) == {
         "schema_version",
         "mlflow_experiment",
         "mlflow_parent_run_id",
         "run_config",
         "metrics",
+        "confidence_metrics",
         "skipped_metrics",
         "question_count",
     }
@@ -72,6 +77,8 @@ def test_each_parent_holds_the_five_named_nested_runs(runs) -> None:
             params, metrics = EXPECTED[child.info.run_name]
             assert set(params) <= set(child.data.params), child.info.run_name
             assert set(metrics) <= set(child.data.metrics), child.info.run_name
+        retrieval = next(c for c in children if c.info.run_name == "RAGRetrieval")
+        assert retrieval.data.params["confidence"] == "unavailable (generator returns no log-probabilities)"
         evaluation = next(c for c in children if c.info.run_name == "RAGEvaluation")
         artifacts = {a.path for a in client.list_artifacts(evaluation.info.run_id)}
         assert {"per_question.json", "report.json"} <= artifacts

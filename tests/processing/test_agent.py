@@ -3,6 +3,7 @@ from processing.agent.graph import build_agent
 from processing.backends.extractive import ExtractiveGenerator
 from processing.backends.faiss_store import FaissStore, HnswParams
 from processing.chunking import chunk_id
+from processing.config import RunConfig
 from processing.interfaces import Chunk
 from tests.processing.helpers import sample_records
 
@@ -13,7 +14,8 @@ def make_agent(embedder, tmp_path, threshold=0.3):
     store = FaissStore(tmp_path, params=HnswParams(16, 64, 64, "cosinesimil"), embedding_model=embedder.model_id)
     store.upsert(chunks, embedder.embed(contexts))
     generator = ExtractiveGenerator(embedder, sentences=2)
-    return build_agent(embedder, store, generator, top_k=3, relevance_threshold=threshold, max_tokens=200)
+    config = RunConfig(top_k=3, relevance_threshold=threshold, max_answer_tokens=200)
+    return build_agent(embedder, store, generator, config)
 
 
 def test_answers_from_the_retrieved_context(embedder, tmp_path) -> None:

@@ -38,8 +38,17 @@ def test_config_is_frozen() -> None:
         ({"chunk_sise": "10"}, "chunk_sise: Extra inputs are not permitted"),
         ({"chunking_strategy": "Sentences"}, "chunking_strategy: Input should be 'FixedSizeChunker' or"),
         ({"chunk_size": "200", "chunk_overlap": "200"}, "chunk_overlap (200) must be smaller than chunk_size (200)"),
-        ({"generator": "gpt"}, "generator: Value error, unknown backend 'gpt'; registered: bedrock-cmi, extractive"),
+        (
+            {"generator": "gpt"},
+            "generator: Value error, unknown backend 'gpt'; registered: bedrock-cmi, extractive, openai",
+        ),
         ({"index_name": "Bad Name"}, "index_name: String should match pattern"),
+        ({"generator": "openai"}, "generator 'openai' needs generator_url and generator_model"),
+        ({"generator": "openai", "generator_url": "http://127.0.0.1:8000/v1"}, "needs generator_model"),
+        ({"generator_url": "127.0.0.1:8000"}, "generator_url must be an http(s) URL"),
+        ({"generator_api_key_env": "sk-123"}, "generator_api_key_env: String should match pattern"),
+        ({"confidence_threshold": "1.5"}, "confidence_threshold: Input should be less than or equal to 1"),
+        ({"prune_threshold": "0.5"}, "prune_threshold: Input should be less than or equal to 0"),
     ],
 )
 def test_errors_name_the_field(overrides, message) -> None:
@@ -58,8 +67,8 @@ def test_bad_file_and_bad_override_syntax(tmp_path) -> None:
 
 
 def test_registering_a_backend_makes_it_selectable(monkeypatch) -> None:
-    monkeypatch.setitem(factory.GENERATORS, "openai", lambda config, embedder: None)
-    assert load_config(None, {"generator": "openai"}).generator == "openai"
+    monkeypatch.setitem(factory.GENERATORS, "scripted", lambda config, embedder: None)
+    assert load_config(None, {"generator": "scripted"}).generator == "scripted"
 
 
 def test_stage_registry_imports_with_the_standard_library_only() -> None:
@@ -77,3 +86,22 @@ def test_every_stage_function_resolves() -> None:
 
     assert [s.stage_id for s in STAGES] == ["prepare", "chunk", "ingest", "retrieve", "evaluate"]
     assert all(callable(s.load()) for s in STAGES)
+
+
+def test_openai_generator_is_built_with_the_key_from_the_named_environment_variable(monkeypatch) -> None:
+    config = load_config(
+        None,
+        {
+            "generator": "openai",
+            "generator_url": "http://127.0.0.1:8000/v1",
+            "generator_model": "m",
+            "generator_api_key_env": "RAGOPS_KEY",
+        },
+    )
+    monkeypatch.delenv("RAGOPS_KEY", raising=False)
+    with pytest.raises(ValueError, match="generator_api_key_env: environment variable RAGOPS_KEY is not set"):
+        factory.build_generator(config, None)
+    monkeypatch.setenv("RAGOPS_KEY", "secret")
+    generator = factory.build_generator(config, None)
+    assert (generator.url, generator.model_id) == ("http://127.0.0.1:8000/v1/chat/completions", "m")
+    assert "secret" not in json.dumps(config.model_dump())

@@ -15,13 +15,15 @@ class PartialJudge:
 
 
 def test_without_a_judge_every_judge_metric_is_skipped_not_zero() -> None:
-    scores, skipped = judge_scores(None, ROWS)
+    scores, skipped, correctness = judge_scores(None, ROWS)
     assert scores == {}
+    assert correctness == [None, None]
     assert skipped == dict.fromkeys(JUDGE_METRICS, "no judge configured")
 
 
 def test_missing_judge_scores_are_skipped_and_partial_ones_averaged() -> None:
-    scores, skipped = judge_scores(PartialJudge(), ROWS)
+    scores, skipped, correctness = judge_scores(PartialJudge(), ROWS)
+    assert correctness == [None, None]  # answer_correctness not returned
     assert scores == {"faithfulness": 0.5}
     assert set(skipped) == set(JUDGE_METRICS) - {"faithfulness"}
     assert skipped["answer_relevance"] == "judge partial-judge returned no usable score"

@@ -28,6 +28,14 @@ from tests.processing.cloud.fake_opensearch import FakeCluster, connection_for
 from tests.processing.helpers import REPO_ROOT, runs_of, write_sample
 
 EXPERIMENT = "opensearch-wiring"
+HYBRID = RunConfig(
+    top_k=2,
+    relevance_threshold=0.3,
+    max_answer_tokens=64,
+    vector_store="opensearch",
+    opensearch_endpoint="vpc-ragops.us-east-1.es.amazonaws.com",
+    opensearch_bm25_weight=0.3,
+)
 DOMAIN = "https://vpc-ragops-dev-abc123.us-east-1.es.amazonaws.com"
 OPENSEARCH = {"vector_store": "opensearch", "opensearch_endpoint": DOMAIN, "aws_region": "us-east-1"}
 
@@ -117,7 +125,7 @@ def test_hybrid_retrieval_sends_the_question_text_through_the_normalisation_pipe
     hit = {"_index": "ragops-chunks-v1", "_id": "c-statin", "_score": 0.9, "_source": source}
     cluster.respond_once("POST", "/ragops-chunks/_search", 200, {"took": 1, "hits": {"max_score": 0.9, "hits": [hit]}})
     generator = ExtractiveGenerator(embedder, sentences=1)
-    agent = build_agent(embedder, store, generator, top_k=2, relevance_threshold=0.3, max_tokens=64, hybrid=True)
+    agent = build_agent(embedder, store, generator, HYBRID)
 
     state = agent.invoke({"question": "Do statins lower cholesterol?"})
 
@@ -135,9 +143,7 @@ def test_hybrid_retrieval_sends_the_question_text_through_the_normalisation_pipe
 def test_hybrid_retrieval_needs_a_store_that_supports_it(embedder: Any, tmp_path: Path) -> None:
     store = FaissStore(tmp_path, params=HnswParams(16, 128, 100, "cosinesimil"), embedding_model="m")
     with pytest.raises(ValueError, match="hybrid retrieval needs a store with hybrid_search; FaissStore has none"):
-        build_agent(
-            embedder, store, ExtractiveGenerator(embedder), top_k=2, relevance_threshold=0.3, max_tokens=64, hybrid=True
-        )
+        build_agent(embedder, store, ExtractiveGenerator(embedder), HYBRID)
 
 
 @pytest.mark.parametrize("command", ["run", "stage"])

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -16,51 +13,17 @@ from processing.generators.errors import GeneratorError, MalformedResponse
 from processing.generators.openai_compatible import OpenAICompatibleGenerator
 from processing.interfaces import Generator, Message
 from processing.retry import RetryPolicy
+from tests.processing.chat_server import RecordedServer, serving
 from tests.processing.recorded import payload
 
 NO_WAIT = RetryPolicy(max_attempts=3, initial_delay_s=0.0, max_delay_s=0.0)
 MESSAGES = [Message("system", "Answer yes, no or maybe."), Message("user", "Does aspirin reduce risk?")]
 
 
-class RecordedServer:
-    """Answers each POST with the next queued (status, body) and records what it was sent."""
-
-    def __init__(self) -> None:
-        self.responses: list[tuple[int, str]] = []
-        self.received: list[tuple[str, dict[str, str], dict]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers["Content-Length"])
-                server.received.append((self.path, dict(self.headers), json.loads(self.rfile.read(length))))
-                status, body = server.responses.pop(0)
-                encoded = body.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(encoded)))
-                self.end_headers()
-                self.wfile.write(encoded)
-
-            def log_message(self, *args: object) -> None:  # keep test output quiet
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def reply(self, status: int, body: object) -> None:
-        self.responses.append((status, body if isinstance(body, str) else json.dumps(body)))
-
-
 @pytest.fixture
 def server() -> Iterator[RecordedServer]:
-    recorded = RecordedServer()
-    thread = threading.Thread(target=recorded.httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    yield recorded
-    recorded.httpd.shutdown()
-    recorded.httpd.server_close()
-    thread.join()
+    with serving() as recorded:
+        yield recorded
 
 
 def _client(server: RecordedServer, **kwargs) -> OpenAICompatibleGenerator:

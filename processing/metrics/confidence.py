@@ -1,0 +1,170 @@
+"""Confidence across a run: the per-question columns, their aggregates, how well answer confidence separates
+correct from incorrect answers (AUROC) and how calibrated it is (ECE), and what early pruning saved and cost.
+
+Correctness labels come from the judge's `answer_correctness` (>= 0.5 is correct) when a judge scored the
+answer, else from an exact match of the answer's yes/no/maybe decision with the gold `final_decision`. When
+the agent abstained for low confidence the judge saw the abstention, not the scored answer, so that answer
+is labelled by its decision. Every metric that cannot be computed is returned as skipped with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from statistics import fmean
+from typing import Any
+
+from processing.confidence.assessment import NO_LOGPROBS, AnswerAssessment
+from processing.confidence.measures import CalibrationReport, auroc, calibration_report
+
+JUDGE_CORRECT_AT = 0.5
+PRUNING_COMPARED = ("token_f1", "answer_similarity", "decision_accuracy")
+CONFIDENCE_COLUMNS = tuple(AnswerAssessment(unavailable_reason=NO_LOGPROBS).record())
+MEAN_MEASURES = {  # run metric -> per-question column averaged over the answers that have it
+    "mean_sequence_confidence": ("answer_sequence_confidence", "no answer had scored tokens"),
+    "mean_reasoning_confidence": ("reasoning_confidence", "no answer had a reasoning span"),
+    "mean_prompt_clarity": ("prompt_clarity", "no answer had scored tokens"),
+}
+CONFIDENCE_METRICS = (
+    *MEAN_MEASURES,
+    "flagged_answer_share",
+    "confidence_retry_rate",
+    "confidence_abstain_rate",
+    "confidence_labelled_count",
+    "confidence_ece",
+    "confidence_auroc",
+)
+PRUNING_METRICS = (
+    "prompt_tokens_saved_total",
+    "prompt_tokens_saved_mean",
+    "pruned_context_share",
+    *(f"pruning_{name}_change" for name in PRUNING_COMPARED),
+)
+
+
+def correctness_label(
+    answer: Mapping[str, Any], gold_decision: str, judge_correctness: float | None
+) -> tuple[bool | None, str]:
+    """(is the generated answer correct, where the label came from); None when nothing was generated."""
+    if judge_correctness is not None and not answer["abstained"]:
+        return judge_correctness >= JUDGE_CORRECT_AT, "judge"
+    if answer["candidate_decision"] is not None:
+        return answer["candidate_decision"] == gold_decision, "decision_match"
+    return None, "unlabelled"
+
+
+def question_columns(
+    answer: Mapping[str, Any], label: tuple[bool | None, str], baseline_scores: Mapping[str, float] | None
+) -> dict[str, Any]:
+    """The confidence, routing and pruning columns of one question in the per-question table."""
+    confidence = answer["confidence"] or {}
+    pruning = answer["pruning"] or {}
+    return {
+        "confidence_route": answer["confidence_route"],
+        **{column: confidence.get(column) for column in CONFIDENCE_COLUMNS},
+        "retries": answer["retries"],
+        "final_top_k": answer["final_top_k"],
+        "abstained": answer["abstained"],
+        "abstain_reason": answer["abstain_reason"],
+        "candidate_decision": answer["candidate_decision"],
+        "correct": label[0],
+        "correct_label_source": label[1],
+        "pruning_skipped": pruning.get("skipped"),
+        "contexts_in": pruning.get("contexts_in"),
+        "contexts_kept": pruning.get("contexts_kept"),
+        "prompt_tokens_saved": pruning.get("prompt_tokens_saved"),
+        "token_count_method": pruning.get("token_count_method"),
+        "baseline_decision": pruning.get("baseline_decision"),
+        **{f"baseline_{name}": (baseline_scores or {}).get(name) for name in PRUNING_COMPARED},
+    }
+
+
+@dataclass(frozen=True)
+class ConfidenceSummary:
+    metrics: dict[str, float]
+    skipped: dict[str, str]
+    labelled: tuple[tuple[float, bool], ...]  # (answer confidence, correct) per labelled, scored answer
+    calibration: CalibrationReport | None
+    label_sources: tuple[str, ...]
+
+
+def summarize(table: Sequence[Mapping[str, Any]], *, prune_contexts: bool) -> ConfidenceSummary:
+    """Run aggregates over the per-question table (its rows carry the answer metrics and the columns above).
+
+    Rates are shares of the questions whose answer confidence was scored.
+    """
+    scored = [row for row in table if row["confidence_available"]]
+    labelled = tuple(
+        (row["answer_sequence_confidence"], bool(row["correct"]))
+        for row in scored
+        if row["answer_sequence_confidence"] is not None and row["correct"] is not None
+    )
+    metrics, skipped = _confidence(table, scored)
+    calibration = None
+    if scored and labelled:
+        confidences, correct = zip(*labelled, strict=True)
+        calibration = calibration_report(confidences, correct)
+        metrics["confidence_ece"] = calibration.expected_calibration_error
+        try:
+            metrics["confidence_auroc"] = auroc(confidences, correct)
+        except ValueError as error:  # one class only: AUROC is undefined
+            skipped["confidence_auroc"] = str(error)
+    elif scored:
+        skipped |= dict.fromkeys(("confidence_ece", "confidence_auroc"), "no scored answer has a correctness label")
+    pruning_metrics, pruning_skipped = _pruning(table, prune_contexts)
+    return ConfidenceSummary(
+        metrics=metrics | pruning_metrics,
+        skipped=skipped | pruning_skipped,
+        labelled=labelled,
+        calibration=calibration,
+        label_sources=tuple(sorted({row["correct_label_source"] for row in scored if row["correct"] is not None})),
+    )
+
+
+def _confidence(
+    table: Sequence[Mapping[str, Any]], scored: Sequence[Mapping[str, Any]]
+) -> tuple[dict[str, float], dict[str, str]]:
+    if not scored:
+        reasons = sorted({r["confidence_unavailable_reason"] for r in table if r["confidence_unavailable_reason"]})
+        return {}, dict.fromkeys(
+            CONFIDENCE_METRICS, f"confidence unavailable ({'; '.join(reasons) or 'no answer was generated'})"
+        )
+    metrics: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    for name, (column, missing) in MEAN_MEASURES.items():
+        values = [row[column] for row in scored if row[column] is not None]
+        if values:
+            metrics[name] = fmean(values)
+        else:
+            skipped[name] = missing
+    metrics["flagged_answer_share"] = fmean(row["flagged_span_count"] > 0 for row in scored)
+    metrics["confidence_retry_rate"] = fmean(row["retries"] > 0 for row in scored)
+    metrics["confidence_abstain_rate"] = fmean(row["confidence_route"] == "abstain" for row in scored)
+    metrics["confidence_labelled_count"] = float(
+        sum(row["answer_sequence_confidence"] is not None and row["correct"] is not None for row in scored)
+    )
+    return metrics, skipped
+
+
+def _pruning(table: Sequence[Mapping[str, Any]], prune_contexts: bool) -> tuple[dict[str, float], dict[str, str]]:
+    """Tokens saved over every pruned question; answer-metric change (pruned minus unpruned baseline) over the
+    pruned questions the agent did not abstain on, since an abstention replaced the pruned answer."""
+    if not prune_contexts:
+        return {}, dict.fromkeys(PRUNING_METRICS, "prune_contexts is off")
+    pruned = [row for row in table if row["contexts_kept"] is not None]
+    if not pruned:
+        reasons = sorted({row["pruning_skipped"] for row in table if row["pruning_skipped"]})
+        return {}, dict.fromkeys(PRUNING_METRICS, f"no question was pruned ({'; '.join(reasons) or 'none answered'})")
+    saved = [row["prompt_tokens_saved"] for row in pruned]
+    metrics = {
+        "prompt_tokens_saved_total": float(sum(saved)),
+        "prompt_tokens_saved_mean": fmean(saved),
+        "pruned_context_share": 1 - sum(r["contexts_kept"] for r in pruned) / sum(r["contexts_in"] for r in pruned),
+    }
+    compared = [row for row in pruned if not row["abstained"] and row["baseline_token_f1"] is not None]
+    changes = [f"pruning_{name}_change" for name in PRUNING_COMPARED]
+    if not compared:
+        return metrics, dict.fromkeys(changes, "every pruned answer was replaced by an abstention")
+    for name, change in zip(PRUNING_COMPARED, changes, strict=True):
+        metrics[change] = fmean(row[name] - row[f"baseline_{name}"] for row in compared)
+    return metrics, {}
