@@ -30,12 +30,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from processing.agent import prompts  # noqa: E402
+from processing.agent.answering import prune_with_baseline  # noqa: E402
 from processing.agent.decision import parse_decision  # noqa: E402
 from processing.confidence.assessment import assess  # noqa: E402
 from processing.confidence.measures import auroc, calibration_report  # noqa: E402
 from processing.confidence.parsing import LogprobsUnavailable  # noqa: E402
-from processing.confidence.pruning import prune_and_answer  # noqa: E402
 from processing.config import load_config, parse_overrides  # noqa: E402
 from processing.datasets import QaRecord, load_dataset  # noqa: E402
 from processing.generators.errors import GeneratorError  # noqa: E402
@@ -55,17 +54,7 @@ def _f1(answer: str, reference: str) -> float:
 
 def measure_question(generator: OpenAICompatibleGenerator, record: QaRecord, config: Any) -> dict[str, Any]:
     """Baseline (every context) and pruned answers of one question, scored and labelled."""
-    result = prune_and_answer(
-        generator,
-        record.question,
-        record.contexts,
-        prompts.answer_messages,
-        threshold=config.prune_threshold,
-        draft_max_tokens=min(config.prune_draft_tokens, config.max_answer_tokens),
-        answer_max_tokens=config.max_answer_tokens,
-        with_baseline=True,
-        answer_logprobs=True,
-    )
+    result = prune_with_baseline(generator, record.question, record.contexts, config)
     baseline = result.baseline_answer
     assessment = assess(
         baseline, token_prob_threshold=config.low_confidence_token_prob, clarity_tokens=config.prompt_clarity_tokens

@@ -37,16 +37,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _sagemaker_instance(value: str) -> str:
-    if not SAGEMAKER_INSTANCE.match(value):
-        raise ValueError(f"'{value}' is not a SageMaker instance type (expected ml.<family>.<size>)")
-    return value
+def _matching(pattern: re.Pattern[str], expected: str) -> AfterValidator:
+    """A validator refusing strings that do not fully match `pattern`, saying what was expected."""
 
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"'{value}' is not {expected}")
+        return value
 
-def _opensearch_instance(value: str) -> str:
-    if not OPENSEARCH_INSTANCE.match(value):
-        raise ValueError(f"'{value}' is not an OpenSearch instance type (expected <family>.<size>.search)")
-    return value
+    return AfterValidator(check)
 
 
 # The retention periods CloudWatch Logs accepts.
@@ -87,23 +86,32 @@ def _retention(value: int) -> int:
 PositiveInt = Annotated[int, Field(gt=0)]
 RetentionDays = Annotated[int, AfterValidator(_retention)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
-SageMakerInstance = Annotated[str, AfterValidator(_sagemaker_instance)]
-OpenSearchInstance = Annotated[str, AfterValidator(_opensearch_instance)]
+SageMakerInstance = Annotated[
+    str, _matching(SAGEMAKER_INSTANCE, "a SageMaker instance type (expected ml.<family>.<size>)")
+]
+OpenSearchInstance = Annotated[
+    str, _matching(OPENSEARCH_INSTANCE, "an OpenSearch instance type (expected <family>.<size>.search)")
+]
+Cidr = Annotated[
+    str, _matching(re.compile(r"\d{1,3}(\.\d{1,3}){3}/(1[6-9]|2[0-4])"), "an IPv4 CIDR between /16 and /24")
+]
+WeeklyWindow = Annotated[
+    str,
+    _matching(re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun):([01]\d|2[0-3]):[0-5]\d"), "a weekly window like 'Sun:03:00'"),
+]
+EnvironmentName = Annotated[
+    str, _matching(re.compile(r"[a-z][a-z0-9-]{1,15}"), "an environment name (2-16 lowercase letters, digits or '-')")
+]
+AccountId = Annotated[str, _matching(re.compile(r"\d{12}"), "a 12-digit AWS account id")]
+RegionName = Annotated[str, _matching(re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d"), "an AWS region name")]
 
 
 class NetworkConfig(_Strict):
     """VPC shape. Subnets are private and isolated: AWS APIs are reached through VPC endpoints."""
 
-    cidr: str = "10.40.0.0/16"
+    cidr: Cidr = "10.40.0.0/16"
     availability_zones: list[str] = Field(min_length=2, max_length=6)
     flow_log_retention_days: RetentionDays = 30
-
-    @field_validator("cidr")
-    @classmethod
-    def _cidr(cls, value: str) -> str:
-        if not re.fullmatch(r"\d{1,3}(\.\d{1,3}){3}/(1[6-9]|2[0-4])", value):
-            raise ValueError(f"'{value}' is not an IPv4 CIDR between /16 and /24")
-        return value
 
 
 class StorageConfig(_Strict):
@@ -194,20 +202,13 @@ MLFLOW_VERSIONS = ("2.13.2", "2.16.2", "3.0")
 class TrackingConfig(_Strict):
     server_size: Literal["Small", "Medium", "Large"] = "Small"
     mlflow_version: str = "3.0"
-    weekly_maintenance_window: str = "Sun:03:00"
+    weekly_maintenance_window: WeeklyWindow = "Sun:03:00"
 
     @field_validator("mlflow_version")
     @classmethod
     def _mlflow(cls, value: str) -> str:
         if value not in MLFLOW_VERSIONS:
             raise ValueError(f"'{value}' is not a managed MLflow version ({', '.join(MLFLOW_VERSIONS)})")
-        return value
-
-    @field_validator("weekly_maintenance_window")
-    @classmethod
-    def _window(cls, value: str) -> str:
-        if not re.fullmatch(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun):([01]\d|2[0-3]):[0-5]\d", value):
-            raise ValueError(f"'{value}' is not a weekly window like 'Sun:03:00'")
         return value
 
 
@@ -230,9 +231,9 @@ class BedrockConfig(_Strict):
 
 
 class EnvironmentConfig(_Strict):
-    name: str
-    account: str
-    region: str
+    name: EnvironmentName
+    account: AccountId
+    region: RegionName
     removal_policy: Literal["destroy", "retain"]
     network: NetworkConfig
     storage: StorageConfig = StorageConfig()
@@ -244,27 +245,6 @@ class EnvironmentConfig(_Strict):
     cleanup: CleanupConfig = CleanupConfig()
     bedrock: BedrockConfig = BedrockConfig()
     log_retention_days: RetentionDays = 30
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not re.fullmatch(r"[a-z][a-z0-9-]{1,15}", value):
-            raise ValueError(f"'{value}' must be 2-16 lowercase letters, digits or '-'")
-        return value
-
-    @field_validator("account")
-    @classmethod
-    def _account(cls, value: str) -> str:
-        if not re.fullmatch(r"\d{12}", value):
-            raise ValueError(f"'{value}' is not a 12-digit AWS account id")
-        return value
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, value: str) -> str:
-        if not re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-\d", value):
-            raise ValueError(f"'{value}' is not an AWS region name")
-        return value
 
     @model_validator(mode="after")
     def _zones_in_region(self) -> EnvironmentConfig:
@@ -299,7 +279,10 @@ class CiCdConfig(_Strict):
     github_owner: str
     github_repo: str
     subject_prefix: str | None = None
-    bootstrap_qualifier: str = "hnb659fds"
+    bootstrap_qualifier: Annotated[
+        str,
+        _matching(re.compile(r"[A-Za-z0-9_-]{1,10}"), "a CDK bootstrap qualifier (1-10 letters, digits, '_' or '-')"),
+    ] = "hnb659fds"
 
     @field_validator("github_owner")
     @classmethod
@@ -313,13 +296,6 @@ class CiCdConfig(_Strict):
     def _repo(cls, value: str) -> str:
         if not GITHUB_REPO.fullmatch(value) or value in (".", ".."):
             raise ValueError(f"'{value}' is not a GitHub repository name")
-        return value
-
-    @field_validator("bootstrap_qualifier")
-    @classmethod
-    def _qualifier(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9_-]{1,10}", value):
-            raise ValueError(f"'{value}' is not a CDK bootstrap qualifier (1-10 letters, digits, '_' or '-')")
         return value
 
     @model_validator(mode="after")

@@ -71,22 +71,29 @@ def generate_answer(
         skipped = PruningOutcome(skipped="fewer than two contexts", contexts_in=len(contexts))
         return _plain(generator, question, contexts, config), list(contexts), skipped
     try:
-        result = prune_and_answer(
-            generator,
-            question,
-            contexts,
-            prompts.answer_messages,
-            threshold=config.prune_threshold,
-            draft_max_tokens=min(config.prune_draft_tokens, config.max_answer_tokens),
-            answer_max_tokens=config.max_answer_tokens,
-            with_baseline=True,
-            answer_logprobs=True,
-        )
+        result = prune_with_baseline(generator, question, contexts, config)
     except LogprobsUnavailable:
         skipped = PruningOutcome(skipped=NO_LOGPROBS, contexts_in=len(contexts))
         return _plain(generator, question, contexts, config), list(contexts), skipped
     kept = [contexts[i] for i in result.kept_indices]
     return result.answer, kept, PruningOutcome.from_result(result, len(contexts))
+
+
+def prune_with_baseline(
+    generator: Generator, question: str, contexts: Sequence[str], config: RunConfig
+) -> PruningResult:
+    """Pruned answer plus the every-context baseline, with the run config's pruning settings."""
+    return prune_and_answer(
+        generator,
+        question,
+        contexts,
+        prompts.answer_messages,
+        threshold=config.prune_threshold,
+        draft_max_tokens=min(config.prune_draft_tokens, config.max_answer_tokens),
+        answer_max_tokens=config.max_answer_tokens,
+        with_baseline=True,
+        answer_logprobs=True,
+    )
 
 
 def _plain(generator: Generator, question: str, contexts: Sequence[str], config: RunConfig) -> Generation:

@@ -93,7 +93,8 @@ def from_chat_completion(response: Mapping[str, Any]) -> TokenLogprobs:
         entry = _mapping(raw, where)
         tokens.append(_string(entry.get("token"), f"{where}.token"))
         values.append(_logprob(entry.get("logprob"), f"{where}.logprob"))
-        alternatives.append(_chat_alternatives(entry.get("top_logprobs"), f"{where}.top_logprobs"))
+        top = entry.get("top_logprobs")
+        alternatives.append(() if top is None else _alternatives(top, f"{where}.top_logprobs", "token"))
     return TokenLogprobs(
         tokens=tuple(tokens),
         logprobs=tuple(values),
@@ -133,7 +134,7 @@ def from_tgi_details(response: Any) -> TokenLogprobs:
         ids.append(_token_id(entry.get("id"), f"{where}.id"))
         values.append(_logprob(entry.get("logprob"), f"{where}.logprob"))
         if top_tokens is not None:
-            alternatives.append(_tgi_alternatives(top_tokens[i], f"[0].details.top_tokens[{i}]"))
+            alternatives.append(_alternatives(top_tokens[i], f"[0].details.top_tokens[{i}]", "text"))
     prefill = details.get("prefill")
     return TokenLogprobs(
         tokens=tuple(tokens),
@@ -194,9 +195,8 @@ def _single_id_logprob(entry: Any, where: str) -> tuple[int, float]:
     return token_id, _logprob(value, where)
 
 
-def _chat_alternatives(raw: Any, where: str) -> tuple[tuple[str, float], ...]:
-    if raw is None:
-        return ()
+def _alternatives(raw: Any, where: str, text_key: str) -> tuple[tuple[str, float], ...]:
+    """Top-k (token, logprob) pairs; chat names the token `token`, TGI names it `text`."""
     if not isinstance(raw, list):
         raise MalformedLogprobs(where, f"expected a list, got {type(raw).__name__}")
     pairs = []
@@ -204,22 +204,7 @@ def _chat_alternatives(raw: Any, where: str) -> tuple[tuple[str, float], ...]:
         candidate = _mapping(item, f"{where}[{j}]")
         pairs.append(
             (
-                _string(candidate.get("token"), f"{where}[{j}].token"),
-                _logprob(candidate.get("logprob"), f"{where}[{j}].logprob"),
-            )
-        )
-    return tuple(pairs)
-
-
-def _tgi_alternatives(raw: Any, where: str) -> tuple[tuple[str, float], ...]:
-    if not isinstance(raw, list):
-        raise MalformedLogprobs(where, f"expected a list, got {type(raw).__name__}")
-    pairs = []
-    for j, item in enumerate(raw):
-        candidate = _mapping(item, f"{where}[{j}]")
-        pairs.append(
-            (
-                _string(candidate.get("text"), f"{where}[{j}].text"),
+                _string(candidate.get(text_key), f"{where}[{j}].{text_key}"),
                 _logprob(candidate.get("logprob"), f"{where}[{j}].logprob"),
             )
         )
