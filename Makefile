@@ -38,8 +38,9 @@ run: install ## Run the pipeline locally with both chunking strategies on data/s
 	$(PY) -m processing run --set chunking_strategy=RecursiveChunker $(SAMPLE_CHUNKING)
 	$(PY) -m processing compare --last 2
 
-bench: install ## Benchmark ingest throughput, HNSW recall/latency and retrieval quality (JSON in bench/results/)
+bench: install ## Benchmark ingest throughput, HNSW recall/latency, retrieval quality and synth time (JSON in bench/results/)
 	$(PY) bench/pipeline_bench.py --dataset $(PUBMEDQA)
+	$(PY) bench/synth_bench.py
 
 synth: install ## Synthesize every environment with the cdk-nag gate (templates in cdk.out/)
 	$(CDK) synth --quiet "**"
