@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from processing.backends.cloud import REQUIRED_FIELDS
 from processing.config import ConfigError, RunConfig, load_config
-from tests.processing.helpers import REPO_ROOT
 
 DOMAIN = "https://vpc-ragops-dev-abc123.us-east-1.es.amazonaws.com"
 CMI_ARN = "arn:aws:bedrock:us-east-1:111111111111:imported-model/abc123def456"
@@ -99,13 +95,3 @@ def test_cross_field_rules(overrides: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as raised:
         load_config(None, overrides)
     assert message in str(raised.value)
-
-
-def test_the_factory_and_its_cloud_constructors_import_with_the_standard_library_only() -> None:
-    script = (
-        "import sys; import processing.backends.factory as f; "
-        "heavy = {'boto3', 'botocore', 'opensearchpy', 'numpy', 'mlflow', 'pydantic'} & set(sys.modules); "
-        "print(sorted(heavy), 'sagemaker' in f.EMBEDDERS, 'bedrock' in f.JUDGES)"
-    )
-    out = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[] True True"
