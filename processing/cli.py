@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FIELD=VALUE",
         help="run-config field (or ImageUri, GitSha, DatasetS3Uri) to override for this execution",
     )
+    start.add_argument(
+        "--promoted",
+        type=Path,
+        help="promotion record (JSON) of the previous environment: its run_config, less environment-bound "
+        "fields, is the starting point; --set overrides it",
+    )
     start.add_argument("--git-sha", help="commit of the image (default: $GITHUB_SHA, else git rev-parse HEAD)")
     start.add_argument("--region", help="AWS region (default: the AWS configuration's)")
     return parser
@@ -129,13 +135,20 @@ def _stage(args: argparse.Namespace) -> int:
 
 
 def _pipeline(args: argparse.Namespace) -> int:
+    from processing.pipelines.parameters import portable_overrides
     from processing.pipelines.start import clients, current_git_sha, start_execution
 
+    promoted = {}
+    if args.promoted:
+        try:
+            promoted = portable_overrides(json.loads(args.promoted.read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError, ValueError) as error:
+            raise ValueError(f"--promoted {args.promoted}: {error}") from error
     started = start_execution(
         *clients(args.region),
         environment=args.env,
         variant=args.variant,
-        overrides=parse_overrides(args.overrides),
+        overrides={**promoted, **parse_overrides(args.overrides)},
         git_sha=args.git_sha or current_git_sha(),
     )
     print(f"pipeline {started.pipeline}: image {started.image_uri}, commit {started.git_sha}")

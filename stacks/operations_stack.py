@@ -32,6 +32,12 @@ SSM_PREFIX = f"/{PROJECT}"
 PIPELINE_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
 
 
+def hook_function_name(config: EnvironmentConfig, hook: str) -> str:
+    """Fixed names: the pipeline stack calls the promotion hook by ARN without depending on this stack, so this
+    stack (and its on-delete clean-up) is deleted before the pipelines whose executions it stops."""
+    return f"{config.resource_prefix}-{hook}"
+
+
 class OperationsStack(cdk.Stack):
     """Promotion on measured metrics, clean-up on a schedule and on stack delete, both observable."""
 
@@ -95,6 +101,7 @@ class OperationsStack(cdk.Stack):
         function = lambda_.Function(
             self,
             f"{name.title()}Function",
+            function_name=hook_function_name(self._config, name),
             description=f"{prefix} {name} hook",
             runtime=RUNTIME,
             architecture=lambda_.Architecture.ARM_64,
@@ -175,7 +182,9 @@ class OperationsStack(cdk.Stack):
         self._key.grant(role, "kms:Decrypt", "kms:GenerateDataKey")
         parameters = [f"{SSM_PREFIX}/{config.name}/last-promotion-decision"]
         parameters.append(
-            f"{SSM_PREFIX}/{target}/promoted-config" if target else f"{SSM_PREFIX}/{config.name}/production-release"
+            f"{SSM_PREFIX}/{config.name}/promoted-config"
+            if target
+            else f"{SSM_PREFIX}/{config.name}/production-release"
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(

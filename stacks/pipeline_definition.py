@@ -19,6 +19,7 @@ from processing.stages.registry import DATASET_INPUT, STAGES, StageSpec
 
 DEFINITION_VERSION = "2020-12-01"
 CONTAINER_ROOT = "/opt/ml/processing"
+IMAGE_ENTRYPOINT = "/opt/ragops/processing/entrypoint.sh"  # processing/Dockerfile's ENTRYPOINT
 REPORT_FILE = "report.json"
 REPORT_PROPERTY_FILE = "EvaluationReport"
 SINGLE_STEP = "RAGPipeline"
@@ -70,10 +71,17 @@ def run_prefix(bucket: str, output: str) -> dict[str, Any]:
 
 
 def config_arguments() -> list[Any]:
-    """`--set field=<parameter>` for every run-config field, so a run is parameterised end to end."""
+    """`--set field=<parameter>` for every run-config field, so a run is parameterised end to end.
+
+    The index name gets the execution id appended: concurrent executions of one environment (single and multi,
+    or a manual run beside CI) each publish and query their own index instead of swapping one shared alias.
+    """
     arguments: list[Any] = []
     for parameter in run_parameters():
-        arguments += ["--set", join(f"{parameter.field}=", get(f"Parameters.{parameter.name}"))]
+        value: list[Any] = [f"{parameter.field}=", get(f"Parameters.{parameter.name}")]
+        if parameter.field == "index_name":
+            value += ["-", get("Execution.PipelineExecutionId")]
+        arguments += ["--set", join(*value)]
     return arguments
 
 
@@ -139,7 +147,8 @@ def processing_arguments(
 
 
 def _command(*words: str) -> list[str]:
-    return ["python", "-m", "processing", *words]
+    """The image's entry point (it drops to the unprivileged user) with a `python -m processing` sub-command."""
+    return [IMAGE_ENTRYPOINT, *words]
 
 
 def single_step(job: JobSettings) -> dict[str, Any]:
@@ -271,9 +280,5 @@ def pipeline_definition(spec: PipelineSpec) -> dict[str, Any]:
         "Version": DEFINITION_VERSION,
         "Metadata": {},
         "Parameters": declare(spec.defaults, stand_ins=spec.stand_ins),
-        "PipelineExperimentConfig": {
-            "ExperimentName": get("Execution.PipelineName"),
-            "TrialName": get("Execution.PipelineExecutionId"),
-        },
         "Steps": [*steps, gate_step(spec, *report)],
     }

@@ -15,7 +15,6 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
@@ -72,7 +71,7 @@ class PipelineInputs:
     embedding: ModelEndpoint
     llm: ModelEndpoint | None
     tracking_server_arn: str
-    promotion_function: lambda_.IFunction | None
+    promotion_function_name: str | None  # by name, so this stack does not depend on the operations stack
 
 
 class PipelineStack(cdk.Stack):
@@ -169,13 +168,17 @@ class PipelineStack(cdk.Stack):
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
             ),
         ]
-        if inputs.promotion_function:
-            statements.append(
-                iam.PolicyStatement(
-                    actions=["lambda:InvokeFunction"], resources=[inputs.promotion_function.function_arn]
-                )
-            )
+        if inputs.promotion_function_name:
+            statements.append(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self._promotion_arn()]))
         return statements
+
+    def _promotion_arn(self) -> str:
+        return self.format_arn(
+            service="lambda",
+            resource="function",
+            resource_name=self._inputs.promotion_function_name,
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
 
     def _log_group_arn(self) -> str:
         return self.format_arn(
@@ -223,11 +226,16 @@ class PipelineStack(cdk.Stack):
                 instance_count=config.processing.instance_count,
                 volume_size_gib=config.processing.volume_size_gib,
                 max_runtime_seconds=config.processing.max_runtime_seconds,
-                environment={"MLFLOW_TRACKING_URI": inputs.tracking_server_arn, "AWS_REGION": config.region},
+                # botocore reads AWS_DEFAULT_REGION (MLflow's S3 artifact client relies on it); AWS_REGION for the rest.
+                environment={
+                    "MLFLOW_TRACKING_URI": inputs.tracking_server_arn,
+                    "AWS_REGION": config.region,
+                    "AWS_DEFAULT_REGION": config.region,
+                },
             ),
             defaults=self._parameter_defaults(),
             stand_ins=self._parameter_stand_ins(),
-            promotion_function_arn=inputs.promotion_function.function_arn if inputs.promotion_function else None,
+            promotion_function_arn=self._promotion_arn() if inputs.promotion_function_name else None,
         )
         pipeline = sagemaker.CfnPipeline(
             self,

@@ -9,7 +9,7 @@ from constructs import Construct
 from stacks.config import EnvironmentConfig
 from stacks.models_stack import ModelsStack
 from stacks.network_stack import NetworkStack
-from stacks.operations_stack import OperationsStack
+from stacks.operations_stack import OperationsStack, hook_function_name
 from stacks.pipeline_stack import PipelineInputs, PipelineStack
 from stacks.storage_stack import StorageStack
 from stacks.tagging import tag_environment
@@ -80,8 +80,10 @@ class RagOpsStage(cdk.Stage):
                 embedding=self.models.embedding,
                 llm=self.models.llm,
                 tracking_server_arn=self.tracking.tracking_server_arn,
-                promotion_function=self.operations.promotion_function,
+                promotion_function_name=hook_function_name(config, "promotion"),
             ),
             description=f"RagOps {config.name}: processing image and the single-/multi-step SageMaker pipelines",
         )
+        # Deleted first, so the on-delete clean-up still finds the pipelines whose executions it stops.
+        self.operations.add_dependency(self.pipeline, "clean-up on delete must run while the pipelines exist")
         tag_environment(self, config.name)

@@ -36,6 +36,7 @@ EXECUTION_ARN = r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:pipeline/([a-z0-9-
 IMAGE_URI = r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9][a-z0-9._/-]*@sha256:[0-9a-f]{64}$"
 GIT_SHA = r"^[0-9a-f]{40}$"
 S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)$")
+STANDARD_PARAMETER_BYTES = 4096  # larger pointers (long run configs) go to the Advanced tier
 # Pipeline parameters the EventBridge path reads from the execution (the Lambda step passes them directly).
 IMAGE_PARAMETER = "ImageUri"
 GIT_SHA_PARAMETER = "GitSha"
@@ -43,6 +44,10 @@ GIT_SHA_PARAMETER = "GitSha"
 
 class PromotionError(ValueError):
     """Bad event, configuration or report; nothing has been written when it is raised."""
+
+
+class PromotionRejected(RuntimeError):
+    """The pipeline step's run missed the environment's thresholds; the decision is recorded, the step fails."""
 
 
 class _Frozen(BaseModel):
@@ -310,6 +315,7 @@ def _pointer(record: dict[str, Any], bucket: str, key: str, version_id: str) -> 
         "image_uri": record["image_uri"],
         "git_sha": record["git_sha"],
         "mlflow_parent_run_id": record["mlflow_parent_run_id"],
+        "run_config": record["run_config"],
         "metrics": record["metrics"],
         "failures": record["failures"],
         "decided_at": record["decided_at"],
@@ -318,8 +324,8 @@ def _pointer(record: dict[str, Any], bucket: str, key: str, version_id: str) -> 
 
 def _parameters(record: dict[str, Any], settings: Settings) -> list[str]:
     names = [f"{settings.ssm_prefix}/{settings.environment}/last-promotion-decision"]
-    if record["decision"] == "promoted":
-        names.append(f"{settings.ssm_prefix}/{record['target_environment']}/promoted-config")
+    if record["decision"] == "promoted":  # read in this account by the job that deploys the next environment
+        names.append(f"{settings.ssm_prefix}/{settings.environment}/promoted-config")
     elif record["decision"] == "released":
         names.append(f"{settings.ssm_prefix}/{settings.environment}/production-release")
     return names
@@ -377,12 +383,18 @@ def promote(event: Any, settings: Settings, clients: Clients, now: datetime) -> 
         for name in _parameters(record, settings)
         if created or not _history_has(clients.ssm, name, candidate.execution_arn)
     ]
+    tier = "Standard" if len(value.encode()) <= STANDARD_PARAMETER_BYTES else "Advanced"
     for name in missing:
-        clients.ssm.put_parameter(Name=name, Value=value, Type="String", Tier="Standard", Overwrite=True)
+        clients.ssm.put_parameter(Name=name, Value=value, Type="String", Tier=tier, Overwrite=True)
     if missing:
         _notify(clients, settings, pointer)
     duplicate = not created and not missing
     logger.info("promotion decision", extra={"pointer": pointer, "duplicate": duplicate, "parameters": missing})
+    if candidate.trigger == "pipeline-step" and record["decision"] == "rejected":
+        # The pipeline's gate used its own (overridable) parameters; the environment's thresholds decide.
+        raise PromotionRejected(
+            f"{candidate.execution_arn}: below the {settings.environment} thresholds: {record['failures']}"
+        )
     return {
         "decision": record["decision"],
         "execution_arn": candidate.execution_arn,

@@ -7,6 +7,7 @@ Standard library + pydantic only (the CDK synth imports this module).
 
 from __future__ import annotations
 
+import json
 import types
 import typing
 from collections.abc import Mapping
@@ -20,6 +21,33 @@ IMAGE_URI = "ImageUri"  # the processing image, by digest when promotion is expe
 GIT_SHA = "GitSha"  # the commit the image was built from
 DATASET_URI = "DatasetS3Uri"  # S3 prefix of the input dataset
 PROVENANCE = (IMAGE_URI, GIT_SHA, DATASET_URI)
+# Run-config fields whose values belong to one environment (its endpoints, domain, judge, index, thresholds):
+# a configuration promoted to the next environment carries every other field, never these.
+ENVIRONMENT_FIELDS = frozenset(
+    {
+        "experiment_name",
+        "aws_region",
+        "embeddings",
+        "sagemaker_embedding_endpoint",
+        "sagemaker_embedding_payload",
+        "vector_store",
+        "opensearch_endpoint",
+        "opensearch_shards",
+        "opensearch_replicas",
+        "index_name",
+        "generator",
+        "generator_endpoint",
+        "generator_tokenizer_path",
+        "generator_url",
+        "generator_model",
+        "generator_api_key_env",
+        "judge",
+        "judge_model_id",
+        "min_hit_at_k",
+        "min_mrr",
+        "min_answer_similarity",
+    }
+)
 
 
 def pipeline_name(environment: str, variant: str) -> str:
@@ -80,6 +108,21 @@ def declare(defaults: Mapping[str, Any], *, stand_ins: Mapping[str, Any] | None 
         for p in run_parameters()
     ]
     return declared + [{"Name": name, "Type": "String", "DefaultValue": defaults.get(name, "")} for name in PROVENANCE]
+
+
+def portable_overrides(record: Mapping[str, Any]) -> dict[str, str]:
+    """`field=value` overrides from a promotion record's `run_config`, without environment-bound fields."""
+    run_config = record.get("run_config")
+    if not isinstance(run_config, Mapping):
+        raise ValueError("promotion record has no run_config object")
+    unknown = sorted(set(run_config) - set(RunConfig.model_fields))
+    if unknown:
+        raise ValueError(f"promotion record run_config has unknown field(s): {', '.join(unknown)}")
+    return {
+        key: json.dumps(value) if isinstance(value, bool) else str(value)
+        for key, value in run_config.items()
+        if key not in ENVIRONMENT_FIELDS
+    }
 
 
 def start_values(overrides: Mapping[str, str]) -> list[dict[str, str]]:

@@ -137,7 +137,7 @@ def test_passing_run_is_promoted_to_the_next_environment_with_its_full_record(wo
 
     assert result["decision"] == "promoted"
     assert result["duplicate"] is False
-    pointer = parameter(clients, "/ragops/staging/promoted-config")
+    pointer = parameter(clients, "/ragops/dev/promoted-config")
     assert pointer["execution_arn"] == EXECUTION_ARN
     assert pointer["image_uri"] == IMAGE
     assert pointer["git_sha"] == GIT_SHA
@@ -153,16 +153,25 @@ def test_passing_run_is_promoted_to_the_next_environment_with_its_full_record(wo
     assert len(notifications()) == 1
 
 
-def test_failing_run_records_why_and_promotes_nothing(world):
+def test_failing_run_records_why_promotes_nothing_and_fails_the_pipeline_step(world):
     clients, notifications = world
     put_report(report(mrr=0.5, answer_similarity=0.1))
-    result = promotion.promote(step_event(), settings(), clients, NOW)
+    with pytest.raises(promotion.PromotionRejected, match=r"below the dev thresholds: \['answer_similarity"):
+        promotion.promote(step_event(), settings(), clients, NOW)
 
-    assert result["decision"] == "rejected"
-    assert result["failures"] == ["answer_similarity 0.1000 < 0.5000", "mrr 0.5000 < 0.7000"]
-    assert history(clients, "/ragops/staging/promoted-config") == []
-    assert parameter(clients, "/ragops/dev/last-promotion-decision")["failures"] == result["failures"]
+    failures = ["answer_similarity 0.1000 < 0.5000", "mrr 0.5000 < 0.7000"]
+    assert history(clients, "/ragops/dev/promoted-config") == []
+    decision = parameter(clients, "/ragops/dev/last-promotion-decision")
+    assert decision["decision"] == "rejected"
+    assert decision["failures"] == failures
     assert len(notifications()) == 1
+
+
+def test_promoted_pointer_carries_the_run_config(world):
+    clients, _ = world
+    put_report(report())
+    promotion.promote(step_event(), settings(), clients, NOW)
+    assert parameter(clients, "/ragops/dev/promoted-config")["run_config"] == report()["run_config"]
 
 
 def test_threshold_exactly_met_passes(world):
@@ -188,7 +197,7 @@ def test_repeat_delivery_neither_promotes_twice_nor_changes_the_record(world):
     again = promotion.promote(step_event(), settings(), clients, datetime(2026, 2, 1, tzinfo=UTC))
 
     assert again == {**first, "duplicate": True}
-    assert len(history(clients, "/ragops/staging/promoted-config")) == 1
+    assert len(history(clients, "/ragops/dev/promoted-config")) == 1
     assert len(history(clients, "/ragops/dev/last-promotion-decision")) == 1
     versions = clients.s3.list_object_versions(Bucket=BUCKET, Prefix="promotions/")["Versions"]
     assert len(versions) == 1
@@ -204,7 +213,7 @@ def test_repeat_delivery_completes_a_decision_interrupted_before_its_parameters(
     result = promotion.promote(step_event(), settings(), clients, NOW)
 
     assert result["duplicate"] is False
-    assert parameter(clients, "/ragops/staging/promoted-config")["execution_arn"] == EXECUTION_ARN
+    assert parameter(clients, "/ragops/dev/promoted-config")["execution_arn"] == EXECUTION_ARN
     assert len(notifications()) == 1
 
 
@@ -225,7 +234,7 @@ def test_eventbridge_success_reads_the_report_by_execution_id_and_the_image_from
     result = promotion.promote(status_change(arn), settings(), clients, NOW)
 
     assert result["decision"] == "promoted"
-    pointer = parameter(clients, "/ragops/staging/promoted-config")
+    pointer = parameter(clients, "/ragops/dev/promoted-config")
     assert (pointer["image_uri"], pointer["git_sha"]) == (IMAGE, GIT_SHA)
 
 

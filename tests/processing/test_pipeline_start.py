@@ -12,7 +12,14 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from processing.pipelines.parameters import declare, parameter_name, pipeline_name, run_parameters, start_values
+from processing.pipelines.parameters import (
+    declare,
+    parameter_name,
+    pipeline_name,
+    portable_overrides,
+    run_parameters,
+    start_values,
+)
 from processing.pipelines.start import PipelineStartError, pinned_image, start_execution
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,3 +155,46 @@ def test_cli_without_credentials_exits_non_zero_with_one_line():
     )
     assert result.returncode == 1
     assert result.stderr.strip() == "error: no AWS credentials found (set AWS_PROFILE or run where a role is attached)"
+
+
+def test_promoted_run_config_drops_environment_bound_fields_and_round_trips_types():
+    record = {
+        "run_config": {
+            "chunk_size": 500,
+            "relevance_threshold": 0.25,
+            "prune_contexts": True,
+            "opensearch_endpoint": "vpc-ragops-dev.us-east-1.es.amazonaws.com",
+            "min_mrr": 0.7,
+        }
+    }
+    overrides = portable_overrides(record)
+    assert overrides == {"chunk_size": "500", "relevance_threshold": "0.25", "prune_contexts": "true"}
+    assert {v["Name"]: v["Value"] for v in start_values(overrides)} == {
+        "ChunkSize": "500",
+        "RelevanceThreshold": "0.25",
+        "PruneContexts": "true",
+    }
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [({"decision": "promoted"}, "no run_config"), ({"run_config": {"colour": "blue"}}, "unknown field\\(s\\): colour")],
+)
+def test_bad_promotion_records_are_refused(record, message):
+    with pytest.raises(ValueError, match=message):
+        portable_overrides(record)
+
+
+def test_cli_names_the_promotion_file_it_cannot_use(tmp_path):
+    record = tmp_path / "promoted.json"
+    record.write_text('{"decision": "promoted"}')
+    result = subprocess.run(
+        [sys.executable, "-m", "processing", "pipeline", "start", "--env", "dev", "--promoted", str(record)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: --promoted {record}: promotion record has no run_config object"

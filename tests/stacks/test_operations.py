@@ -199,11 +199,7 @@ def test_promotion_writes_only_its_own_parameters_and_records(templates, env):
     config = CONFIG.environments[env]
     ssm = [s for s in statements(template(templates, env)) if "ssm:PutParameter" in s["Action"]]
     (statement,) = ssm
-    target = (
-        f"{config.promotion.next_environment}/promoted-config"
-        if config.promotion.next_environment
-        else f"{env}/production-release"
-    )
+    target = f"{env}/promoted-config" if config.promotion.next_environment else f"{env}/production-release"
     resources = [r if isinstance(r, str) else json.dumps(r) for r in statement["Resource"]]
     assert {r.split(":parameter/")[1] for r in resources} == {
         f"ragops/{env}/last-promotion-decision",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -12,10 +13,11 @@ import pytest
 from aws_cdk.assertions import Template
 from botocore.validate import ParamValidator
 
-from processing.pipelines.parameters import pipeline_name, run_parameters
+from processing.config import RunConfig
+from processing.pipelines.parameters import ENVIRONMENT_FIELDS, pipeline_name, run_parameters
 from processing.stages.registry import STAGES
 from stacks.app_builder import build_app
-from stacks.pipeline_definition import FAIL_STEP, GATE_STEP, GATED_METRICS, PROMOTE_STEP
+from stacks.pipeline_definition import FAIL_STEP, GATE_STEP, GATED_METRICS, IMAGE_ENTRYPOINT, PROMOTE_STEP
 from tests.stacks.conftest import ENVIRONMENTS, cdk_context
 
 TOKEN = "token-resolved-at-deploy"  # stands for any intrinsic; hostname-shaped like the domain endpoint
@@ -155,6 +157,7 @@ def test_gate_compares_each_threshold_and_promotes_or_fails_with_the_reason(pipe
         assert promote["Type"] == "Lambda"
         assert set(promote["Arguments"]) == {"environment", "execution_arn", "report_s3_uri", "image_uri", "git_sha"}
         assert promote["Arguments"]["environment"] == env
+        assert promote["FunctionArn"].endswith(f":lambda:us-east-1:{_account(env)}:function:ragops-{env}-promotion")
         (fail,) = gate["Arguments"]["ElseSteps"]
         assert fail["Name"] == FAIL_STEP
         assert fail["Type"] == "Fail"
@@ -273,7 +276,39 @@ def test_every_step_command_parses_with_the_cli_and_yields_a_valid_run_config(pi
         defaults = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
         for step in (s for s in all_steps(definition["Steps"]) if s["Type"] == "Processing"):
             spec = resolve(step["Arguments"]["AppSpecification"], defaults)
-            assert spec["ContainerEntrypoint"][:3] == ["python", "-m", "processing"]
-            args = _parser().parse_args(spec["ContainerEntrypoint"][3:] + spec["ContainerArguments"])
+            assert spec["ContainerEntrypoint"][0] == IMAGE_ENTRYPOINT
+            args = _parser().parse_args(spec["ContainerEntrypoint"][1:] + spec["ContainerArguments"])
             config = load_config(None, parse_overrides(args.overrides))
             assert config.min_mrr == defaults["MinMrr"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_environment_specific_default_is_kept_out_of_promotion(pipeline_definitions, env):
+    """A value the stack sets for one environment must never travel to the next one with a promotion."""
+    generic = {p.name: getattr(RunConfig(), p.field) for p in run_parameters()}
+    by_name = {p.name: p.field for p in run_parameters()}
+    for definition in pipeline_definitions[env].values():
+        specific = {
+            by_name[p["Name"]]
+            for p in definition["Parameters"]
+            if p["Name"] in by_name and p["DefaultValue"] != generic[p["Name"]]
+        }
+        assert specific
+        assert specific <= ENVIRONMENT_FIELDS, specific - ENVIRONMENT_FIELDS
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_operations_are_deleted_before_the_pipelines_their_clean_up_stops(app, env):
+    stage = app.node.find_child(env)
+    operations, pipeline = stage.node.find_child("Operations"), stage.node.find_child("Pipeline")
+    assert pipeline in operations.dependencies
+    assert operations not in pipeline.dependencies
+
+
+def test_steps_start_through_the_images_entry_point_which_runs_our_cli_unprivileged():
+    root = Path(__file__).resolve().parents[2]
+    dockerfile = (root / "processing" / "Dockerfile").read_text()
+    assert f'ENTRYPOINT ["{IMAGE_ENTRYPOINT}"]' in dockerfile
+    script = (root / "processing" / "entrypoint.sh").read_text()
+    assert "setpriv --reuid=ragops --regid=ragops --init-groups python -m processing" in script
+    assert IMAGE_ENTRYPOINT.endswith("/processing/entrypoint.sh")
