@@ -51,7 +51,7 @@ class VectorStoreStack(cdk.Stack):
             self,
             "OperatorRole",
             assumed_by=iam.AccountRootPrincipal().with_conditions({"Bool": {"aws:MultiFactorAuthPresent": "true"}}),
-            description=f"{config.resource_prefix}: OpenSearch fine-grained access control master (MFA required)",
+            description=f"{config.resource_prefix}: OpenSearch operator, admitted by the domain access policy (MFA required)",
         )
 
         self.security_group = ec2.SecurityGroup(
@@ -129,7 +129,10 @@ class VectorStoreStack(cdk.Stack):
             node_to_node_encryption=True,
             enforce_https=True,
             tls_security_policy=opensearch.TLSSecurityPolicy.TLS_1_2_PFS,
-            fine_grained_access_control=opensearch.AdvancedSecurityOptions(master_user_arn=self.operator_role.role_arn),
+            # The pipeline role is the FGAC master: processing jobs are the only clients that can reach the domain
+            # (isolated subnets), and they create versioned indices, aliases and search pipelines. The operator role
+            # is admitted by the access policy; map it to a security role through the pipeline's access as needed.
+            fine_grained_access_control=opensearch.AdvancedSecurityOptions(master_user_arn=self.pipeline_role.role_arn),
             logging=opensearch.LoggingOptions(
                 app_log_enabled=True,
                 app_log_group=log_groups["app"],

@@ -34,7 +34,7 @@ def test_fine_grained_access_control_has_an_iam_master_and_no_internal_users(tem
     assert security["InternalUserDatabaseEnabled"] is False
     master = security["MasterUserOptions"]
     assert set(master) == {"MasterUserARN"}  # no master user name or password
-    assert master["MasterUserARN"] == {"Fn::GetAtt": [role_ids(templates, env)["operator"], "Arn"]}
+    assert master["MasterUserARN"] == {"Fn::GetAtt": [role_ids(templates, env)["pipeline"], "Arn"]}
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
