@@ -51,7 +51,7 @@ class VectorStoreStack(cdk.Stack):
             self,
             "OperatorRole",
             assumed_by=iam.AccountRootPrincipal().with_conditions({"Bool": {"aws:MultiFactorAuthPresent": "true"}}),
-            description=f"{config.resource_prefix}: OpenSearch operator, admitted by the domain access policy (MFA required)",
+            description=f"{config.resource_prefix}: OpenSearch operator in the domain access policy (MFA required)",
         )
 
         self.security_group = ec2.SecurityGroup(
