@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
@@ -31,6 +32,11 @@ TRANSIENT_ERROR_CODES = frozenset(
         "InternalDependencyException",
     }
 )
+
+
+def single_attempt(read_timeout: float = 60.0) -> Config:
+    """botocore client config with its own retries off, so this module's policy is the only retry layer."""
+    return Config(retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=read_timeout, connect_timeout=10)
 
 
 def error_code(error: BaseException) -> str | None:

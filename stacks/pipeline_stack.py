@@ -114,9 +114,6 @@ class PipelineStack(cdk.Stack):
     def _judge_model_arn(self) -> str:
         return self._arn("bedrock", "foundation-model", self._config.bedrock.judge_model_id, account="")
 
-    def _pipeline_arn(self, variant: str) -> str:
-        return self._arn("sagemaker", "pipeline", pipeline_name(self._config.name, variant))
-
     def _statements(self) -> list[iam.PolicyStatement]:
         inputs = self._inputs
         data = self._bucket_arn(inputs.data_bucket_name)

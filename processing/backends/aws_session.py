@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 import boto3
 from botocore.client import BaseClient
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from processing.backends.errors import CloudBackendError
+from processing.retry import single_attempt
 
 REGION = r"[a-z]{2}(?:-[a-z]+)+-\d+"
 _ARN_REGION = re.compile(rf"^arn:aws[a-z-]*:[a-z0-9-]+:({REGION}):")
@@ -51,8 +51,7 @@ class AwsContext:
 
     def client(self, service: str, *, read_timeout: float = 60.0) -> BaseClient:
         """A client with botocore retries off: `processing.retry` owns retries."""
-        config = Config(retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=read_timeout)
-        return self.session.client(service, region_name=self.region, config=config)
+        return self.session.client(service, region_name=self.region, config=single_attempt(read_timeout))
 
 
 def preflight(

@@ -7,20 +7,16 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.response import StreamingBody
 
 from processing.generators.errors import GeneratorError, MalformedResponse
-from processing.retry import RetryPolicy, call_with_retries, error_code, is_transient_aws_error
-
-# Our RetryPolicy is the only retry layer: botocore's own retries would multiply the attempts and the wait.
-SINGLE_ATTEMPT = Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=120, connect_timeout=10)
+from processing.retry import RetryPolicy, call_with_retries, error_code, is_transient_aws_error, single_attempt
 
 
 def runtime_client(service: str, region_name: str | None) -> Any:
     """A boto3 runtime client without SDK-level retries (credentials are only needed when it is called)."""
-    return boto3.client(service, region_name=region_name, config=SINGLE_ATTEMPT)
+    return boto3.client(service, region_name=region_name, config=single_attempt(read_timeout=120))
 
 
 def invoke_json(

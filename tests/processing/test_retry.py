@@ -18,3 +18,12 @@ from processing.retry import RetryPolicy
 def test_retry_policy_rejects_unbounded_or_negative_settings(kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):
         RetryPolicy(**kwargs)
+
+
+def test_clients_the_pipeline_builds_make_one_attempt_so_the_policy_is_the_only_retry_layer():
+    from processing.generators.aws import runtime_client
+    from processing.retry import single_attempt
+
+    assert single_attempt().retries == {"mode": "standard", "total_max_attempts": 1}
+    client = runtime_client("sagemaker-runtime", "us-east-1")
+    assert client.meta.config.retries["total_max_attempts"] == 1
