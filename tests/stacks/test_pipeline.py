@@ -311,4 +311,7 @@ def test_steps_start_through_the_images_entry_point_which_runs_our_cli_unprivile
     assert f'ENTRYPOINT ["{IMAGE_ENTRYPOINT}"]' in dockerfile
     script = (root / "processing" / "entrypoint.sh").read_text()
     assert "setpriv --reuid=ragops --regid=ragops --init-groups python -m processing" in script
-    assert IMAGE_ENTRYPOINT.endswith("/processing/entrypoint.sh")
+    # The script lands where the entry point names it: the package is copied under the image's WORKDIR.
+    workdir = IMAGE_ENTRYPOINT.removesuffix("/processing/entrypoint.sh")
+    assert f"WORKDIR {workdir}\n" in dockerfile
+    assert "COPY processing/ ./processing/" in dockerfile
