@@ -11,9 +11,13 @@ PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
-REQUIREMENTS := requirements.txt requirements-dev.txt processing/requirements.txt constraints.txt
+REQUIREMENTS := requirements.txt requirements-dev.txt processing/requirements.txt constraints.txt \
+	processing/local_llm/requirements.txt
+# The local LLM server, compiled from the hash-pinned llama.cpp sources (cached per machine, see the script).
+LLAMA_SERVER := $(VENV)/bin/llama-server
+LLAMA_SOURCES := processing/local_llm/llama-source.txt processing/local_llm/build-llama-server.sh
 
-.PHONY: help install run bench synth test lint format lock clean
+.PHONY: help install run bench bench-confidence synth test lint format lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -21,17 +25,24 @@ help: ## List the targets
 $(PY_STAMP): $(REQUIREMENTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt
+	$(PY) -m pip install -q --no-deps --require-hashes -r processing/local_llm/requirements.txt
 	touch $@
+
+$(LLAMA_SERVER): $(LLAMA_SOURCES) | $(PY_STAMP)
+	LLAMA_CPP_BUILD_JOBS=$${LLAMA_CPP_BUILD_JOBS:-$$(nproc)} processing/local_llm/build-llama-server.sh $@ $(PY)
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(PY_STAMP) $(NODE_STAMP) ## Create/refresh .venv and node_modules from the pinned files
+install: $(PY_STAMP) $(LLAMA_SERVER) $(NODE_STAMP) ## Create/refresh .venv (with the local LLM) and node_modules from the pinned files
 
-# The sample contexts are short paragraphs, so the local run cuts 200-character chunks for the strategies to differ.
-SAMPLE_CHUNKING := --set chunk_size=200 --set chunk_overlap=40
+# The sample contexts are short paragraphs, so the local run cuts 200-character chunks for the strategies to differ;
+# the embedded model's answers are capped at 96 tokens (a label and a short explanation).
+SAMPLE_CHUNKING := --set chunk_size=200 --set chunk_overlap=40 --set max_answer_tokens=96
 PUBMEDQA ?= ../shared/data/pubmedqa/ori_pqal.json
+# The confidence bench answers as make run does (96-token answers); BENCH_SET="--set field=value" changes it.
+BENCH_SET ?= --set max_answer_tokens=96
 
 run: install ## Run the pipeline locally with both chunking strategies on data/sample, then compare the runs
 	$(PY) -m processing run --set chunking_strategy=FixedSizeChunker $(SAMPLE_CHUNKING)
@@ -41,6 +52,9 @@ run: install ## Run the pipeline locally with both chunking strategies on data/s
 bench: install ## Benchmark ingest throughput, HNSW recall/latency, retrieval quality and synth time (JSON in bench/results/)
 	$(PY) bench/pipeline_bench.py --dataset $(PUBMEDQA)
 	$(PY) bench/synth_bench.py
+
+bench-confidence: install ## Confidence measures (AUROC, ECE), decision accuracy and both pruning shapes on 200 PubMedQA questions with the embedded LLM (JSON in bench/results/)
+	$(PY) bench/confidence_bench.py --dataset $(PUBMEDQA) --limit 200 $(BENCH_SET)
 
 synth: install ## Synthesize every environment with the cdk-nag gate (templates in cdk.out/)
 	$(CDK) synth --quiet "**"

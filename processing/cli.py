@@ -15,6 +15,7 @@ from processing.stages.registry import STAGES
 
 DEFAULT_DATASET = REPO_ROOT / "data" / "sample"
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # the shell's convention for a process ended by SIGINT
 
 
 def _config_options(parser: argparse.ArgumentParser) -> None:
@@ -100,6 +101,8 @@ def _run(args: argparse.Namespace) -> int:
     parent, report = run_pipeline(config, args.dataset, work_dir, mode=args.mode)
     summary = json.loads(report.read_text(encoding="utf-8"))
     print(f"run {parent.run_id} ({config.chunking_strategy}, {args.mode}): {summary['question_count']} questions")
+    model = f" ({config.local_llm_model}, packaged weights)" if config.generator == "local" else ""
+    print(f"  generator: {config.generator}{model}, confidence measure: {config.confidence_measure}")
     for name, value in (summary["metrics"] | summary["confidence_metrics"]).items():
         print(f"  {name:<32} {value:.4f}")
     for name, reason in summary["skipped_metrics"].items():
@@ -130,7 +133,8 @@ def _stage(args: argparse.Namespace) -> int:
         parent = start_parent(config, str(inputs.get("dataset", "")))
         if args.parent_run_file:
             parent.write(args.parent_run_file)
-    run_stage(stage(args.stage_id), config, inputs, args.output_dir, StageContext(parent, Backends(config)))
+    with Backends(config) as backends:
+        run_stage(stage(args.stage_id), config, inputs, args.output_dir, StageContext(parent, backends))
     return 0
 
 
@@ -187,3 +191,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CloudBackendError, GeneratorError, RuntimeError) as error:  # a cloud service or its setup failed
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # the run is already marked FAILED and its local LLM server stopped
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

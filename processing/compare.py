@@ -9,6 +9,15 @@ from mlflow.entities import Run
 from processing import tracking
 from processing.metrics.registry import METRICS
 
+# Generation-confidence metrics on the same [0, 1] scale, charted beside the answer and retrieval metrics.
+CONFIDENCE_CHARTED = (
+    "mean_sequence_confidence",
+    "mean_decision_label_confidence",
+    "confidence_auroc",
+    "confidence_ece",
+    "flagged_answer_share",
+)
+
 
 def latest_runs(experiment_name: str, last: int) -> list[Run]:
     client = tracking.configure()
@@ -38,14 +47,14 @@ def table(runs: list[Run]) -> str:
 
 
 def chart(runs: list[Run], path: Path) -> Path:
-    """Grouped bars of the evaluation metrics per run."""
+    """Grouped bars of the evaluation and generation-confidence metrics per run."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
     runs = list(reversed(runs))
-    names = [m for m in METRICS if any(m in r.data.metrics for r in runs)]
+    names = [m for m in (*METRICS, *CONFIDENCE_CHARTED) if any(m in r.data.metrics for r in runs)]
     figure, axes = plt.subplots(figsize=(max(6, 1.4 * len(names) * max(1, len(runs)) / 2), 4))
     width = 0.8 / max(1, len(runs))
     for i, run in enumerate(runs):

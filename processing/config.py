@@ -44,7 +44,11 @@ class RunConfig(BaseModel):
     hnsw_ef_construction: int = Field(128, ge=2, le=4096)
     hnsw_ef_search: int = Field(100, ge=1, le=4096)
     space_type: Literal["cosinesimil", "innerproduct", "l2"] = "cosinesimil"
-    generator: str = "extractive"
+    generator: str = Field("local", description="local: the packaged LLM behind a llama-server the run owns")
+    local_llm_model: str = Field("smollm2-135m-instruct", description="packaged model the local generator serves")
+    local_llm_context_size: int = Field(4096, ge=512, le=32768, description="local server context, in tokens")
+    local_llm_threads: int = Field(0, ge=0, le=256, description="local server CPU threads; 0: every core")
+    top_logprobs: int = Field(10, ge=0, le=20, description="alternatives per token (decision-label confidence)")
     max_answer_tokens: int = Field(256, ge=1, le=8192)
     extractive_sentences: int = Field(2, ge=1, le=20, description="sentences the extractive baseline returns")
     judge: str = "none"
@@ -71,6 +75,9 @@ class RunConfig(BaseModel):
         "", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$", description="name of the env var holding the API key"
     )
     # Confidence from token log-probabilities (skipped, and logged so, when the generator returns none)
+    confidence_measure: Literal["sequence_confidence", "decision_label"] = Field(
+        "decision_label", description="what the agent thresholds: token-mean confidence or label probability"
+    )
     confidence_threshold: float = Field(0.5, ge=0.0, le=1.0, description="answer confidence below which the agent acts")
     low_confidence_token_prob: float = Field(0.3, gt=0.0, le=1.0, description="token probability flagged as unsure")
     confidence_max_retries: int = Field(1, ge=0, le=3, description="retries with doubled top_k before abstaining")
@@ -85,6 +92,15 @@ class RunConfig(BaseModel):
         known = REGISTRIES[info.field_name]
         if value not in known:
             raise ValueError(f"unknown backend {value!r}; registered: {', '.join(sorted(known))}")
+        return value
+
+    @field_validator("local_llm_model")
+    @classmethod
+    def _packaged_model(cls, value: str) -> str:
+        from processing.local_llm.models import PACKAGED_MODELS
+
+        if value not in PACKAGED_MODELS:
+            raise ValueError(f"unknown local model {value!r}; packaged: {', '.join(sorted(PACKAGED_MODELS))}")
         return value
 
     @field_validator("aws_region")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,10 +16,13 @@ if TYPE_CHECKING:
 
 @dataclass
 class Backends:
-    """Builds each backend on first use and keeps it, so in-process runs load the embedding model once."""
+    """Builds each backend on first use and keeps it, so in-process runs load the embedding model and start a
+    local LLM server once. `close()` (or leaving `with Backends(...)`) releases what was built, such as that
+    server, on success and on failure alike."""
 
     config: RunConfig
     embedder_instance: Embedder | None = None
+    generator_instance: Generator | None = field(default=None, repr=False)
 
     def embedder(self) -> Embedder:
         if self.embedder_instance is None:
@@ -30,10 +33,24 @@ class Backends:
         return factory.build_vector_store(self.config, directory)
 
     def generator(self) -> Generator:
-        return factory.build_generator(self.config, self.embedder())
+        if self.generator_instance is None:
+            self.generator_instance = factory.build_generator(self.config, self.embedder())
+        return self.generator_instance
 
     def judge(self) -> Judge | None:
         return factory.build_judge(self.config)
+
+    def close(self) -> None:
+        generator, self.generator_instance = self.generator_instance, None
+        close = getattr(generator, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> Backends:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 @dataclass

@@ -64,9 +64,14 @@ def run_pipeline(
     dirs = stage_dirs(work_dir, dataset)
     try:
         if mode == "single":
-            context = StageContext(parent, backends or Backends(config))
-            for spec in STAGES:
-                run_stage(spec, config, dirs, dirs[spec.output], context)
+            owned = backends or Backends(config)
+            try:
+                context = StageContext(parent, owned)
+                for spec in STAGES:
+                    run_stage(spec, config, dirs, dirs[spec.output], context)
+            finally:
+                if backends is None:  # a caller's backends stay the caller's to close
+                    owned.close()
         else:
             dump_config(config, work_dir / CONFIG_FILE)
             for spec in STAGES:

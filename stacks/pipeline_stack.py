@@ -250,7 +250,13 @@ class PipelineStack(cdk.Stack):
         """This environment's run-config defaults: its endpoints, domain, judge and thresholds; plus provenance."""
         config, inputs = self._config, self._inputs
         thresholds = config.promotion.thresholds
-        generator = {"generator": "sagemaker-tgi", "generator_endpoint": inputs.llm.name} if inputs.llm else {}
+        # Without an LLM endpoint (dev) the extractive baseline answers: the run config's default, the local
+        # llama-server, exists only on a developer machine, not in the processing image.
+        generator = (
+            {"generator": "sagemaker-tgi", "generator_endpoint": inputs.llm.name}
+            if inputs.llm
+            else {"generator": "extractive"}
+        )
         return {
             "experiment_name": f"{config.resource_prefix}-pipeline",
             "aws_region": config.region,

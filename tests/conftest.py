@@ -36,3 +36,13 @@ def mlflow_store(mlflow_db_uri: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A real sqlite MLflow store for the session (tests tell their runs apart by experiment name)."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_db_uri)
     return mlflow_db_uri
+
+
+@pytest.fixture(scope="session")
+def local_llm():  # type: ignore[no-untyped-def]
+    """The embedded LLM (packaged SmolLM2 behind a real llama-server), one server for the whole session."""
+    from processing.local_llm.generator import LocalLLMGenerator
+
+    generator = LocalLLMGenerator("smollm2-135m-instruct")
+    yield generator
+    generator.close()

@@ -31,6 +31,7 @@ class PruningOutcome:
     prompt_tokens_saved: int | None = None
     token_count_method: str | None = None
     draft_prompt_tokens: int | None = None
+    net_tokens_saved: int | None = None  # unpruned answer's tokens minus drafts' and pruned answer's
     baseline_answer: str | None = None
     baseline_decision: str | None = None
 
@@ -44,6 +45,7 @@ class PruningOutcome:
             prompt_tokens_saved=result.prompt_tokens_saved,
             token_count_method=result.token_count_method,
             draft_prompt_tokens=result.draft_prompt_tokens,
+            net_tokens_saved=result.net_tokens_saved,
             baseline_answer=None if baseline is None else baseline.text,
             baseline_decision=None if baseline is None else parse_decision(baseline.text),
         )
@@ -56,6 +58,7 @@ class PruningOutcome:
             "prompt_tokens_saved": self.prompt_tokens_saved,
             "token_count_method": self.token_count_method,
             "draft_prompt_tokens": self.draft_prompt_tokens,
+            "net_tokens_saved": self.net_tokens_saved,
             "baseline_answer": self.baseline_answer,
             "baseline_decision": self.baseline_decision,
         }

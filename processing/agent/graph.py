@@ -89,6 +89,7 @@ def build_agent(embedder: Embedder, store: VectorStore, generator: Generator, co
             state["generation"],
             token_prob_threshold=config.low_confidence_token_prob,
             clarity_tokens=config.prompt_clarity_tokens,
+            measure=config.confidence_measure,
         )
         attempts = [*state.get("attempts", []), {"top_k": state["top_k"], "confidence": assessment.confidence}]
         return {"assessment": assessment, "attempts": attempts, "confidence_route": _route(assessment, state)}

@@ -48,7 +48,18 @@ def _openai_generator(config: RunConfig, embedder: Embedder) -> Generator:
     if key_env and not os.environ.get(key_env):
         raise ValueError(f"generator_api_key_env: environment variable {key_env} is not set")
     api_key = os.environ[key_env] if key_env else None
-    return OpenAICompatibleGenerator(config.generator_url, config.generator_model, api_key=api_key)
+    return OpenAICompatibleGenerator(
+        config.generator_url, config.generator_model, api_key=api_key, top_logprobs=config.top_logprobs
+    )
+
+
+def _local_generator(config: RunConfig, embedder: Embedder) -> Generator:
+    """A packaged model behind a llama-server this generator starts now and stops on `close()`."""
+    from processing.local_llm.generator import LocalLLMGenerator
+    from processing.local_llm.server import ServerSettings
+
+    settings = ServerSettings(context_size=config.local_llm_context_size, threads=config.local_llm_threads)
+    return LocalLLMGenerator(config.local_llm_model, settings=settings, top_logprobs=config.top_logprobs)
 
 
 # name -> constructor(config) -> Embedder
@@ -56,7 +67,11 @@ EMBEDDERS: dict[str, Callable[..., Any]] = {"local": _local_embedder}
 # name -> constructor(config, directory for local state) -> VectorStore
 VECTOR_STORES: dict[str, Callable[..., Any]] = {"faiss": _faiss_store}
 # name -> constructor(config, embedder) -> Generator
-GENERATORS: dict[str, Callable[..., Any]] = {"extractive": _extractive_generator, "openai": _openai_generator}
+GENERATORS: dict[str, Callable[..., Any]] = {
+    "local": _local_generator,
+    "extractive": _extractive_generator,
+    "openai": _openai_generator,
+}
 # name -> constructor(config) -> Judge; "none" means judge metrics are recorded as skipped
 JUDGES: dict[str, Callable[..., Any] | None] = {"none": None}
 
@@ -94,6 +109,13 @@ def build_judge(config: RunConfig) -> Judge | None:
 
 def check_backends(config: RunConfig) -> None:
     """Build every selected cloud backend once, before any stage work, so a missing field, absent credentials
-    or a region mismatch stop the run with a CloudBackendError naming them instead of failing mid-stage."""
+    or a region mismatch stop the run with a CloudBackendError naming them instead of failing mid-stage; and
+    check that the local generator's server binary and weights are installed."""
     for role, name in cloud.selected(config):
         REGISTRIES[role][name](config)
+    if config.generator == "local":  # binary and hash-checked weights present, before any run is recorded
+        from processing.local_llm.models import resolve_weights
+        from processing.local_llm.server import find_binary
+
+        find_binary()
+        resolve_weights(config.local_llm_model)

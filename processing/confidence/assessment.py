@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from processing.confidence.decision_label import decision_label_confidence
 from processing.confidence.measures import (
     SEQUENCE_MEASURES,
     LowConfidenceSpan,
@@ -24,6 +25,8 @@ from processing.interfaces import Generation
 
 NO_LOGPROBS = "generator returns no log-probabilities"
 SPAN_SEPARATOR = " | "
+# What the agent can threshold: the answer's geometric-mean token probability, or the probability on its label.
+CONFIDENCE_MEASURES = ("sequence_confidence", "decision_label")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,9 @@ class AnswerAssessment:
     prompt_clarity: float | None = None
     flags: tuple[LowConfidenceSpan, ...] = ()
     answer_token_count: int | None = None
+    decision_label: str | None = None
+    decision_label_confidence: float | None = None  # None: no leading label, or no top-k alternatives
+    measure: str = "sequence_confidence"
 
     @property
     def available(self) -> bool:
@@ -43,7 +49,9 @@ class AnswerAssessment:
 
     @property
     def confidence(self) -> float | None:
-        """The answer's sequence confidence (geometric-mean token probability): what the agent thresholds."""
+        """What the agent thresholds: the measure the run config names (`confidence_measure`)."""
+        if self.measure == "decision_label":
+            return self.decision_label_confidence
         return self.answer["sequence_confidence"]
 
     def record(self) -> dict[str, Any]:
@@ -55,19 +63,26 @@ class AnswerAssessment:
             "reasoning_confidence": self.reasoning_confidence,
             "prompt_clarity": self.prompt_clarity,
             "answer_token_count": self.answer_token_count,
+            "decision_label": self.decision_label,
+            "decision_label_confidence": self.decision_label_confidence,
             "flagged_span_count": len(self.flags) if self.available else None,
             "flagged_spans": SPAN_SEPARATOR.join(span.text for span in self.flags),
         }
 
 
-def assess(generation: Generation, *, token_prob_threshold: float, clarity_tokens: int) -> AnswerAssessment:
+def assess(
+    generation: Generation, *, token_prob_threshold: float, clarity_tokens: int, measure: str = "sequence_confidence"
+) -> AnswerAssessment:
     """Score one generation; unavailable (never zeros) without log-probabilities or without decodable tokens."""
+    if measure not in CONFIDENCE_MEASURES:
+        raise ValueError(f"unknown confidence measure {measure!r}; measures: {', '.join(CONFIDENCE_MEASURES)}")
     if generation.logprobs is None:
-        return AnswerAssessment(unavailable_reason=NO_LOGPROBS)
+        return AnswerAssessment(unavailable_reason=NO_LOGPROBS, measure=measure)
     try:
         split = split_reasoning_tokens(generation.logprobs)
     except UndecodedTokens as error:
-        return AnswerAssessment(unavailable_reason=str(error))
+        return AnswerAssessment(unavailable_reason=str(error), measure=measure)
+    label = decision_label_confidence(split.answer)
     return AnswerAssessment(
         unavailable_reason=None,
         answer=score_sequence(split.answer),
@@ -75,4 +90,7 @@ def assess(generation: Generation, *, token_prob_threshold: float, clarity_token
         prompt_clarity=prompt_clarity(generation.logprobs, clarity_tokens),
         flags=tuple(low_confidence_spans(split.answer, token_prob_threshold)),
         answer_token_count=len(split.answer.tokens),
+        decision_label=None if label is None else label.label,
+        decision_label_confidence=None if label is None else label.probability,
+        measure=measure,
     )

@@ -75,7 +75,8 @@ def from_bedrock_completion(response: Mapping[str, Any], tokenizer: Tokenizer | 
 def from_chat_completion(response: Mapping[str, Any]) -> TokenLogprobs:
     """OpenAI-compatible chat format, shared by vLLM, llama.cpp, Ollama, Bedrock chat and TGI's messages API.
 
-    Reads `choices[0].logprobs.content[i].{token, logprob, top_logprobs}`; chat servers report no token ids.
+    Reads `choices[0].logprobs.content[i].{token, logprob, top_logprobs}`, and the token `id` where the server
+    adds it (llama.cpp does; the OpenAI format does not, and vLLM only on request).
     """
     choices = _required_list(response, "choices")
     if not choices:
@@ -86,19 +87,21 @@ def from_chat_completion(response: Mapping[str, Any]) -> TokenLogprobs:
         raise LogprobsUnavailable("choices[0].logprobs", "request it with logprobs=true")
     content = _required_list(_mapping(logprobs, "choices[0].logprobs"), "content", prefix="choices[0].logprobs.")
     tokens: list[str] = []
+    ids: list[int | None] = []
     values: list[float] = []
     alternatives: list[tuple[tuple[str, float], ...]] = []
     for i, raw in enumerate(content):
         where = f"choices[0].logprobs.content[{i}]"
         entry = _mapping(raw, where)
         tokens.append(_string(entry.get("token"), f"{where}.token"))
+        ids.append(None if entry.get("id") is None else _token_id(entry["id"], f"{where}.id"))
         values.append(_logprob(entry.get("logprob"), f"{where}.logprob"))
         top = entry.get("top_logprobs")
         alternatives.append(() if top is None else _alternatives(top, f"{where}.top_logprobs", "token"))
     return TokenLogprobs(
         tokens=tuple(tokens),
         logprobs=tuple(values),
-        token_ids=(None,) * len(tokens),
+        token_ids=tuple(ids),
         alternatives=tuple(alternatives) if any(alternatives) else None,
     )
 

@@ -1,9 +1,16 @@
-"""Early pruning of retrieved contexts by how confidently the model starts answering from each one.
+"""Early pruning by how confidently the model starts answering: two shapes, both with every token counted.
 
-For every context the generator writes a short draft from (question, that context) with log-probabilities;
-contexts whose draft mean log-probability falls under the threshold are dropped (the best one is always kept)
-and the final answer is generated from the rest, so the expensive call reads fewer prompt tokens. For a
-reasoning model the draft is the start of its reasoning: that is still how well the context lets it begin.
+Drop contexts (`prune_and_answer`): for every context the generator writes a short draft from (question, that
+context) with log-probabilities; contexts whose draft mean log-probability falls under the threshold are
+dropped (the best one is always kept) and the final answer is generated from the rest. The drafts re-read the
+question and a context each, so this saves tokens only when the dropped contexts are long.
+
+Best candidate (`best_candidate_by_draft`): n candidate prompts (context groups) are each drafted briefly and
+ranked by `rank_candidates`; only the best is generated in full. It replaces generating all n in full and
+ranking those (`best_candidate_in_full`), which is where drafts can pay: n - 1 full answers are never written.
+
+Token counts are prompt plus completion tokens of every call in an arm, drafts included, as the generator
+reports them (None when it does not). For a reasoning model the draft is the start of its reasoning.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from processing.confidence.measures import mean_logprob
+from processing.confidence.measures import mean_logprob, rank_candidates
 from processing.confidence.parsing import LogprobsUnavailable
 from processing.interfaces import Generation, Generator, Message
 
@@ -47,10 +54,32 @@ class PruningResult:
     token_count_method: TokenCountMethod
     draft_prompt_tokens: int | None
     baseline_answer: Generation | None = None
+    drafts: tuple[Generation, ...] = ()
 
     @property
     def kept_indices(self) -> tuple[int, ...]:
         return tuple(d.index for d in self.decisions if d.kept)
+
+    @property
+    def pruned_arm_tokens(self) -> int | None:
+        """Every token pruning spent: the drafts and the pruned answer, prompt and completion."""
+        return total_tokens([*self.drafts, self.answer])
+
+    @property
+    def net_tokens_saved(self) -> int | None:
+        """Tokens of the unpruned answer minus the pruned arm's; negative when the drafts cost more than they save."""
+        if self.baseline_answer is None:
+            return None
+        baseline, pruned = total_tokens([self.baseline_answer]), self.pruned_arm_tokens
+        return None if baseline is None or pruned is None else baseline - pruned
+
+
+def total_tokens(generations: Sequence[Generation]) -> int | None:
+    """Prompt plus completion tokens over the calls; None when any call did not report both."""
+    counts = [(g.prompt_tokens, g.completion_tokens) for g in generations]
+    if any(None in pair for pair in counts):
+        return None
+    return sum(prompt + completion for prompt, completion in counts)  # type: ignore[operator]
 
 
 def prune_and_answer(
@@ -106,7 +135,65 @@ def prune_and_answer(
         token_count_method=method,
         draft_prompt_tokens=None if None in draft_tokens else sum(draft_tokens),
         baseline_answer=baseline,
+        drafts=tuple(drafts),
     )
+
+
+@dataclass(frozen=True)
+class CandidateSelection:
+    """The answer of the candidate an arm picked, and every token the arm spent to pick it."""
+
+    chosen: int
+    answer: Generation
+    tokens: int | None
+    calls: int
+
+
+def best_candidate_by_draft(
+    generator: Generator,
+    question: str,
+    candidates: Sequence[Sequence[str]],
+    build_messages: MessageBuilder,
+    *,
+    draft_max_tokens: int,
+    answer_max_tokens: int,
+) -> CandidateSelection:
+    """Draft every candidate context group, rank the drafts, generate only the best one in full."""
+    drafts = _generate_each(generator, question, candidates, build_messages, draft_max_tokens)
+    for i, draft in enumerate(drafts):
+        _draft_score(draft, i)  # raises when the generator gives no log-probabilities
+    chosen = rank_candidates([d.logprobs for d in drafts])[0].index
+    answer = generator.generate(
+        build_messages(question, candidates[chosen]), max_tokens=answer_max_tokens, logprobs=True
+    )
+    return CandidateSelection(chosen, answer, total_tokens([*drafts, answer]), len(drafts) + 1)
+
+
+def best_candidate_in_full(
+    generator: Generator,
+    question: str,
+    candidates: Sequence[Sequence[str]],
+    build_messages: MessageBuilder,
+    *,
+    answer_max_tokens: int,
+) -> CandidateSelection:
+    """The arm drafts replace: every candidate generated in full, the best full answer kept."""
+    answers = _generate_each(generator, question, candidates, build_messages, answer_max_tokens)
+    chosen = rank_candidates([a.logprobs for a in answers])[0].index
+    return CandidateSelection(chosen, answers[chosen], total_tokens(answers), len(answers))
+
+
+def _generate_each(
+    generator: Generator,
+    question: str,
+    candidates: Sequence[Sequence[str]],
+    build_messages: MessageBuilder,
+    max_tokens: int,
+) -> list[Generation]:
+    return [
+        generator.generate(build_messages(question, group), max_tokens=max_tokens, logprobs=True)
+        for group in candidates
+    ]
 
 
 def _draft_score(draft: Generation, index: int) -> float | None:

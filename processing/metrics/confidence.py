@@ -20,11 +20,16 @@ from processing.confidence.measures import CalibrationReport, auroc, calibration
 JUDGE_CORRECT_AT = 0.5
 PRUNING_COMPARED = ("token_f1", "answer_similarity", "decision_accuracy")
 CONFIDENCE_COLUMNS = tuple(AnswerAssessment(unavailable_reason=NO_LOGPROBS).record())
+NO_LABEL = "no answer started with a yes/no/maybe label that had top-k alternatives"
 MEAN_MEASURES = {  # run metric -> per-question column averaged over the answers that have it
     "mean_sequence_confidence": ("answer_sequence_confidence", "no answer had scored tokens"),
+    "mean_decision_label_confidence": ("decision_label_confidence", NO_LABEL),
     "mean_reasoning_confidence": ("reasoning_confidence", "no answer had a reasoning span"),
     "mean_prompt_clarity": ("prompt_clarity", "no answer had scored tokens"),
 }
+# confidence measure (the run config's `confidence_measure`) -> its per-question column
+MEASURE_COLUMNS = {"sequence_confidence": "answer_sequence_confidence", "decision_label": "decision_label_confidence"}
+SEPARATION_METRICS = tuple(f"{m}_{kind}" for m in MEASURE_COLUMNS for kind in ("auroc", "ece"))
 CONFIDENCE_METRICS = (
     *MEAN_MEASURES,
     "flagged_answer_share",
@@ -33,10 +38,12 @@ CONFIDENCE_METRICS = (
     "confidence_labelled_count",
     "confidence_ece",
     "confidence_auroc",
+    *SEPARATION_METRICS,
 )
 PRUNING_METRICS = (
     "prompt_tokens_saved_total",
     "prompt_tokens_saved_mean",
+    "pruning_net_tokens_saved_total",
     "pruned_context_share",
     *(f"pruning_{name}_change" for name in PRUNING_COMPARED),
 )
@@ -73,6 +80,7 @@ def question_columns(
         "contexts_in": pruning.get("contexts_in"),
         "contexts_kept": pruning.get("contexts_kept"),
         "prompt_tokens_saved": pruning.get("prompt_tokens_saved"),
+        "net_tokens_saved": pruning.get("net_tokens_saved"),
         "token_count_method": pruning.get("token_count_method"),
         "baseline_decision": pruning.get("baseline_decision"),
         **{f"baseline_{name}": (baseline_scores or {}).get(name) for name in PRUNING_COMPARED},
@@ -88,29 +96,48 @@ class ConfidenceSummary:
     label_sources: tuple[str, ...]
 
 
-def summarize(table: Sequence[Mapping[str, Any]], *, prune_contexts: bool) -> ConfidenceSummary:
+def _labelled(scored: Sequence[Mapping[str, Any]], column: str) -> tuple[tuple[float, bool], ...]:
+    return tuple(
+        (row[column], bool(row["correct"])) for row in scored if row[column] is not None and row["correct"] is not None
+    )
+
+
+def _separation(
+    labelled: Sequence[tuple[float, bool]], prefix: str
+) -> tuple[dict[str, float], dict[str, str], CalibrationReport | None]:
+    """`<prefix>_auroc` and `<prefix>_ece` of one measure against the correctness labels."""
+    if not labelled:
+        return {}, dict.fromkeys((f"{prefix}_ece", f"{prefix}_auroc"), "no scored answer has a correctness label"), None
+    confidences, correct = zip(*labelled, strict=True)
+    calibration = calibration_report(confidences, correct)
+    metrics, skipped = {f"{prefix}_ece": calibration.expected_calibration_error}, {}
+    try:
+        metrics[f"{prefix}_auroc"] = auroc(confidences, correct)
+    except ValueError as error:  # one class only: AUROC is undefined
+        skipped[f"{prefix}_auroc"] = str(error)
+    return metrics, skipped, calibration
+
+
+def summarize(
+    table: Sequence[Mapping[str, Any]], *, prune_contexts: bool, measure: str = "sequence_confidence"
+) -> ConfidenceSummary:
     """Run aggregates over the per-question table (its rows carry the answer metrics and the columns above).
 
-    Rates are shares of the questions whose answer confidence was scored.
+    Rates are shares of the questions whose answer confidence was scored. `confidence_auroc` and
+    `confidence_ece` are those of `measure`, the one the agent acted on; every measure also gets its own.
     """
     scored = [row for row in table if row["confidence_available"]]
-    labelled = tuple(
-        (row["answer_sequence_confidence"], bool(row["correct"]))
-        for row in scored
-        if row["answer_sequence_confidence"] is not None and row["correct"] is not None
-    )
-    metrics, skipped = _confidence(table, scored)
-    calibration = None
-    if scored and labelled:
-        confidences, correct = zip(*labelled, strict=True)
-        calibration = calibration_report(confidences, correct)
-        metrics["confidence_ece"] = calibration.expected_calibration_error
-        try:
-            metrics["confidence_auroc"] = auroc(confidences, correct)
-        except ValueError as error:  # one class only: AUROC is undefined
-            skipped["confidence_auroc"] = str(error)
-    elif scored:
-        skipped |= dict.fromkeys(("confidence_ece", "confidence_auroc"), "no scored answer has a correctness label")
+    metrics, skipped = _confidence(table, scored, MEASURE_COLUMNS[measure])
+    labelled, calibration = (), None
+    if scored:
+        for name, column in MEASURE_COLUMNS.items():
+            measured, missing, report = _separation(_labelled(scored, column), name)
+            metrics |= measured
+            skipped |= missing
+            if name == measure:
+                labelled, calibration = _labelled(scored, column), report
+                metrics |= {k.replace(name, "confidence", 1): v for k, v in measured.items()}
+                skipped |= {k.replace(name, "confidence", 1): v for k, v in missing.items()}
     pruning_metrics, pruning_skipped = _pruning(table, prune_contexts)
     return ConfidenceSummary(
         metrics=metrics | pruning_metrics,
@@ -122,7 +149,7 @@ def summarize(table: Sequence[Mapping[str, Any]], *, prune_contexts: bool) -> Co
 
 
 def _confidence(
-    table: Sequence[Mapping[str, Any]], scored: Sequence[Mapping[str, Any]]
+    table: Sequence[Mapping[str, Any]], scored: Sequence[Mapping[str, Any]], column: str
 ) -> tuple[dict[str, float], dict[str, str]]:
     if not scored:
         reasons = sorted({r["confidence_unavailable_reason"] for r in table if r["confidence_unavailable_reason"]})
@@ -141,7 +168,7 @@ def _confidence(
     metrics["confidence_retry_rate"] = fmean(row["retries"] > 0 for row in scored)
     metrics["confidence_abstain_rate"] = fmean(row["confidence_route"] == "abstain" for row in scored)
     metrics["confidence_labelled_count"] = float(
-        sum(row["answer_sequence_confidence"] is not None and row["correct"] is not None for row in scored)
+        sum(row[column] is not None and row["correct"] is not None for row in scored)
     )
     return metrics, skipped
 
@@ -161,10 +188,16 @@ def _pruning(table: Sequence[Mapping[str, Any]], prune_contexts: bool) -> tuple[
         "prompt_tokens_saved_mean": fmean(saved),
         "pruned_context_share": 1 - sum(r["contexts_kept"] for r in pruned) / sum(r["contexts_in"] for r in pruned),
     }
+    net = [row["net_tokens_saved"] for row in pruned]
+    if None in net:
+        skipped = {"pruning_net_tokens_saved_total": "the generator did not report token counts for every call"}
+    else:
+        metrics["pruning_net_tokens_saved_total"] = float(sum(net))
+        skipped = {}
     compared = [row for row in pruned if not row["abstained"] and row["baseline_token_f1"] is not None]
     changes = [f"pruning_{name}_change" for name in PRUNING_COMPARED]
     if not compared:
-        return metrics, dict.fromkeys(changes, "every pruned answer was replaced by an abstention")
+        return metrics, skipped | dict.fromkeys(changes, "every pruned answer was replaced by an abstention")
     for name, change in zip(PRUNING_COMPARED, changes, strict=True):
         metrics[change] = fmean(row[name] - row[f"baseline_{name}"] for row in compared)
-    return metrics, {}
+    return metrics, skipped

@@ -153,7 +153,7 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
         }
         for r, s, a, judge, baseline in zip(rows, per_row, answers, correctness, baselines, strict=True)
     ]
-    summary = summarize(table, prune_contexts=config.prune_contexts)
+    summary = summarize(table, prune_contexts=config.prune_contexts, measure=config.confidence_measure)
     skipped.update(summary.skipped)
     _write_table(output_dir / PER_QUESTION_FILE, table)
     report = {

@@ -81,6 +81,8 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
             "generator_kind": getattr(generator, "description", generator.model_id),
             "confidence": status,
             "confidence_retry_strategy": "more context: top_k doubled per retry",
+            "confidence_measure": config.confidence_measure,
+            **(generator.params() if hasattr(generator, "params") else {}),  # which weights, by hash
         }
     )
     mlflow.log_metrics(

@@ -1,4 +1,5 @@
-"""A real local pipeline run (MiniLM, faiss HNSW, LangGraph agent, sqlite MLflow) in both modes."""
+"""A real local pipeline run (MiniLM, faiss HNSW, LangGraph agent on the embedded LLM, sqlite MLflow) in both
+modes: single reuses the session's llama-server, multi's retrieval stage starts and stops its own."""
 
 import json
 
@@ -11,8 +12,11 @@ from processing.context import Backends
 from processing.runner import run_pipeline
 from processing.stages.registry import STAGES
 from tests.processing.helpers import runs_of, write_sample
+from tests.processing.local_llm.processes import llama_servers
 
 EXPERIMENT = "e2e-modes"
+QUESTIONS = 6
+CONFIG = RunConfig(experiment_name=EXPERIMENT, chunk_size=200, chunk_overlap=20, max_answer_tokens=48)
 EXPECTED = {
     "DataPreparation": (["dataset"], ["total_qa_pairs", "unique_questions", "avg_context_length", "pii_email_count"]),
     "DataChunking": (
@@ -26,15 +30,16 @@ EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, embedder, mlflow_db_uri):
+def runs(tmp_path_factory, embedder, local_llm, mlflow_db_uri):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", mlflow_db_uri)
         root = tmp_path_factory.mktemp("e2e")
-        dataset = write_sample(root / "data", 4)
-        config = RunConfig(experiment_name=EXPERIMENT, chunk_size=200, chunk_overlap=20)
-        single = run_pipeline(config, dataset, root / "single", backends=Backends(config, embedder))
-        multi = run_pipeline(config, dataset, root / "multi", mode="multi")
-        yield {"single": single, "multi": multi, "uri": mlflow_db_uri}
+        dataset = write_sample(root / "data", QUESTIONS)
+        backends = Backends(CONFIG, embedder, generator_instance=local_llm)
+        servers_before = llama_servers()
+        single = run_pipeline(CONFIG, dataset, root / "single", backends=backends)
+        multi = run_pipeline(CONFIG, dataset, root / "multi", mode="multi")
+        yield {"single": single, "multi": multi, "uri": mlflow_db_uri, "servers_left": llama_servers() - servers_before}
 
 
 def test_single_and_multi_process_runs_measure_the_same(runs) -> None:
@@ -44,11 +49,21 @@ def test_single_and_multi_process_runs_measure_the_same(runs) -> None:
     for name, value in single["metrics"].items():
         assert multi["metrics"][name] == pytest.approx(value, abs=1e-6), name
         assert 0.0 <= value <= 1.0
-    assert single["question_count"] == multi["question_count"] == 4
+    assert single["question_count"] == multi["question_count"] == QUESTIONS
+    assert single["confidence_metrics"] == pytest.approx(multi["confidence_metrics"], abs=1e-6)  # greedy decoding
     assert single["skipped_metrics"]["answer_correctness"] == "no judge configured"
-    assert single["confidence_metrics"] == {}  # the extractive baseline has no log-probabilities ...
-    unavailable = "confidence unavailable (generator returns no log-probabilities)"
-    assert single["skipped_metrics"]["confidence_auroc"] == unavailable  # ... so they are skipped, never zero
+    confidence = single["confidence_metrics"]  # the embedded LLM returns log-probabilities: real numbers
+    for name in (
+        "mean_sequence_confidence",
+        "mean_decision_label_confidence",
+        "confidence_ece",
+        "flagged_answer_share",
+    ):
+        assert 0.0 <= confidence[name] <= 1.0, name
+    if "confidence_auroc" in confidence:
+        assert 0.0 <= confidence["confidence_auroc"] <= 1.0
+    else:  # six answers can all be right or all wrong: then AUROC is undefined, and says so
+        assert single["skipped_metrics"]["confidence_auroc"].startswith("AUROC needs both correct and incorrect")
     assert single["skipped_metrics"]["prompt_tokens_saved_total"] == "prune_contexts is off"
     assert set(single) == {
         "schema_version",
@@ -60,7 +75,11 @@ def test_single_and_multi_process_runs_measure_the_same(runs) -> None:
         "skipped_metrics",
         "question_count",
     }
-    assert single["run_config"] == RunConfig(experiment_name=EXPERIMENT, chunk_size=200, chunk_overlap=20).model_dump()
+    assert single["run_config"] == CONFIG.model_dump()
+
+
+def test_no_local_llm_server_outlives_its_run(runs) -> None:
+    assert runs["servers_left"] == set()
 
 
 def test_each_parent_holds_the_five_named_nested_runs(runs) -> None:
@@ -78,7 +97,9 @@ def test_each_parent_holds_the_five_named_nested_runs(runs) -> None:
             assert set(params) <= set(child.data.params), child.info.run_name
             assert set(metrics) <= set(child.data.metrics), child.info.run_name
         retrieval = next(c for c in children if c.info.run_name == "RAGRetrieval")
-        assert retrieval.data.params["confidence"] == "unavailable (generator returns no log-probabilities)"
+        assert retrieval.data.params["confidence"] == "available"
+        assert retrieval.data.params["generator_model_id"] == "smollm2-135m-instruct"
+        assert len(retrieval.data.params["generator_weights_sha256"]) == 64
         evaluation = next(c for c in children if c.info.run_name == "RAGEvaluation")
         artifacts = {a.path for a in client.list_artifacts(evaluation.info.run_id)}
         assert {"per_question.json", "report.json"} <= artifacts

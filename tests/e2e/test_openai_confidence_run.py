@@ -66,6 +66,7 @@ def run(tmp_path_factory, embedder, mlflow_db_uri):
             generator_model="deepseek-r1-distill-qwen-7b",
             generator_api_key_env="RAGOPS_TEST_KEY",
             max_answer_tokens=64,
+            confidence_measure="sequence_confidence",
             prune_contexts=True,
             prune_threshold=math.log(0.5),
             prune_draft_tokens=DRAFT_TOKENS,
@@ -82,7 +83,7 @@ def test_every_request_asks_for_greedy_log_probabilities_with_the_key(run) -> No
     for path, headers, body in received:
         assert path == "/v1/chat/completions"
         assert headers["Authorization"] == "Bearer local-test-key"
-        assert (body["logprobs"], body["top_logprobs"], body["temperature"]) == (True, 5, 0)
+        assert (body["logprobs"], body["top_logprobs"], body["temperature"]) == (True, 10, 0)
 
 
 def test_report_holds_the_confidence_metrics(run) -> None:

@@ -17,7 +17,13 @@ from processing.interfaces import Generation, Generator, Hit, Message, TokenLogp
 from processing.stages.retrieve import answer_row, confidence_status
 
 HITS = [Hit(f"c{i}", f"Context {i} about topic{i} facts.", f"s{i}", 0.9 - i * 0.05) for i in range(8)]
-CONFIG = RunConfig(top_k=2, confidence_threshold=0.5, low_confidence_token_prob=0.3, max_answer_tokens=64)
+CONFIG = RunConfig(
+    top_k=2,
+    confidence_measure="sequence_confidence",
+    confidence_threshold=0.5,
+    low_confidence_token_prob=0.3,
+    max_answer_tokens=64,
+)
 
 
 class ListStore:
@@ -74,6 +80,7 @@ class ScriptedGenerator:
             if logprobs and self.returns_logprobs
             else None,
             prompt_tokens=sum(len(m.content.split()) for m in messages),
+            completion_tokens=len(tokens),
         )
 
 
@@ -181,10 +188,14 @@ def test_pruning_drops_unconfident_contexts_and_counts_the_tokens_saved() -> Non
         "prompt_tokens_saved": dropped_words,
         "token_count_method": "generator",
         "draft_prompt_tokens": pruning["draft_prompt_tokens"],
+        "net_tokens_saved": pruning["net_tokens_saved"],
         "baseline_answer": "Yes, it is safe.",
         "baseline_decision": "yes",
     }
     assert pruning["draft_prompt_tokens"] > 0
+    # every token counted: both answers write the same 4 tokens, so the net is the prompt saving minus all that
+    # the four drafts cost (their prompts and their 2-token completions)
+    assert pruning["net_tokens_saved"] == dropped_words - pruning["draft_prompt_tokens"] - 4 * 2
 
 
 def test_pruning_without_log_probabilities_falls_back_and_says_why() -> None:

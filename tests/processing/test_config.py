@@ -41,7 +41,7 @@ def test_config_is_frozen() -> None:
         ({"chunk_size": "200", "chunk_overlap": "200"}, "chunk_overlap (200) must be smaller than chunk_size (200)"),
         (
             {"generator": "gpt"},
-            "generator: Value error, unknown backend 'gpt'; registered: bedrock-cmi, extractive, openai",
+            "generator: Value error, unknown backend 'gpt'; registered: bedrock-cmi, extractive, local, openai",
         ),
         ({"index_name": "Bad Name"}, "index_name: String should match pattern"),
         ({"generator": "openai"}, "generator 'openai' needs generator_url and generator_model"),
