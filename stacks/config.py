@@ -230,6 +230,14 @@ class BedrockConfig(_Strict):
     judge_model_id: str = "anthropic.claude-3-haiku-20240307-v1:0"
 
 
+class HooksConfig(_Strict):
+    """The promotion and clean-up Lambdas. `reserved_concurrency` caps each hook's concurrent runs; None (the
+    default) reserves nothing, because Lambda refuses any reservation that would leave fewer than 100 unreserved
+    executions, and new accounts start with a quota of 10."""
+
+    reserved_concurrency: PositiveInt | None = None
+
+
 class EnvironmentConfig(_Strict):
     name: EnvironmentName
     account: AccountId
@@ -243,6 +251,7 @@ class EnvironmentConfig(_Strict):
     tracking: TrackingConfig = TrackingConfig()
     promotion: PromotionConfig
     cleanup: CleanupConfig = CleanupConfig()
+    hooks: HooksConfig = HooksConfig()
     bedrock: BedrockConfig = BedrockConfig()
     log_retention_days: RetentionDays = 30
 

@@ -89,9 +89,10 @@ class ModelEndpoint(Construct):
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
             "Config",
-            # SageMaker refuses a KMS key for instances with NVMe instance storage, whose volumes the instance
-            # hardware encrypts; every other instance's ML storage volume uses the project key.
-            kms_key_id=None if target.instance_storage else key.key_arn,
+            # The project key on every instance type: CreateEndpointConfig (botocore 1.44.8) documents that on
+            # instances with NVMe instance storage the key "does not encrypt instance local storage" (the
+            # hardware does), not that the call fails; elsewhere it encrypts the ML storage volume.
+            kms_key_id=key.key_arn,
             production_variants=[
                 sagemaker.CfnEndpointConfig.ProductionVariantProperty(
                     variant_name=VARIANT,
@@ -104,13 +105,6 @@ class ModelEndpoint(Construct):
                 )
             ],
         )
-        if target.instance_storage:
-            acknowledge(
-                self.endpoint_config,
-                "AwsSolutions-SM2",
-                f"{target.instance_type} has NVMe instance storage, which its hardware encrypts; SageMaker rejects "
-                "a KmsKeyId for such instances (CreateEndpointConfig), so none is set",
-            )
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",

@@ -73,7 +73,7 @@ class OperationsStack(cdk.Stack):
     # -- functions ---------------------------------------------------------------------------------------
 
     def _function(
-        self, name: str, *, environment: dict[str, str], reserved: int, timeout_minutes: int
+        self, name: str, *, environment: dict[str, str], timeout_minutes: int
     ) -> tuple[lambda_.Function, sqs.Queue]:
         """One hook: asset code, managed Powertools layer, own role, log group, DLQ and alarms."""
         prefix = self._config.resource_prefix
@@ -111,7 +111,7 @@ class OperationsStack(cdk.Stack):
             role=role,
             memory_size=256,
             timeout=cdk.Duration.minutes(timeout_minutes),
-            reserved_concurrent_executions=reserved,
+            reserved_concurrent_executions=self._config.hooks.reserved_concurrency,
             dead_letter_queue=dead_letters,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
@@ -157,7 +157,6 @@ class OperationsStack(cdk.Stack):
                 "RAGOPS_TOPIC_ARN": self.topic.topic_arn,
                 "RAGOPS_EVENT_BUS": "default",
             },
-            reserved=2,
             timeout_minutes=1,
         )
         role = function.role
@@ -247,7 +246,6 @@ class OperationsStack(cdk.Stack):
                 "RAGOPS_DRY_RUN": str(config.cleanup.dry_run).lower(),
                 "RAGOPS_TOPIC_ARN": self.topic.topic_arn,
             },
-            reserved=2,
             timeout_minutes=10,
         )
         role = function.role

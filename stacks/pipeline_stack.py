@@ -31,6 +31,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 IMAGE_CONTEXT = ["**", "!processing/**", "!constraints.txt", "**/__pycache__", "processing/**/*.pyc"]
 RUN_PREFIXES = ("runs", "datasets")
 MODEL_IMPORT_PREFIX = "model-import"
+# PyTorch's CPU wheel index: pip then takes torch==2.13.0+cpu, which sorts above the CUDA build of 2.13.0.
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 # What MLflow's client calls on a SageMaker tracking server to log runs (sagemaker-mlflow service prefix).
 MLFLOW_ACTIONS = [
     f"sagemaker-mlflow:{action}"
@@ -89,6 +91,9 @@ class PipelineStack(cdk.Stack):
             exclude=IMAGE_CONTEXT,
             ignore_mode=cdk.IgnoreMode.DOCKER,
             platform=ecr_assets.Platform.LINUX_AMD64,
+            # The processing jobs run on CPU instances: torch's CPU wheel, not the public index's CUDA build
+            # (which pulls several GB of cuDNN/cuBLAS into the image).
+            build_args={"TORCH_INDEX_URL": TORCH_CPU_INDEX},
         )
         self.execution_policy = self._execution_policy()
         self.pipelines = {variant: self._pipeline(variant) for variant in VARIANTS}

@@ -89,7 +89,7 @@ def test_llm_is_deepseek_r1_distill_qwen_7b_on_tgi_with_four_shards(templates, e
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_endpoint_configs_size_variants_from_config_and_use_the_key_where_sagemaker_allows(templates, env):
+def test_endpoint_configs_size_variants_from_config_and_always_use_the_project_key(templates, env):
     for role, props in by_role(templates, env, "AWS::SageMaker::EndpointConfig").items():
         (variant,) = props["ProductionVariants"]
         assert variant["InstanceType"] == INSTANCE_TYPES[(env, role)]
@@ -97,12 +97,9 @@ def test_endpoint_configs_size_variants_from_config_and_use_the_key_where_sagema
         assert variant["ModelDataDownloadTimeoutInSeconds"] >= 1200
         expected_count = 2 if (env, role) == ("prod", "embedding") else 1
         assert variant["InitialInstanceCount"] == expected_count
-        # ml.c6i has no instance storage: its volume uses the project key. g5/g6 have NVMe instance storage,
-        # which SageMaker encrypts in hardware and for which it rejects a KmsKeyId.
-        if variant["InstanceType"].startswith("ml.c6i."):
-            assert "Storage" in json.dumps(props["KmsKeyId"])
-        else:
-            assert "KmsKeyId" not in props
+        # Every endpoint config carries the project key, NVMe instances (g5, g6) included: there the hardware
+        # encrypts the local storage and the key covers what SageMaker stores beside it.
+        assert "Storage" in json.dumps(props["KmsKeyId"])
 
 
 def test_llm_startup_and_download_timeouts_come_from_config(templates):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from stacks.app_builder import build_app
 from stacks.config import load_app_config
 from stacks.powertools_layer import LAYER_NAME, powertools_layer_arn
 from tests.stacks.conftest import ENVIRONMENTS, cdk_context
@@ -41,9 +43,18 @@ def test_hooks_run_python_314_on_arm64_with_the_managed_powertools_layer(templat
         assert props["Architectures"] == ["arm64"]
         assert props["Layers"] == [powertools_layer_arn(CONFIG.environments[env].region)]
         assert props["TracingConfig"] == {"Mode": "Active"}
-        assert props["ReservedConcurrentExecutions"] == 2
+        assert "ReservedConcurrentExecutions" not in props  # off by default: new accounts' quota allows none
         assert "TargetArn" in props["DeadLetterConfig"]
         assert props["LoggingConfig"]["LogFormat"] == "JSON"
+
+
+def test_reserved_concurrency_is_a_config_value(tmp_path):
+    context = cdk_context()
+    context["ragops"]["environments"]["dev"]["hooks"] = {"reserved_concurrency": 2}
+    app = build_app(cdk.App(context={**context, "environments": "dev"}, outdir=str(tmp_path)), with_checks=False)
+    stack = next(s for s in app.node.find_all() if isinstance(s, cdk.Stack) and s.node.path == "dev/Operations")
+    hooks = functions(Template.from_stack(stack))
+    assert [h["Properties"]["ReservedConcurrentExecutions"] for h in hooks.values()] == [2, 2]
 
 
 def test_unknown_region_for_the_layer_is_refused():

@@ -18,7 +18,7 @@ from processing.pipelines.parameters import ENVIRONMENT_FIELDS, pipeline_name, r
 from processing.stages.registry import STAGES
 from stacks.app_builder import build_app
 from stacks.pipeline_definition import FAIL_STEP, GATE_STEP, GATED_METRICS, IMAGE_ENTRYPOINT, PROMOTE_STEP
-from tests.stacks.conftest import ENVIRONMENTS, cdk_context
+from tests.stacks.conftest import ENVIRONMENTS, ROOT, cdk_context
 
 TOKEN = "token-resolved-at-deploy"  # stands for any intrinsic; hostname-shaped like the domain endpoint
 
@@ -315,3 +315,14 @@ def test_steps_start_through_the_images_entry_point_which_runs_our_cli_unprivile
     workdir = IMAGE_ENTRYPOINT.removesuffix("/processing/entrypoint.sh")
     assert f"WORKDIR {workdir}\n" in dockerfile
     assert "COPY processing/ ./processing/" in dockerfile
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_processing_image_is_built_with_the_cpu_build_of_torch(app, env):
+    stack = next(s for s in app.node.find_all() if isinstance(s, cdk.Stack) and s.node.path == f"{env}/Pipeline")
+    manifest = Path(app.outdir) / f"assembly-{env}" / f"{stack.artifact_id}.assets.json"
+    images = json.loads(manifest.read_text())["dockerImages"].values()
+    (image,) = images
+    assert image["source"]["dockerBuildArgs"] == {"TORCH_INDEX_URL": "https://download.pytorch.org/whl/cpu"}
+    dockerfile = (ROOT / "processing" / "Dockerfile").read_text()
+    assert '${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"}' in dockerfile  # the arg reaches pip
