@@ -69,12 +69,17 @@ class CiCdStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self._cicd = cicd
-        # No thumbprints: IAM verifies GitHub's certificate through its own trusted root CAs.
-        self.provider = iam.OidcProviderNative(
-            self, "GitHubOidc", url=f"https://{GITHUB_OIDC_HOST}", client_ids=[AUDIENCE]
-        )
+        self.provider = self._provider(environments[0].account)
         self.deploy_roles = {env.name: self._deploy_role(env) for env in environments}
         self.pull_request_role = self._pull_request_role(environments)
+
+    def _provider(self, account: str) -> iam.IOidcProvider:
+        """GitHub's OIDC provider: imported where the account already has it, else created (and owned) here."""
+        if account in self._cicd.existing_oidc_provider_accounts:
+            arn = f"arn:{self.partition}:iam::{account}:oidc-provider/{GITHUB_OIDC_HOST}"
+            return iam.OidcProviderNative.from_oidc_provider_arn(self, "GitHubOidc", arn)
+        # No thumbprints: IAM verifies GitHub's certificate through its own trusted root CAs.
+        return iam.OidcProviderNative(self, "GitHubOidc", url=f"https://{GITHUB_OIDC_HOST}", client_ids=[AUDIENCE])
 
     def _principal(self, subject: str) -> iam.WebIdentityPrincipal:
         """Tokens for this repository and exactly this subject; StringEquals, never a wildcard match."""

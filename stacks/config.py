@@ -283,11 +283,15 @@ class CiCdConfig(_Strict):
     `subject_prefix` is the part of the token's `sub` claim before `:environment:<env>` or `:pull_request`.
     It defaults to `repo:<owner>/<repo>`; repositories on immutable subject claims set it to
     `repo:<owner>@<owner-id>/<repo>@<repo-id>`, which a renamed or re-registered name cannot match.
+    `existing_oidc_provider_accounts` lists the accounts that already trust GitHub's OIDC issuer (an account
+    has at most one provider per issuer, so creating another fails with EntityAlreadyExists): there the
+    stack imports the provider by its fixed ARN instead of creating it, and a destroy leaves it in place.
     """
 
     github_owner: str
     github_repo: str
     subject_prefix: str | None = None
+    existing_oidc_provider_accounts: tuple[AccountId, ...] = ()
     bootstrap_qualifier: Annotated[
         str,
         _matching(re.compile(r"[A-Za-z0-9_-]{1,10}"), "a CDK bootstrap qualifier (1-10 letters, digits, '_' or '-')"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import aws_cdk as cdk
@@ -200,3 +201,30 @@ def test_no_cicd_stage_without_cicd_config(tmp_path):
     del context["ragops"]["cicd"]
     app = build_app(cdk.App(context=context, outdir=str(tmp_path)), with_checks=False)
     assert [c.node.id for c in app.node.children if isinstance(c, cdk.Stage)] == ["dev", "staging", "prod"]
+
+
+def test_an_account_that_already_trusts_github_imports_its_provider_by_arn():
+    template = stack_for(
+        {
+            "github_owner": "example-org",
+            "github_repo": "ragops-on-aws",
+            "existing_oidc_provider_accounts": ["444444444444"],
+        },
+        dict.fromkeys(ACCOUNTS, "444444444444"),
+    )
+    template.resource_count_is("AWS::IAM::OIDCProvider", 0)  # nothing to collide with EntityAlreadyExists
+    template.resource_count_is("Custom::AWSCDKOpenIdConnectProvider", 0)
+    federated = {
+        json.dumps(r["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Federated"], sort_keys=True)
+        for r in roles(template).values()
+    }
+    (principal,) = federated
+    assert PROVIDER in principal
+    assert "444444444444:oidc-provider/" in principal
+
+
+def test_an_existing_provider_account_must_be_an_account_id():
+    context = copy.deepcopy(cdk_context())
+    context["ragops"]["cicd"]["existing_oidc_provider_accounts"] = ["not-an-account"]
+    with pytest.raises(ValueError, match=r"existing_oidc_provider_accounts.*12-digit AWS account id"):
+        load_app_config(context)
