@@ -8,6 +8,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_opensearchservice as opensearch
+from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
@@ -15,6 +16,8 @@ from stacks.lifecycle import log_retention, removal_policy
 from stacks.nag import acknowledge
 
 DOMAIN_LOGS = ("app", "slow_search", "slow_index")
+OPENSEARCH_SERVICE = "opensearchservice.amazonaws.com"
+SERVICE_LINKED_ROLE = "AWSServiceRoleForAmazonOpenSearchService"
 
 
 class VectorStoreStack(cdk.Stack):
@@ -145,6 +148,7 @@ class VectorStoreStack(cdk.Stack):
             removal_policy=removal,
         )
         self.domain.node.add_dependency(log_policy)
+        self.domain.node.add_dependency(self._service_linked_role(key, config))
         # Set on the resource itself: the Domain construct's `access_policies` would add a custom resource.
         self.domain.node.default_child.access_policies = iam.PolicyDocument(
             statements=[
@@ -191,3 +195,50 @@ class VectorStoreStack(cdk.Stack):
             "the domain has no public endpoint: it sits in isolated subnets behind a security group admitting only "
             "the processing jobs' group, and its access policy names two IAM roles, so an IP allowlist adds nothing",
         )
+
+    def _service_linked_role(self, key: kms.IKey, config: EnvironmentConfig) -> cr.AwsCustomResource:
+        """OpenSearch's service-linked role, which a VPC domain needs and no other resource creates.
+
+        `AWS::IAM::ServiceLinkedRole` fails where the role exists (any account that ever had a VPC domain), so
+        the IAM call is made directly and its "role name has been taken" answer (InvalidInput) counts as done.
+        Nothing happens on delete: the role is account-wide, free, and other domains may rely on it.
+        """
+        role_arn = (
+            f"arn:{self.partition}:iam::{self.account}:role/aws-service-role/{OPENSEARCH_SERVICE}/{SERVICE_LINKED_ROLE}"
+        )
+        resource = cr.AwsCustomResource(
+            self,
+            "OpenSearchServiceLinkedRole",
+            on_create=cr.AwsSdkCall(
+                service="IAM",
+                action="createServiceLinkedRole",
+                parameters={"AWSServiceName": OPENSEARCH_SERVICE},
+                physical_resource_id=cr.PhysicalResourceId.of(SERVICE_LINKED_ROLE),
+                ignore_error_codes_matching="^InvalidInput",
+            ),
+            policy=cr.AwsCustomResourcePolicy.from_statements(
+                [
+                    iam.PolicyStatement(
+                        actions=["iam:CreateServiceLinkedRole"],
+                        resources=[role_arn],
+                        conditions={"StringEquals": {"iam:AWSServiceName": OPENSEARCH_SERVICE}},
+                    )
+                ]
+            ),
+            install_latest_aws_sdk=False,
+            log_group=logs.LogGroup(
+                self,
+                "ServiceLinkedRoleLogs",
+                encryption_key=key,
+                retention=log_retention(config.log_retention_days),
+                removal_policy=removal_policy(config),
+            ),
+        )
+        singleton = self.node.find_child("AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", ""))
+        acknowledge(
+            singleton,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            "aws-cdk-lib's custom-resource function: the managed policy only writes CloudWatch Logs; its one IAM "
+            "call is granted separately, on the OpenSearch service-linked role alone",
+        )
+        return resource

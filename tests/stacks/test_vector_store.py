@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -15,9 +16,17 @@ def domain(templates, env: str) -> dict:
     return resource
 
 
+SLR_FUNCTION = "AWS679f53fac002430cb0da5b7982bd2287"  # aws-cdk-lib's AwsCustomResource singleton
+
+
 def role_ids(templates, env: str) -> dict[str, str]:
+    """The project's two roles (not the custom-resource function's)."""
     roles = templates[f"{env}/VectorStore"].find_resources("AWS::IAM::Role")
-    return {("operator" if "Operator" in logical_id else "pipeline"): logical_id for logical_id in roles}
+    return {
+        ("operator" if "Operator" in logical_id else "pipeline"): logical_id
+        for logical_id in roles
+        if not logical_id.startswith(SLR_FUNCTION)
+    }
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -60,7 +69,9 @@ def test_operator_role_requires_mfa_and_pipeline_role_is_for_sagemaker_without_p
     assert pipeline_trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
     assert "Policies" not in roles[ids["pipeline"]]["Properties"]
     assert "ManagedPolicyArns" not in roles[ids["pipeline"]]["Properties"]
-    template.resource_count_is("AWS::IAM::Policy", 0)
+    (policy,) = template.find_resources("AWS::IAM::Policy").values()  # the service-linked role call's only
+    (role,) = policy["Properties"]["Roles"]
+    assert role["Ref"].startswith(f"{SLR_FUNCTION}ServiceRole")
     assert_least_privilege(template)
 
 
@@ -81,14 +92,37 @@ def test_app_and_slow_logs_go_to_encrypted_groups_with_retention_via_one_native_
     assert set(publishing) == {"ES_APPLICATION_LOGS", "SEARCH_SLOW_LOGS", "INDEX_SLOW_LOGS"}
     assert all(option["Enabled"] for option in publishing.values())
     groups = template.find_resources("AWS::Logs::LogGroup")
-    assert len(groups) == 3
+    assert len(groups) == 4  # three domain logs and the service-linked role call's function log
     assert all("KmsKeyId" in g["Properties"] and g["Properties"]["RetentionInDays"] > 0 for g in groups.values())
     (policy,) = template.find_resources("AWS::Logs::ResourcePolicy").values()
     document = json.dumps(policy["Properties"]["PolicyDocument"])
     assert "es.amazonaws.com" in document
     assert "aws:SourceArn" in document
-    assert not [kind for kind in template.to_json()["Resources"].values() if kind["Type"].startswith("Custom::")]
-    template.resource_count_is("AWS::Lambda::Function", 0)
+    custom = [r["Type"] for r in template.to_json()["Resources"].values() if r["Type"].startswith("Custom::")]
+    assert custom == ["Custom::AWS"]  # the service-linked role call only: no log-policy custom resource
+    template.resource_count_is("AWS::Lambda::Function", 1)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_domain_waits_for_the_service_linked_role_created_once_per_account(templates, env):
+    template = templates[f"{env}/VectorStore"]
+    ((slr_id, slr),) = template.find_resources("Custom::AWS").items()
+    create = json.loads(json.dumps(slr["Properties"]["Create"]))
+    create = json.loads(create) if isinstance(create, str) else create
+    assert "createServiceLinkedRole" in json.dumps(create)
+    assert "opensearchservice.amazonaws.com" in json.dumps(create)
+    assert "^InvalidInput" in json.dumps(create)  # "role name has been taken": an account that already has it
+    assert "Delete" not in slr["Properties"]  # account-wide and free: left in place for other domains
+    assert slr_id in domain(templates, env)["DependsOn"]
+    (policy,) = template.find_resources("AWS::IAM::Policy").values()
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "iam:CreateServiceLinkedRole"
+    assert statement["Condition"] == {"StringEquals": {"iam:AWSServiceName": "opensearchservice.amazonaws.com"}}
+    assert re.fullmatch(
+        r"arn:aws:iam::\d{12}:role/aws-service-role/opensearchservice\.amazonaws\.com/"
+        r"AWSServiceRoleForAmazonOpenSearchService",
+        statement["Resource"],
+    )
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
