@@ -113,13 +113,17 @@ def build_agent(embedder: Embedder, store: VectorStore, generator: Generator, co
         return _abstention("abstain", reason)
 
     def abstain_low_confidence(state: AgentState) -> AgentState:
-        confidence = state["assessment"].confidence
-        score = "the answer had no scored tokens" if confidence is None else f"answer confidence {confidence:.3f}"
-        retries = state["attempt"]
-        reason = (
-            f"{score} below confidence_threshold {config.confidence_threshold} "
-            f"after {retries} retr{'y' if retries == 1 else 'ies'} (top_k {state['top_k']})"
-        )
+        confidence, retries = state["assessment"].confidence, state["attempt"]
+        if confidence is None:
+            score = (
+                "the answer did not start with a yes/no/maybe label with top-k alternatives"
+                if config.confidence_measure == "decision_label"
+                else "the answer had no scored tokens"
+            )
+        else:
+            measured = f"answer {config.confidence_measure} {confidence:.3f}"
+            score = f"{measured} below confidence_threshold {config.confidence_threshold}"
+        reason = f"{score} after {retries} retr{'y' if retries == 1 else 'ies'} (top_k {state['top_k']})"
         return _abstention("abstain_low_confidence", reason)
 
     def _abstention(prompt: str, reason: str) -> AgentState:

@@ -122,7 +122,9 @@ def test_mlflow_holds_the_confidence_metrics_table_and_plots(run) -> None:
     rows = [dict(zip(columns, row, strict=True)) for row in table["data"]]
     assert [r["confidence_route"] for r in rows] == ["accepted", "accepted", "accepted", "abstain"]
     assert [r["retries"] for r in rows] == [0, 0, 1, 1]
-    assert rows[3]["abstain_reason"].startswith("answer confidence 0.200 below confidence_threshold 0.5 after 1 retry")
+    assert rows[3]["abstain_reason"].startswith(
+        "answer sequence_confidence 0.200 below confidence_threshold 0.5 after 1 retry"
+    )
     assert [r["correct"] for r in rows] == [True, False, True, False]
     assert {r["token_count_method"] for r in rows if r["contexts_kept"] is not None} == {"generator"}
     assert rows[3]["flagged_spans"] == "Yes, autoscaling prevents spikes."

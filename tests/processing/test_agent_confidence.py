@@ -118,7 +118,10 @@ def test_low_confidence_twice_abstains_with_the_reason_and_keeps_the_candidate()
     assert state["abstained"]
     assert state["decision"] is None
     assert state["answer"] == prompts.load("abstain_low_confidence")
-    assert state["abstain_reason"] == "answer confidence 0.200 below confidence_threshold 0.5 after 1 retry (top_k 4)"
+    assert (
+        state["abstain_reason"]
+        == "answer sequence_confidence 0.200 below confidence_threshold 0.5 after 1 retry (top_k 4)"
+    )
     assert state["generation"].text == "Yes, probably."
     row = answer_row("q1", state)
     assert (row["candidate_decision"], row["retries"], row["final_top_k"], row["confidence_route"]) == (
@@ -203,3 +206,15 @@ def test_pruning_without_log_probabilities_falls_back_and_says_why() -> None:
     state, _ = run_agent(ScriptedGenerator([("Yes.", 0.9)], logprobs=False), config)
     assert state["pruning"].skipped == NO_LOGPROBS
     assert state["contexts"] == [HITS[0].text, HITS[1].text]
+
+
+def test_on_the_decision_label_measure_an_unlabelled_answer_is_retried_then_abstained_on() -> None:
+    config = CONFIG.model_copy(update={"confidence_measure": "decision_label"})
+    generator = ScriptedGenerator([("Yes, it is safe.", 0.9)])  # confident tokens, but no top-k alternatives
+    state, store = run_agent(generator, config)
+    assert state["assessment"].answer["sequence_confidence"] == pytest.approx(0.9)
+    assert state["assessment"].confidence is None  # the label's probability cannot be read without alternatives
+    assert (state["confidence_route"], store.ks) == ("abstain", [2, 4])
+    assert state["abstain_reason"] == (
+        "the answer did not start with a yes/no/maybe label with top-k alternatives after 1 retry (top_k 4)"
+    )
