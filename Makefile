@@ -1,5 +1,6 @@
 # RagOps developer commands. `make help` lists them; `make run` and `make test` set everything up.
 SHELL := /bin/bash
+.DELETE_ON_ERROR:
 .DEFAULT_GOAL := help
 
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -17,7 +18,7 @@ REQUIREMENTS := requirements.txt requirements-dev.txt processing/requirements.tx
 LLAMA_SERVER := $(VENV)/bin/llama-server
 LLAMA_SOURCES := processing/local_llm/llama-source.txt processing/local_llm/build-llama-server.sh
 
-.PHONY: help install run bench bench-confidence synth test lint format lock clean
+.PHONY: help install install-llm run bench bench-confidence synth test lint format lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,7 +36,9 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(PY_STAMP) $(LLAMA_SERVER) $(NODE_STAMP) ## Create/refresh .venv (with the local LLM) and node_modules from the pinned files
+install: $(PY_STAMP) $(NODE_STAMP) ## Create/refresh .venv and node_modules from the pinned files
+
+install-llm: install $(LLAMA_SERVER) ## Also build the local LLM server (run, test and bench-confidence do this)
 
 # The sample contexts are short paragraphs, so the local run cuts 200-character chunks for the strategies to differ;
 # the embedded model's answers are capped at 96 tokens (a label and a short explanation).
@@ -44,7 +47,7 @@ PUBMEDQA ?= ../shared/data/pubmedqa/ori_pqal.json
 # The confidence bench answers as make run does (96-token answers); BENCH_SET="--set field=value" changes it.
 BENCH_SET ?= --set max_answer_tokens=96
 
-run: install ## Run the pipeline locally with both chunking strategies on data/sample, then compare the runs
+run: install-llm ## Run the pipeline locally with both chunking strategies on data/sample, then compare the runs
 	$(PY) -m processing run --set chunking_strategy=FixedSizeChunker $(SAMPLE_CHUNKING)
 	$(PY) -m processing run --set chunking_strategy=RecursiveChunker $(SAMPLE_CHUNKING)
 	$(PY) -m processing compare --last 2
@@ -53,13 +56,13 @@ bench: install ## Benchmark ingest throughput, HNSW recall/latency, retrieval qu
 	$(PY) bench/pipeline_bench.py --dataset $(PUBMEDQA)
 	$(PY) bench/synth_bench.py
 
-bench-confidence: install ## Confidence measures (AUROC, ECE), decision accuracy and both pruning shapes on 200 PubMedQA questions with the embedded LLM (JSON in bench/results/)
+bench-confidence: install-llm ## Confidence measures (AUROC, ECE), decision accuracy and both pruning shapes on 200 PubMedQA questions with the embedded LLM (JSON in bench/results/)
 	$(PY) bench/confidence_bench.py --dataset $(PUBMEDQA) --limit 200 $(BENCH_SET)
 
 synth: install ## Synthesize every environment with the cdk-nag gate (templates in cdk.out/)
 	$(CDK) synth --quiet "**"
 
-test: install ## Run the test suite (stacks, lambdas, pipeline, end to end)
+test: install-llm ## Run the test suite (stacks, lambdas, pipeline, end to end)
 	$(PY) -m pytest
 
 lint: install ## Lint and format-check the Python code; lint the GitHub workflows offline

@@ -135,6 +135,15 @@ class RunConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _label_measure_needs_alternatives(self) -> RunConfig:
+        if self.confidence_measure == "decision_label" and self.top_logprobs < 3:
+            raise ValueError(
+                "confidence_measure=decision_label reads the three labels from the top-k alternatives: "
+                f"top_logprobs must be at least 3, got {self.top_logprobs}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _openai_generator_settings(self) -> RunConfig:
         if self.generator == "openai":
             missing = [name for name in ("generator_url", "generator_model") if not getattr(self, name)]

@@ -47,6 +47,8 @@ def decision_label_confidence(answer: TokenLogprobs) -> LabelConfidence | None:
         label = label_of(token)
         if label is None:
             return None
+        if not answer.alternatives[index]:
+            return None  # the label token alone carries no distribution to normalise
         mass = dict.fromkeys(LABELS, 0.0)
         candidates = dict(answer.alternatives[index])
         candidates.setdefault(token, answer.logprobs[index])

@@ -17,7 +17,8 @@ source_pin="$here/llama-source.txt"
 jobs=${LLAMA_CPP_BUILD_JOBS:-$(nproc)}
 
 cpu_flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || uname -m)
-native_flags="-march=native -mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+native_flags="-march=native"
+[[ $(uname -m) == x86_64 ]] && native_flags+=" -mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 key=$( { grep -v '^#' "$source_pin"; cc --version | head -1; echo "$cpu_flags $native_flags"; } | sha256sum | cut -c1-16)
 cache_dir=${RAGOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ragops}/llama-server/$key
 cached="$cache_dir/llama-server"
@@ -36,10 +37,18 @@ if [[ ! -x "$cached" ]]; then
         || { cat "$work/configure.log" >&2; exit 1; }
     cmake --build "$work/build" --target llama-server -j "$jobs" >"$work/build.log" 2>&1 \
         || { tail -50 "$work/build.log" >&2; exit 1; }
+    "$work/build/bin/llama-server" --version >/dev/null 2>&1 \
+        || { echo "build-llama-server: the built llama-server does not run" >&2; exit 1; }
     mkdir -p "$cache_dir"
     install -m 0755 "$work/build/bin/llama-server" "$cached.tmp"
     mv "$cached.tmp" "$cached"
 fi
 
-install -m 0755 "$cached" "$dest"
-"$dest" --version >/dev/null 2>&1 || { echo "build-llama-server: $dest does not run" >&2; exit 1; }
+# Install under a temporary name and move into place only once it runs, so a failure leaves no DEST behind.
+install -m 0755 "$cached" "$dest.tmp"
+if ! "$dest.tmp" --version >/dev/null 2>&1; then
+    rm -f "$dest.tmp"
+    echo "build-llama-server: the cached $cached does not run here; delete it and run make again" >&2
+    exit 1
+fi
+mv "$dest.tmp" "$dest"

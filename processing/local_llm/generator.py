@@ -31,14 +31,18 @@ class LocalLLMGenerator:
         self.model_id = self.weights.model.name
         self.description = f"{BACKEND}: {self.weights.model.note}"
         self._server = LlamaServer(find_binary(), self.weights.path, self.model_id, settings).start()
-        self._client = OpenAICompatibleGenerator(
-            self._server.base_url,
-            self.model_id,
-            api_key=self._server.api_key,
-            top_logprobs=top_logprobs,
-            timeout_s=timeout_s,
-            retry=LOCAL_RETRY,
-        )
+        try:
+            self._client = OpenAICompatibleGenerator(
+                self._server.base_url,
+                self.model_id,
+                api_key=self._server.api_key,
+                top_logprobs=top_logprobs,
+                timeout_s=timeout_s,
+                retry=LOCAL_RETRY,
+            )
+        except BaseException:  # nobody holds this generator yet, so nobody else could stop its server
+            self._server.stop()
+            raise
 
     @property
     def server(self) -> LlamaServer:

@@ -21,8 +21,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -70,9 +72,24 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _load_prctl() -> Any:
+    """prctl, looked up once here: dlopen in a forked child of a threaded process can deadlock."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl() if sys.platform == "linux" else None
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    def arm() -> None:  # runs in the child between fork and exec
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the owner died before the signal was armed
+            os._exit(1)
+
+    return arm
 
 
 class LlamaServer:
@@ -107,7 +124,7 @@ class LlamaServer:
             *("--model", str(self.model), "--alias", self.alias, "--host", LOOPBACK, "--port", str(port)),
             *("--ctx-size", str(s.context_size * s.slots), "--parallel", str(s.slots), "--cache-ram", "0"),
             *(("--threads", str(s.threads)) if s.threads else ()),
-            *("--offline", "--no-slots", "--log-file", self._log.name),
+            *("--offline", "--no-slots"),  # its log is its stdout and stderr, captured in self._log
         ]
 
     def start(self) -> LlamaServer:
@@ -123,7 +140,7 @@ class LlamaServer:
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=_die_with_parent(os.getpid()) if _PRCTL is not None else None,
         )
         _LIVE.add(self)
         try:

@@ -149,8 +149,9 @@ def summarize(
 
 
 def _confidence(
-    table: Sequence[Mapping[str, Any]], scored: Sequence[Mapping[str, Any]], column: str
+    table: Sequence[Mapping[str, Any]], scored: Sequence[Mapping[str, Any]], acted_on: str
 ) -> tuple[dict[str, float], dict[str, str]]:
+    """Means, rates, and how many answers the acted-on measure (`acted_on`, its column) scored and labelled."""
     if not scored:
         reasons = sorted({r["confidence_unavailable_reason"] for r in table if r["confidence_unavailable_reason"]})
         return {}, dict.fromkeys(
@@ -168,7 +169,7 @@ def _confidence(
     metrics["confidence_retry_rate"] = fmean(row["retries"] > 0 for row in scored)
     metrics["confidence_abstain_rate"] = fmean(row["confidence_route"] == "abstain" for row in scored)
     metrics["confidence_labelled_count"] = float(
-        sum(row[column] is not None and row["correct"] is not None for row in scored)
+        sum(row[acted_on] is not None and row["correct"] is not None for row in scored)
     )
     return metrics, skipped
 

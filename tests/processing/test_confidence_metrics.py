@@ -17,12 +17,15 @@ from processing.metrics.confidence import (
 from processing.stages.evaluate import _log_confidence
 
 
-def answer(confidence=None, *, decision="yes", route="accepted", retries=0, flags=0, pruning=None, abstained=False):
+def answer(
+    confidence=None, *, label=None, decision="yes", route="accepted", retries=0, flags=0, pruning=None, abstained=False
+):
     """An answers-file row as the retrieval stage writes it (confidence None: generator gave no log-probs)."""
     record = {
         "confidence_available": confidence is not None,
         "confidence_unavailable_reason": None if confidence is not None else NO_LOGPROBS,
         "answer_sequence_confidence": confidence,
+        "decision_label_confidence": label,
         "reasoning_confidence": None,
         "prompt_clarity": confidence,
         "flagged_span_count": flags if confidence is not None else None,
@@ -74,6 +77,24 @@ def test_aggregates_auroc_and_ece_on_a_hand_checked_table() -> None:
     assert summary.skipped["mean_reasoning_confidence"] == "no answer had a reasoning span"
     assert set(PRUNING_METRICS) <= set(summary.skipped)
     assert summary.skipped["prompt_tokens_saved_total"] == "prune_contexts is off"
+
+
+def test_each_measure_gets_its_own_separation_and_the_acted_on_one_names_the_run_metrics() -> None:
+    table = [
+        table_row(answer(0.9, label=0.6), gold="yes"),  # correct
+        table_row(answer(0.55, label=0.95), gold="yes"),  # correct
+        table_row(answer(0.65, label=0.4, decision="no"), gold="yes"),  # wrong
+        table_row(answer(0.3, label=None, decision="no"), gold="yes"),  # wrong, no leading label
+    ]
+    summary = summarize(table, prune_contexts=False, measure="decision_label")
+    metrics = summary.metrics
+    assert metrics["sequence_confidence_auroc"] == pytest.approx(0.75)  # {0.9, 0.55} vs {0.65, 0.3}
+    assert metrics["decision_label_auroc"] == pytest.approx(1.0)  # {0.6, 0.95} vs {0.4}
+    assert metrics["confidence_auroc"] == metrics["decision_label_auroc"]  # the measure the agent acted on
+    assert metrics["confidence_ece"] == metrics["decision_label_ece"] == pytest.approx((0.4 + 0.05 + 0.4) / 3)
+    assert metrics["mean_decision_label_confidence"] == pytest.approx((0.6 + 0.95 + 0.4) / 3)
+    assert metrics["confidence_labelled_count"] == 3  # answers the acted-on measure scored, not all four
+    assert summary.labelled == ((0.6, True), (0.95, True), (0.4, False))
 
 
 def test_one_class_skips_auroc_with_the_reason_but_keeps_ece() -> None:

@@ -50,6 +50,8 @@ def test_config_is_frozen() -> None:
         ({"generator_api_key_env": "sk-123"}, "generator_api_key_env: String should match pattern"),
         ({"confidence_threshold": "1.5"}, "confidence_threshold: Input should be less than or equal to 1"),
         ({"prune_threshold": "0.5"}, "prune_threshold: Input should be less than or equal to 0"),
+        ({"top_logprobs": "0"}, "confidence_measure=decision_label reads the three labels from the top-k"),
+        ({"local_llm_model": "gpt-x"}, "unknown local model 'gpt-x'; packaged: smollm2-135m-instruct"),
     ],
 )
 def test_errors_name_the_field(overrides, message) -> None:

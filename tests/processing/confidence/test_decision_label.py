@@ -55,3 +55,8 @@ def test_the_label_is_read_after_leading_whitespace_and_markup() -> None:
 def test_no_confidence_without_a_leading_label_or_without_alternatives() -> None:
     assert decision_label_confidence(_answer(["The", " answer"], [[("The", -0.5)], [(" answer", -0.2)]])) is None
     assert decision_label_confidence(_answer(["Yes"], None)) is None
+
+
+def test_a_label_token_without_alternatives_of_its_own_gives_no_confidence() -> None:
+    answer = _answer(["Yes", ","], [[], [(",", -0.1)]])
+    assert decision_label_confidence(answer) is None
