@@ -8,6 +8,16 @@ import pytest
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _no_llm_server_outlives_the_session():  # type: ignore[no-untyped-def]
+    """Fails the session if a test left a local LLM server of this process running (they must close backends)."""
+    yield
+    from tests.processing.local_llm.processes import children_of
+
+    left = children_of(os.getpid())
+    assert not left, f"llama-server processes left running by the tests: {sorted(left)}"
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _offline_aws_environment() -> None:
     for name in [n for n in os.environ if n.startswith("AWS_")]:
         del os.environ[name]

@@ -124,7 +124,9 @@ class LlamaServer:
             *("--model", str(self.model), "--alias", self.alias, "--host", LOOPBACK, "--port", str(port)),
             *("--ctx-size", str(s.context_size * s.slots), "--parallel", str(s.slots), "--cache-ram", "0"),
             *(("--threads", str(s.threads)) if s.threads else ()),
-            *("--offline", "--no-slots"),  # its log is its stdout and stderr, captured in self._log
+            # --poll 0: worker threads sleep instead of spinning while waiting for work, so two servers (a test
+            # run beside a bench) sharing cores do not starve each other into request timeouts.
+            *("--poll", "0", "--offline", "--no-slots"),  # the log is stdout and stderr, captured in self._log
         ]
 
     def start(self) -> LlamaServer:

@@ -47,7 +47,7 @@ def use_cluster(patch: pytest.MonkeyPatch, cluster: FakeCluster) -> None:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory, embedder: Any, mlflow_db_uri: str) -> dict[str, Any]:
+def runs(tmp_path_factory: pytest.TempPathFactory, embedder: Any, local_llm: Any, mlflow_db_uri: str) -> dict[str, Any]:
     cluster = FakeCluster(data_nodes=1)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", mlflow_db_uri)
@@ -57,7 +57,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory, embedder: Any, mlflow_db_uri:
         results = {}
         for name, extra in [("faiss", {}), ("opensearch", OPENSEARCH)]:
             config = RunConfig(experiment_name=EXPERIMENT, chunk_size=200, chunk_overlap=20, **extra)
-            parent, report = run_pipeline(config, dataset, root / name, backends=Backends(config, embedder))
+            backends = Backends(config, embedder, generator_instance=local_llm)  # the session's one server
+            parent, report = run_pipeline(config, dataset, root / name, backends=backends)
             results[name] = {"parent": parent, "report": json.loads(report.read_text()), "dir": root / name}
     return {"cluster": cluster, "uri": mlflow_db_uri, **results}
 
