@@ -97,11 +97,12 @@ class RunConfig(BaseModel):
     @field_validator("local_llm_model")
     @classmethod
     def _packaged_model(cls, value: str) -> str:
-        from processing.local_llm.models import PACKAGED_MODELS
+        from processing.local_llm.models import LocalModelError, packaged_model
 
-        if value not in PACKAGED_MODELS:
-            raise ValueError(f"unknown local model {value!r}; packaged: {', '.join(sorted(PACKAGED_MODELS))}")
-        return value
+        try:
+            return packaged_model(value).name
+        except LocalModelError as error:
+            raise ValueError(str(error)) from None
 
     @field_validator("aws_region")
     @classmethod

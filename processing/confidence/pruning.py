@@ -104,10 +104,7 @@ def prune_and_answer(
         raise ValueError("prune_and_answer needs at least one context")
     if not 1 <= draft_max_tokens <= answer_max_tokens:
         raise ValueError(f"draft_max_tokens must be in [1, answer_max_tokens], got {draft_max_tokens}")
-    drafts = [
-        generator.generate(build_messages(question, [context]), max_tokens=draft_max_tokens, logprobs=True)
-        for context in contexts
-    ]
+    drafts = _generate_each(generator, question, [[context] for context in contexts], build_messages, draft_max_tokens)
     scores = [_draft_score(draft, i) for i, draft in enumerate(drafts)]
     order = sorted(range(len(contexts)), key=lambda i: (scores[i] is None, -(scores[i] or 0.0), i))
     kept = {i for i in order if scores[i] is not None and scores[i] >= threshold} or {order[0]}

@@ -44,10 +44,6 @@ class LocalLLMGenerator:
             self._server.stop()
             raise
 
-    @property
-    def server(self) -> LlamaServer:
-        return self._server
-
     def generate(self, messages: Sequence[Message], *, max_tokens: int, logprobs: bool = False) -> Generation:
         return self._client.generate(messages, max_tokens=max_tokens, logprobs=logprobs)
 

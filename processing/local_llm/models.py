@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 
@@ -71,11 +72,19 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_weights(name: str) -> ResolvedWeights:
-    """The packaged model's file, checked against its pinned sha256."""
+def packaged_model(name: str) -> PackagedModel:
+    """The registered model of that name; the error lists the packaged ones."""
     model = PACKAGED_MODELS.get(name)
     if model is None:
         raise LocalModelError(f"unknown local model {name!r}; packaged: {', '.join(sorted(PACKAGED_MODELS))}")
+    return model
+
+
+@cache
+def resolve_weights(name: str) -> ResolvedWeights:
+    """The packaged model's file, checked against its pinned sha256 once per process (preflight and the generator
+    both ask; the file is 98 MB)."""
+    model = packaged_model(name)
     path = package_file(model)
     actual = file_sha256(path)
     if actual != model.sha256:

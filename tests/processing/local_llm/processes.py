@@ -21,10 +21,6 @@ def llama_servers() -> set[int]:
     return pids
 
 
-def alive(pid: int) -> bool:
-    return pid in llama_servers()
-
-
 def wait_until_gone(pids: set[int], timeout_s: float = 15.0) -> set[int]:
     """The pids still running after the timeout (empty when all ended)."""
     deadline = time.monotonic() + timeout_s

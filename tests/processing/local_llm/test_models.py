@@ -25,7 +25,9 @@ def fake_package(tmp_path, monkeypatch):
     (package / "__init__.py").write_text("")
     (package / "model.gguf").write_bytes(b"GGUF but not the pinned bytes")
     monkeypatch.syspath_prepend(str(tmp_path))
+    resolve_weights.cache_clear()  # a result is cached per process; these tests swap the registry under it
     yield package
+    resolve_weights.cache_clear()
     sys.modules.pop("fake_weights_pkg", None)
 
 
