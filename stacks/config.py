@@ -25,6 +25,7 @@ PROJECT = "ragops"
 TAG_PROJECT = "ragops:project"
 TAG_ENVIRONMENT = "ragops:environment"
 
+S3_BUCKET_NAME_LIMIT = 63
 SAGEMAKER_INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 OPENSEARCH_INSTANCE = re.compile(r"^[a-z0-9]+\.[a-z0-9]+\.search$")
 
@@ -146,6 +147,12 @@ class OpenSearchConfig(_Strict):
             raise ValueError("dedicated_master_type is required when dedicated_master_count > 0")
         if self.instance_count % self.zone_awareness_azs:
             raise ValueError("instance_count must be a multiple of zone_awareness_azs")
+        if self.instance_count == 2 and not self.dedicated_master_count:
+            # Both nodes are master-eligible and a quorum of two needs both: one failed node stops the cluster.
+            raise ValueError(
+                "instance_count 2 without dedicated masters loses its cluster-manager quorum when one node fails; "
+                "use 1 node (no high availability), 3 or more, or dedicated_master_count 3"
+            )
         if self.multi_az_with_standby and (
             self.zone_awareness_azs != 3 or not self.dedicated_master_count or self.instance_type.startswith("t")
         ):
@@ -226,6 +233,16 @@ class CleanupConfig(_Strict):
     dry_run: bool = False
 
 
+EMAIL_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
+
+
+class NotificationsConfig(_Strict):
+    """Who hears about promotions, clean-ups and alarms: each address gets an SNS email subscription, which
+    AWS confirms by mail before delivering anything."""
+
+    email_addresses: tuple[Annotated[str, _matching(EMAIL_ADDRESS, "an email address")], ...] = ()
+
+
 class BedrockConfig(_Strict):
     judge_model_id: str = "anthropic.claude-3-haiku-20240307-v1:0"
 
@@ -252,8 +269,13 @@ class EnvironmentConfig(_Strict):
     promotion: PromotionConfig
     cleanup: CleanupConfig = CleanupConfig()
     hooks: HooksConfig = HooksConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
     bedrock: BedrockConfig = BedrockConfig()
     log_retention_days: RetentionDays = 30
+    # Which deployment of this environment the names belong to. A `retain` environment's destroy leaves its
+    # buckets, domain, tracking server and endpoint log groups under their names, so deploying it again needs
+    # new names: raise `generation` (names gain "-g<n>") and the new deployment stands beside the old data.
+    generation: Annotated[int, Field(ge=1, le=9)] = 1
 
     @model_validator(mode="after")
     def _zones_in_region(self) -> EnvironmentConfig:
@@ -262,6 +284,12 @@ class EnvironmentConfig(_Strict):
                 raise ValueError(f"network.availability_zones: '{zone}' is not a zone of {self.region}")
         if self.opensearch.zone_awareness_azs > len(self.network.availability_zones):
             raise ValueError("opensearch.zone_awareness_azs exceeds the number of network.availability_zones")
+        longest_bucket = f"{self.resource_prefix}-artifacts-{self.account}-{self.region}"
+        if len(longest_bucket) > S3_BUCKET_NAME_LIMIT:
+            raise ValueError(
+                f"name/generation: bucket name '{longest_bucket}' is {len(longest_bucket)} characters, "
+                f"over S3's {S3_BUCKET_NAME_LIMIT}; use a shorter environment name"
+            )
         return self
 
     @property
@@ -270,7 +298,9 @@ class EnvironmentConfig(_Strict):
 
     @property
     def resource_prefix(self) -> str:
-        return f"{PROJECT}-{self.name}"
+        """The start of every physical name: "ragops-prod", or "ragops-prod-g2" for a later generation."""
+        suffix = f"-g{self.generation}" if self.generation > 1 else ""
+        return f"{PROJECT}-{self.name}{suffix}"
 
 
 GITHUB_OWNER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})")

@@ -110,6 +110,9 @@ class ModelEndpoint(Construct):
             "Endpoint",
             endpoint_name=endpoint_name,
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+            # Under autoscaling the variant's instance count belongs to Application Auto Scaling: without this,
+            # every deploy that touches the endpoint resets it to initial_instance_count.
+            retain_all_variant_properties=True if settings.autoscaled else None,
         )
         self.endpoint.node.add_dependency(log_group)
         self.name = endpoint_name  # fixed at synth, so consumers can use it as a literal

@@ -7,6 +7,7 @@ beside the construct it concerns, through `acknowledge`, so the reason sits next
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import custom_resources as cr
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
@@ -29,3 +30,14 @@ def acknowledge_wildcard_resource(scope: IConstruct, resource: str, reason: str)
     if not isinstance(rendered, str):
         raise ValueError(f"IAM5 acknowledgement needs a literal resource, got {rendered!r}")
     acknowledge(scope, f"AwsSolutions-IAM5[Resource::{rendered}]", reason)
+
+
+def acknowledge_sdk_call_function(stack: cdk.Stack, what: str) -> None:
+    """Acknowledge the managed logging policy on the function aws-cdk-lib shares among a stack's SDK calls."""
+    singleton = stack.node.find_child("AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", ""))
+    acknowledge(
+        singleton,
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+        "aws-cdk-lib's custom-resource function: the managed policy only writes CloudWatch Logs; its SDK calls "
+        f"are granted separately and narrowly ({what})",
+    )

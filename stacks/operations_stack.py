@@ -16,10 +16,12 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from processing.pipelines.parameters import pipeline_prefix
 from stacks.config import PROJECT, TAG_ENVIRONMENT, TAG_PROJECT, EnvironmentConfig
 from stacks.lifecycle import log_retention, removal_policy
 from stacks.nag import acknowledge
@@ -67,6 +69,8 @@ class OperationsStack(cdk.Stack):
             master_key=key,
             enforce_ssl=True,
         )
+        for address in config.notifications.email_addresses:
+            self.topic.add_subscription(subscriptions.EmailSubscription(address))
         self.promotion_function: lambda_.IFunction = self._promotion(data_bucket)
         self.cleanup_function: lambda_.IFunction = self._cleanup()
 
@@ -408,4 +412,4 @@ class OperationsStack(cdk.Stack):
 
     def _pipeline_arn(self, suffix: str) -> str:
         """ARN of this environment's pipelines: the stack does not own them, their name prefix does."""
-        return self._sagemaker_arn(f"pipeline/{self._config.resource_prefix}-{suffix}")
+        return self._sagemaker_arn(f"pipeline/{pipeline_prefix(self._config.name)}{suffix}")

@@ -15,21 +15,25 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from processing.pipelines.parameters import DATASET_URI, IMAGE_URI, VARIANTS, pipeline_name
 from stacks.config import EnvironmentConfig
 from stacks.iam_statements import ecr_pull_statements, vpc_interface_statements
+from stacks.lifecycle import log_retention, removal_policy
 from stacks.model_endpoint import ModelEndpoint
 from stacks.nag import acknowledge_wildcard_resource
 from stacks.pipeline_definition import JobSettings, PipelineSpec, pipeline_definition
+from stacks.shared_log_group import SharedLogGroupRetention
 from stacks.tracking_stack import ARTIFACT_PREFIX
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The image's build context is the repository root, reduced to what the Dockerfile copies.
 IMAGE_CONTEXT = ["**", "!processing/**", "!constraints.txt", "**/__pycache__", "processing/**/*.pyc"]
 RUN_PREFIXES = ("runs", "datasets")
+PROCESSING_JOB_LOGS = "/aws/sagemaker/ProcessingJobs"  # SageMaker's name, shared by the account's jobs
 MODEL_IMPORT_PREFIX = "model-import"
 # PyTorch's CPU wheel index: pip then takes torch==2.13.0+cpu, which sorts above the CUDA build of 2.13.0.
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -99,6 +103,19 @@ class PipelineStack(cdk.Stack):
         self.pipelines = {variant: self._pipeline(variant) for variant in VARIANTS}
         self.model_import_role = self._model_import_role()
         self.imported_model_invoke_policy = self._imported_model_invoke_policy()
+        SharedLogGroupRetention(
+            self,
+            "ProcessingJobLogRetention",
+            log_group_name=PROCESSING_JOB_LOGS,
+            retention_days=config.log_retention_days,
+            logs_of_calls=logs.LogGroup(
+                self,
+                "ProcessingJobLogRetentionLogs",
+                encryption_key=inputs.key,
+                retention=log_retention(config.log_retention_days),
+                removal_policy=removal_policy(config),
+            ),
+        )
 
     def _arn(self, service: str, resource: str, name: str, *, region: str | None = None, account: str | None = None):
         return self.format_arn(
@@ -186,7 +203,7 @@ class PipelineStack(cdk.Stack):
         return self.format_arn(
             service="logs",
             resource="log-group",
-            resource_name="/aws/sagemaker/ProcessingJobs:*",
+            resource_name=f"{PROCESSING_JOB_LOGS}:*",
             arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
         )
 

@@ -13,9 +13,9 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 from stacks.lifecycle import log_retention, removal_policy
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge, acknowledge_sdk_call_function
 
-DOMAIN_LOGS = ("app", "slow_search", "slow_index")
+DOMAIN_LOGS = ("app", "slow_search", "slow_index", "audit")
 OPENSEARCH_SERVICE = "opensearchservice.amazonaws.com"
 SERVICE_LINKED_ROLE = "AWSServiceRoleForAmazonOpenSearchService"
 
@@ -143,6 +143,10 @@ class VectorStoreStack(cdk.Stack):
                 slow_search_log_group=log_groups["slow_search"],
                 slow_index_log_enabled=True,
                 slow_index_log_group=log_groups["slow_index"],
+                # Publishing needs fine-grained access control (on above); the security plugin's own audit
+                # configuration decides what is recorded (see the README's runbook).
+                audit_log_enabled=True,
+                audit_log_group=log_groups["audit"],
             ),
             suppress_logs_resource_policy=True,
             removal_policy=removal,
@@ -234,11 +238,5 @@ class VectorStoreStack(cdk.Stack):
                 removal_policy=removal_policy(config),
             ),
         )
-        singleton = self.node.find_child("AWS" + cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace("-", ""))
-        acknowledge(
-            singleton,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-            "aws-cdk-lib's custom-resource function: the managed policy only writes CloudWatch Logs; its one IAM "
-            "call is granted separately, on the OpenSearch service-linked role alone",
-        )
+        acknowledge_sdk_call_function(self, "its one IAM call, on the OpenSearch service-linked role alone")
         return resource

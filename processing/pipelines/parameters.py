@@ -50,10 +50,16 @@ ENVIRONMENT_FIELDS = frozenset(
 )
 
 
+def pipeline_prefix(environment: str) -> str:
+    """What every pipeline name of `environment` starts with: the hooks' IAM and event rules match on it.
+    Pipelines hold no data, so they keep their names across generations of an environment."""
+    return f"ragops-{environment}-"
+
+
 def pipeline_name(environment: str, variant: str) -> str:
     if variant not in VARIANTS:
         raise ValueError(f"unknown pipeline variant {variant!r}; variants: {', '.join(VARIANTS)}")
-    return f"ragops-{environment}-{variant}"
+    return pipeline_prefix(environment) + variant
 
 
 def parameter_name(field: str) -> str:

@@ -45,3 +45,12 @@ def templates(app: cdk.App) -> dict[str, Template]:
 def normalise_asset_hashes(data: Any, path: Any) -> Any:
     """syrupy matcher: asset hashes change with any byte of an asset; the snapshot keeps their place."""
     return ASSET_HASH.sub("<asset-hash>", data) if isinstance(data, str) else data
+
+
+def synth_environment(tmp_path: Path, env: str, changes: dict[str, Any]) -> dict[str, Template]:
+    """One environment synthesized with `changes` merged into its config: templates keyed by stack id."""
+    context = cdk_context()
+    context["ragops"]["environments"][env].update(changes)
+    app = build_app(cdk.App(context={**context, "environments": env}, outdir=str(tmp_path)), with_checks=False)
+    stage = app.node.find_child(env)
+    return {stack.node.id: Template.from_stack(stack) for stack in stage.node.children if isinstance(stack, cdk.Stack)}

@@ -48,7 +48,7 @@ def test_dev_has_no_llm_resources(templates):
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_models_are_network_isolated_in_the_isolated_subnets(templates, env):
-    zones = {"dev": 2, "staging": 2, "prod": 3}[env]
+    zones = {"dev": 2, "staging": 3, "prod": 3}[env]
     for props in by_role(templates, env, "AWS::SageMaker::Model").values():
         assert props["EnableNetworkIsolation"] is True
         assert len(props["VpcConfig"]["Subnets"]) == zones
@@ -197,3 +197,14 @@ def test_unsupported_region_fails_synth_naming_env_key_and_supported_regions(tmp
     assert "environment 'dev': ragops.environments.dev.region: 'sa-east-1'" in message
     assert "us-east-1" in message
     assert "eu-central-1" in message
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_autoscaled_endpoints_keep_their_instance_count_across_deploys(templates, env):
+    scaled = {
+        logical_id.split("ScalableTarget")[0]
+        for logical_id in resources(templates, env, "AWS::ApplicationAutoScaling::ScalableTarget")
+    }
+    for logical_id, endpoint in resources(templates, env, "AWS::SageMaker::Endpoint").items():
+        retained = endpoint["Properties"].get("RetainAllVariantProperties", False)
+        assert retained is any(logical_id.startswith(prefix) for prefix in scaled), logical_id

@@ -6,7 +6,7 @@ import pytest
 
 from stacks.network_stack import INTERFACE_ENDPOINTS
 
-ZONES = {"dev": 2, "staging": 2, "prod": 3}
+ZONES = {"dev": 2, "staging": 3, "prod": 3}
 
 
 @pytest.mark.parametrize(("env", "zones"), ZONES.items())

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 
-import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from stacks.app_builder import build_app
 from stacks.config import load_app_config
 from stacks.powertools_layer import LAYER_NAME, powertools_layer_arn
-from tests.stacks.conftest import ENVIRONMENTS, cdk_context
+from tests.stacks.conftest import ENVIRONMENTS, cdk_context, synth_environment
 
 CONFIG = load_app_config(cdk_context())
 
@@ -48,13 +46,18 @@ def test_hooks_run_python_314_on_arm64_with_the_managed_powertools_layer(templat
         assert props["LoggingConfig"]["LogFormat"] == "JSON"
 
 
-def test_reserved_concurrency_is_a_config_value(tmp_path):
-    context = cdk_context()
-    context["ragops"]["environments"]["dev"]["hooks"] = {"reserved_concurrency": 2}
-    app = build_app(cdk.App(context={**context, "environments": "dev"}, outdir=str(tmp_path)), with_checks=False)
-    stack = next(s for s in app.node.find_all() if isinstance(s, cdk.Stack) and s.node.path == "dev/Operations")
-    hooks = functions(Template.from_stack(stack))
+def test_reserved_concurrency_and_email_subscriptions_are_config_values(tmp_path):
+    addresses = ["ops@example.org", "ml-team@example.org"]
+    changed = synth_environment(
+        tmp_path, "dev", {"hooks": {"reserved_concurrency": 2}, "notifications": {"email_addresses": addresses}}
+    )["Operations"]
+    hooks = functions(changed)
     assert [h["Properties"]["ReservedConcurrentExecutions"] for h in hooks.values()] == [2, 2]
+    subscriptions = changed.find_resources("AWS::SNS::Subscription").values()
+    (topic,) = changed.find_resources("AWS::SNS::Topic")
+    assert sorted(s["Properties"]["Endpoint"] for s in subscriptions) == sorted(addresses)
+    assert all(s["Properties"]["Protocol"] == "email" for s in subscriptions)
+    assert all(s["Properties"]["TopicArn"] == {"Ref": topic} for s in subscriptions)
 
 
 def test_unknown_region_for_the_layer_is_refused():

@@ -17,8 +17,11 @@ from processing.config import RunConfig
 from processing.pipelines.parameters import ENVIRONMENT_FIELDS, pipeline_name, run_parameters
 from processing.stages.registry import STAGES
 from stacks.app_builder import build_app
+from stacks.config import load_app_config
 from stacks.pipeline_definition import FAIL_STEP, GATE_STEP, GATED_METRICS, IMAGE_ENTRYPOINT, PROMOTE_STEP
 from tests.stacks.conftest import ENVIRONMENTS, ROOT, cdk_context
+
+CONFIG = load_app_config(cdk_context())
 
 TOKEN = "token-resolved-at-deploy"  # stands for any intrinsic; hostname-shaped like the domain endpoint
 
@@ -326,3 +329,19 @@ def test_the_processing_image_is_built_with_the_cpu_build_of_torch(app, env):
     assert image["source"]["dockerBuildArgs"] == {"TORCH_INDEX_URL": "https://download.pytorch.org/whl/cpu"}
     dockerfile = (ROOT / "processing" / "Dockerfile").read_text()
     assert '${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"}' in dockerfile  # the arg reaches pip
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_processing_job_logs_get_the_environments_retention_without_owning_the_shared_group(templates, env):
+    template = templates[f"{env}/Pipeline"]
+    calls = {
+        json.loads(r["Properties"]["Create"])["action"]: r for r in template.find_resources("Custom::AWS").values()
+    }
+    assert set(calls) == {"createLogGroup", "putRetentionPolicy"}
+    create = json.loads(calls["createLogGroup"]["Properties"]["Create"])
+    assert create["parameters"] == {"logGroupName": "/aws/sagemaker/ProcessingJobs"}
+    assert create["ignoreErrorCodesMatching"] == "^ResourceAlreadyExistsException$"  # the account may have it
+    retention = json.loads(calls["putRetentionPolicy"]["Properties"]["Update"])
+    assert retention["parameters"]["retentionInDays"] == CONFIG.environments[env].log_retention_days
+    assert all("Delete" not in r["Properties"] for r in calls.values())  # the group outlives the environment
+    template.resource_count_is("AWS::Logs::LogGroup", 1)  # the calls' own log, never the shared group

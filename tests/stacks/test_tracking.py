@@ -60,3 +60,11 @@ def test_role_reaches_only_the_mlflow_prefix_and_the_project_key(templates, env)
     assert by_action["s3:PutObject"]["Resource"].endswith("-us-east-1/mlflow/*")
     assert by_action["s3:ListBucket"]["Condition"] == {"StringLike": {"s3:prefix": ["mlflow", "mlflow/*"]}}
     assert "Storage" in str(by_action["kms:Decrypt"]["Resource"])
+
+
+@pytest.mark.parametrize(("env", "policy"), [("dev", "Delete"), ("staging", "Delete"), ("prod", "Retain")])
+def test_a_retained_environment_keeps_its_run_history_and_the_role_that_reads_it(templates, env, policy):
+    template = templates[f"{env}/Tracking"]
+    for kind in ("AWS::SageMaker::MlflowTrackingServer", "AWS::IAM::Role"):
+        (resource,) = template.find_resources(kind).values()
+        assert resource["DeletionPolicy"] == policy, kind

@@ -86,13 +86,13 @@ def test_encrypted_at_rest_with_the_project_key_node_to_node_and_https_tls_1_2(t
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_app_and_slow_logs_go_to_encrypted_groups_with_retention_via_one_native_policy(templates, env):
+def test_app_slow_and_audit_logs_go_to_encrypted_groups_with_retention_via_one_native_policy(templates, env):
     template = templates[f"{env}/VectorStore"]
     publishing = domain(templates, env)["Properties"]["LogPublishingOptions"]
-    assert set(publishing) == {"ES_APPLICATION_LOGS", "SEARCH_SLOW_LOGS", "INDEX_SLOW_LOGS"}
+    assert set(publishing) == {"ES_APPLICATION_LOGS", "SEARCH_SLOW_LOGS", "INDEX_SLOW_LOGS", "AUDIT_LOGS"}
     assert all(option["Enabled"] for option in publishing.values())
     groups = template.find_resources("AWS::Logs::LogGroup")
-    assert len(groups) == 4  # three domain logs and the service-linked role call's function log
+    assert len(groups) == 5  # four domain logs and the service-linked role call's function log
     assert all("KmsKeyId" in g["Properties"] and g["Properties"]["RetentionInDays"] > 0 for g in groups.values())
     (policy,) = template.find_resources("AWS::Logs::ResourcePolicy").values()
     document = json.dumps(policy["Properties"]["PolicyDocument"])
@@ -159,9 +159,10 @@ def test_prod_spans_three_zones_with_dedicated_masters_standby_and_is_retained(t
         assert group["DeletionPolicy"] == "Retain"
 
 
-def test_staging_spans_two_zones_without_dedicated_masters(templates):
+def test_staging_keeps_a_quorum_with_three_nodes_in_three_zones_without_dedicated_masters(templates):
     cluster = domain(templates, "staging")["Properties"]["ClusterConfig"]
-    assert cluster["ZoneAwarenessConfig"] == {"AvailabilityZoneCount": 2}
+    assert cluster["ZoneAwarenessConfig"] == {"AvailabilityZoneCount": 3}
+    assert cluster["InstanceCount"] == 3  # any one node (or zone) can fail and two master-eligible nodes remain
     assert cluster["DedicatedMasterEnabled"] is False
     assert cluster["MultiAZWithStandbyEnabled"] is False
 

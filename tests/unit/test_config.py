@@ -80,6 +80,10 @@ def test_removal_policy_differs_between_dev_and_prod(context):
         ("dev", "promotion.next_environment", "qa", "promotion.next_environment 'qa' is not defined"),
         ("dev", "tracking.mlflow_version", "2.20.0", "ragops.environments.dev.tracking.mlflow_version"),
         ("dev", "opensearch.multi_az_with_standby", True, "multi_az_with_standby needs zone_awareness_azs 3"),
+        ("dev", "opensearch.instance_count", 2, "instance_count 2 without dedicated masters loses its"),
+        ("dev", "notifications.email_addresses", ["ops at example.org"], "notifications.email_addresses.0"),
+        ("prod", "generation", 0, "ragops.environments.prod.generation"),
+        ("prod", "generation", 10, "ragops.environments.prod.generation"),
         (
             "prod",
             "models.llm.model_data_download_timeout_seconds",
@@ -94,6 +98,26 @@ def test_bad_values_name_environment_and_key(context, env, key, value, expected)
     assert expected in str(error.value)
     if "environment" not in expected:
         assert f"'{env}'" in str(error.value)
+
+
+def test_a_later_generation_renames_everything_named_from_the_prefix_but_not_the_pipelines(context):
+    prod = load_app_config(with_value(context, "prod", "generation", 2)).environments["prod"]
+    assert prod.resource_prefix == "ragops-prod-g2"
+    assert load_app_config(context).environments["prod"].resource_prefix == "ragops-prod"
+
+
+def test_a_generation_whose_bucket_names_would_not_fit_is_refused_naming_the_bucket(context):
+    long_name = "abcdefghijklmnop"  # 16 characters, the longest environment name
+    changed = copy.deepcopy(context)
+    env = copy.deepcopy(changed["ragops"]["environments"]["dev"])
+    env.update(region="ap-southeast-2", generation=2)
+    env["network"]["availability_zones"] = ["ap-southeast-2a", "ap-southeast-2b"]
+    changed["ragops"]["environments"] = {long_name: {**env, "promotion": {"thresholds": {"mrr": 0.5}}}}
+    with pytest.raises(ConfigError, match=r"name/generation: bucket name 'ragops-abcdefghijklmnop-g2-artifacts-.*64"):
+        load_app_config(changed)
+    env["generation"] = 1
+    changed["ragops"]["environments"][long_name] = {**env, "promotion": {"thresholds": {"mrr": 0.5}}}
+    assert load_app_config(changed).environments[long_name].resource_prefix == f"ragops-{long_name}"
 
 
 def test_endpoint_capacity_must_be_ordered(context):
