@@ -8,11 +8,13 @@ import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 
+from stacks.service_actions import ECR_LAYER_ACTIONS
+
 
 def ecr_pull_statements(repository_arn: str) -> list[iam.PolicyStatement]:
     return [
         iam.PolicyStatement(
-            actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+            actions=list(ECR_LAYER_ACTIONS),
             resources=[repository_arn],
         ),
         # GetAuthorizationToken has no resource-level permissions: IAM accepts only "*" for it.

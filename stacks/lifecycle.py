@@ -1,7 +1,9 @@
 """How long things live: log retention and what a stack delete does, from the environment config."""
 
 import aws_cdk as cdk
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 
@@ -23,3 +25,14 @@ def log_retention(days: int) -> logs.RetentionDays:
 def removal_policy(config: EnvironmentConfig) -> cdk.RemovalPolicy:
     """dev-like environments are destroyed with their stacks; prod-like ones keep their data."""
     return cdk.RemovalPolicy.DESTROY if config.destroy_on_delete else cdk.RemovalPolicy.RETAIN
+
+
+def encrypted_log_group(scope: Construct, construct_id: str, key: kms.IKey, config: EnvironmentConfig) -> logs.LogGroup:
+    """A log group of this environment: the project key, the environment's retention and removal policy."""
+    return logs.LogGroup(
+        scope,
+        construct_id,
+        encryption_key=key,
+        retention=log_retention(config.log_retention_days),
+        removal_policy=removal_policy(config),
+    )

@@ -11,6 +11,7 @@ from stacks.config import EndpointConfig, EnvironmentConfig
 from stacks.jumpstart.catalog import resolve
 from stacks.lifecycle import log_retention, removal_policy
 from stacks.model_endpoint import ModelEndpoint
+from stacks.network_stack import NetworkStack
 
 # all-MiniLM-L6-v2 on the sentence-similarity container line: one model (and one request contract) for every
 # environment, with a CPU image (dev on ml.c6i.xlarge) and a GPU image (staging/prod).
@@ -28,13 +29,13 @@ class ModelsStack(cdk.Stack):
         *,
         config: EnvironmentConfig,
         key: kms.IKey,
-        vpc: ec2.IVpc,
+        network: NetworkStack,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self._config = config
         self._key = key
-        self._vpc = vpc
+        vpc = self._vpc = network.vpc
         self._subnets = vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnets
         # Network-isolated containers make no calls; SageMaker uses the group for the model's VPC interfaces.
         self.security_group = ec2.SecurityGroup(
@@ -44,10 +45,7 @@ class ModelsStack(cdk.Stack):
             description="SageMaker model interfaces: no inbound; HTTPS out for artifact and image downloads",
             allow_all_outbound=False,
         )
-        # No NAT or internet gateway exists: HTTPS "anywhere" reaches only the S3 gateway and interface endpoints.
-        self.security_group.add_egress_rule(
-            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to the S3 gateway and the VPC's interface endpoints"
-        )
+        network.allow_https_out(self.security_group, "the VPC's interface endpoints")
         self.embedding = self._endpoint("Embedding", "embedding", EMBEDDING_MODEL, config.models.embedding)
         self.llm = self._endpoint("Llm", "llm", LLM_MODEL, config.models.llm)
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
-from stacks.lifecycle import log_retention, removal_policy
+from stacks.endpoint_policies import interface_statement, s3_gateway_statements
+from stacks.lifecycle import encrypted_log_group, log_retention, removal_policy
+from stacks.nag import acknowledge, acknowledge_sdk_call_function
 
 # Interface endpoints the design names. No NAT gateway exists, so every AWS API a processing job,
 # endpoint or domain client calls must appear here (ECR for the processing image pull).
@@ -29,9 +33,17 @@ class NetworkStack(cdk.Stack):
     """VPC with private isolated subnets, S3 gateway endpoint, interface endpoints and flow logs."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, key: kms.IKey, **kwargs
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        key: kms.IKey,
+        project_buckets: list[str],
+        **kwargs,
     ) -> None:
         self._availability_zones = list(config.network.availability_zones)
+        self._cidr = config.network.cidr
         super().__init__(scope, construct_id, **kwargs)
         self.vpc = ec2.Vpc(
             self,
@@ -59,9 +71,12 @@ class NetworkStack(cdk.Stack):
             traffic_type=ec2.FlowLogTrafficType.ALL,
         )
 
-        self.vpc.add_gateway_endpoint(
+        s3_gateway = self.vpc.add_gateway_endpoint(
             "S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.workload_subnets]
         )
+        for statement in s3_gateway_statements(project_buckets, config.region, self.partition):
+            s3_gateway.add_to_policy(statement)
+        self.s3_prefix_list_id = self._s3_prefix_list_id(key, config)
         self.endpoint_security_group = ec2.SecurityGroup(
             self,
             "EndpointSecurityGroup",
@@ -82,12 +97,9 @@ class NetworkStack(cdk.Stack):
             description="Pipeline processing jobs: HTTPS out to the domain, interface endpoints and S3",
             allow_all_outbound=False,
         )
-        # No NAT or internet gateway exists, so HTTPS "anywhere" reaches only in-VPC targets and the S3 gateway.
-        self.workload_security_group.add_egress_rule(
-            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to VPC endpoints, the S3 gateway and the domain"
-        )
+        self.allow_https_out(self.workload_security_group, "the interface endpoints and the domain")
         for name, service in INTERFACE_ENDPOINTS.items():
-            self.vpc.add_interface_endpoint(
+            endpoint = self.vpc.add_interface_endpoint(
                 name,
                 service=service,
                 subnets=self.workload_subnets,
@@ -95,6 +107,48 @@ class NetworkStack(cdk.Stack):
                 private_dns_enabled=True,
                 open=False,  # the security group above already admits HTTPS from the VPC CIDR
             )
+            endpoint.add_to_policy(
+                interface_statement(name, account=config.account, region=config.region, partition=self.partition)
+            )
+
+    def allow_https_out(self, group: ec2.SecurityGroup, inside: str) -> None:
+        """HTTPS to the VPC (interface endpoints, domain) and to S3 through the gateway, and nowhere else."""
+        group.add_egress_rule(ec2.Peer.ipv4(self._cidr), ec2.Port.tcp(443), f"HTTPS to {inside}")
+        group.add_egress_rule(
+            ec2.Peer.prefix_list(self.s3_prefix_list_id), ec2.Port.tcp(443), "HTTPS to S3 through the gateway endpoint"
+        )
+
+    def _s3_prefix_list_id(self, key: kms.IKey, config: EnvironmentConfig) -> str:
+        """The id of AWS's managed prefix list for S3 in this region, which gateway traffic is addressed to.
+
+        The id differs per region and account partition and no CloudFormation attribute exposes it, so it is read
+        at deploy time (a synth-time lookup would need credentials).
+        """
+        name = f"com.amazonaws.{config.region}.s3"
+        lookup = cr.AwsCustomResource(
+            self,
+            "S3PrefixList",
+            on_update=cr.AwsSdkCall(  # also runs on create
+                service="EC2",
+                action="describeManagedPrefixLists",
+                parameters={"Filters": [{"Name": "prefix-list-name", "Values": [name]}]},
+                physical_resource_id=cr.PhysicalResourceId.of(name),
+                output_paths=["PrefixLists.0.PrefixListId"],
+            ),
+            # DescribeManagedPrefixLists has no resource-level permissions.
+            policy=cr.AwsCustomResourcePolicy.from_statements(
+                [iam.PolicyStatement(actions=["ec2:DescribeManagedPrefixLists"], resources=["*"])]
+            ),
+            install_latest_aws_sdk=False,
+            log_group=encrypted_log_group(self, "S3PrefixListLogs", key, config),
+        )
+        acknowledge(
+            lookup,
+            "AwsSolutions-IAM5[Resource::*]",
+            "ec2:DescribeManagedPrefixLists is a read-only call IAM authorizes on '*' only",
+        )
+        acknowledge_sdk_call_function(self, "one read-only call: DescribeManagedPrefixLists")
+        return lookup.get_response_field("PrefixLists.0.PrefixListId")
 
     @property
     def availability_zones(self) -> list[str]:

@@ -15,17 +15,17 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from processing.pipelines.parameters import DATASET_URI, IMAGE_URI, VARIANTS, pipeline_name
 from stacks.config import EnvironmentConfig
 from stacks.iam_statements import ecr_pull_statements, vpc_interface_statements
-from stacks.lifecycle import log_retention, removal_policy
+from stacks.lifecycle import encrypted_log_group
 from stacks.model_endpoint import ModelEndpoint
 from stacks.nag import acknowledge_wildcard_resource
 from stacks.pipeline_definition import JobSettings, PipelineSpec, pipeline_definition
+from stacks.service_actions import BEDROCK_INVOKE_ACTIONS, ENDPOINT_INVOKE_ACTIONS, LOG_WRITE_ACTIONS, MLFLOW_ACTIONS
 from stacks.shared_log_group import SharedLogGroupRetention
 from stacks.tracking_stack import ARTIFACT_PREFIX
 
@@ -37,28 +37,6 @@ PROCESSING_JOB_LOGS = "/aws/sagemaker/ProcessingJobs"  # SageMaker's name, share
 MODEL_IMPORT_PREFIX = "model-import"
 # PyTorch's CPU wheel index: pip then takes torch==2.13.0+cpu, which sorts above the CUDA build of 2.13.0.
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
-# What MLflow's client calls on a SageMaker tracking server to log runs (sagemaker-mlflow service prefix).
-MLFLOW_ACTIONS = [
-    f"sagemaker-mlflow:{action}"
-    for action in (
-        "CreateExperiment",
-        "GetExperiment",
-        "GetExperimentByName",
-        "SearchExperiments",
-        "UpdateExperiment",
-        "SetExperimentTag",
-        "CreateRun",
-        "GetRun",
-        "UpdateRun",
-        "SearchRuns",
-        "LogMetric",
-        "LogParam",
-        "LogBatch",
-        "LogInputs",
-        "SetTag",
-        "GetMetricHistory",
-    )
-]
 
 
 @dataclass(frozen=True)
@@ -108,13 +86,7 @@ class PipelineStack(cdk.Stack):
             "ProcessingJobLogRetention",
             log_group_name=PROCESSING_JOB_LOGS,
             retention_days=config.log_retention_days,
-            logs_of_calls=logs.LogGroup(
-                self,
-                "ProcessingJobLogRetentionLogs",
-                encryption_key=inputs.key,
-                retention=log_retention(config.log_retention_days),
-                removal_policy=removal_policy(config),
-            ),
+            logs_of_calls=encrypted_log_group(self, "ProcessingJobLogRetentionLogs", inputs.key, config),
         )
 
     def _arn(self, service: str, resource: str, name: str, *, region: str | None = None, account: str | None = None):
@@ -145,7 +117,7 @@ class PipelineStack(cdk.Stack):
             *ecr_pull_statements(self.image.repository.repository_arn),
             *vpc_interface_statements(self, inputs.vpc, inputs.subnets, inputs.workload_security_group),
             iam.PolicyStatement(
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                actions=list(LOG_WRITE_ACTIONS),
                 resources=[self._log_group_arn()],
             ),
             iam.PolicyStatement(
@@ -164,13 +136,13 @@ class PipelineStack(cdk.Stack):
                 actions=["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant"],
                 resources=[inputs.key.key_arn],
             ),
-            iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=endpoints),
+            iam.PolicyStatement(actions=list(ENDPOINT_INVOKE_ACTIONS), resources=endpoints),
             iam.PolicyStatement(
                 actions=["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut", "es:ESHttpDelete"],
                 resources=[self._domain_arn(), f"{self._domain_arn()}/*"],
             ),
-            iam.PolicyStatement(actions=MLFLOW_ACTIONS, resources=[inputs.tracking_server_arn]),
-            iam.PolicyStatement(actions=["bedrock:InvokeModel"], resources=[self._judge_model_arn()]),
+            iam.PolicyStatement(actions=list(MLFLOW_ACTIONS), resources=[inputs.tracking_server_arn]),
+            iam.PolicyStatement(actions=list(BEDROCK_INVOKE_ACTIONS), resources=[self._judge_model_arn()]),
             # The pipeline itself runs as this role: it starts, watches and stops its processing jobs.
             iam.PolicyStatement(
                 actions=[

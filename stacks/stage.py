@@ -27,7 +27,12 @@ class RagOpsStage(cdk.Stage):
             self, "Storage", config=config, description=f"RagOps {config.name}: KMS key and buckets"
         )
         self.network = NetworkStack(
-            self, "Network", config=config, key=self.storage.key, description=f"RagOps {config.name}: VPC and endpoints"
+            self,
+            "Network",
+            config=config,
+            key=self.storage.key,
+            project_buckets=[self.storage.data_bucket_name, self.storage.artifact_bucket_name],
+            description=f"RagOps {config.name}: VPC and endpoints",
         )
         self.vector_store = VectorStoreStack(
             self,
@@ -43,7 +48,7 @@ class RagOpsStage(cdk.Stage):
             "Models",
             config=config,
             key=self.storage.key,
-            vpc=self.network.vpc,
+            network=self.network,
             description=f"RagOps {config.name}: JumpStart embedding and LLM endpoints",
         )
         self.tracking = TrackingStack(

@@ -12,7 +12,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
-from stacks.lifecycle import log_retention, removal_policy
+from stacks.lifecycle import encrypted_log_group, log_retention, removal_policy
 from stacks.nag import acknowledge, acknowledge_sdk_call_function
 
 DOMAIN_LOGS = ("app", "slow_search", "slow_index", "audit")
@@ -230,13 +230,7 @@ class VectorStoreStack(cdk.Stack):
                 ]
             ),
             install_latest_aws_sdk=False,
-            log_group=logs.LogGroup(
-                self,
-                "ServiceLinkedRoleLogs",
-                encryption_key=key,
-                retention=log_retention(config.log_retention_days),
-                removal_policy=removal_policy(config),
-            ),
+            log_group=encrypted_log_group(self, "ServiceLinkedRoleLogs", key, config),
         )
         acknowledge_sdk_call_function(self, "its one IAM call, on the OpenSearch service-linked role alone")
         return resource

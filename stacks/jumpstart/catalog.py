@@ -24,6 +24,11 @@ ECR_IMAGE = re.compile(
 Accelerator = Literal["cpu", "gpu"]
 
 
+def jumpstart_bucket(region: str) -> str:
+    """JumpStart's public model bucket of `region`: every artifact in the table lives there."""
+    return f"jumpstart-cache-prod-{region}"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -53,8 +58,8 @@ class ModelSpec(_Strict):
             raise ValueError(f"{self.model_id}: uncompressed must be true exactly when the key is not a .tar.gz")
         needed = {support.accelerator for support in self.instance_types.values()}
         for region, artifacts in self.regions.items():
-            if artifacts.artifact_uri != f"s3://jumpstart-cache-prod-{region}/{self.artifact_key}":
-                raise ValueError(f"{self.model_id}: {region} artifact_uri is not in jumpstart-cache-prod-{region}")
+            if artifacts.artifact_uri != f"s3://{jumpstart_bucket(region)}/{self.artifact_key}":
+                raise ValueError(f"{self.model_id}: {region} artifact_uri is not in {jumpstart_bucket(region)}")
             if needed - set(artifacts.images):
                 raise ValueError(f"{self.model_id}: {region} lacks a {'/'.join(sorted(needed))} image")
             for image in artifacts.images.values():

@@ -12,6 +12,7 @@ UNTAGGABLE = {
     "AWS::EC2::Route",
     "AWS::EC2::VPCEndpoint",
     "AWS::EC2::SecurityGroupIngress",
+    "AWS::EC2::SecurityGroupEgress",
     "AWS::S3::BucketPolicy",
     "AWS::IAM::Policy",
     "AWS::Lambda::Permission",

@@ -1,0 +1,46 @@
+"""The AWS actions the environment's workloads call, by service: the roles' grants and the VPC endpoint
+policies both come from these lists, so an endpoint never admits more than a role of ours may do."""
+
+from __future__ import annotations
+
+# What MLflow's client calls on a SageMaker tracking server to log runs (sagemaker-mlflow service prefix).
+MLFLOW_ACTIONS = tuple(
+    f"sagemaker-mlflow:{action}"
+    for action in (
+        "CreateExperiment",
+        "GetExperiment",
+        "GetExperimentByName",
+        "SearchExperiments",
+        "UpdateExperiment",
+        "SetExperimentTag",
+        "CreateRun",
+        "GetRun",
+        "UpdateRun",
+        "SearchRuns",
+        "LogMetric",
+        "LogParam",
+        "LogBatch",
+        "LogInputs",
+        "SetTag",
+        "GetMetricHistory",
+    )
+)
+ENDPOINT_INVOKE_ACTIONS = ("sagemaker:InvokeEndpoint",)
+BEDROCK_INVOKE_ACTIONS = ("bedrock:InvokeModel",)  # Converse is authorized as InvokeModel
+ECR_LAYER_ACTIONS = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
+ECR_PULL_ACTIONS = ("ecr:GetAuthorizationToken", *ECR_LAYER_ACTIONS)
+LOG_WRITE_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams")
+# Inside the VPC the SageMaker API serves only the on-demand endpoints a run brings up.
+SAGEMAKER_API_ACTIONS = ("sagemaker:DescribeEndpoint", "sagemaker:CreateEndpoint", "sagemaker:AddTags")
+STS_ACTIONS = ("sts:GetCallerIdentity",)
+# Objects in the project's buckets: processing inputs and outputs, MLflow artifacts (multipart uploads included).
+S3_PROJECT_ACTIONS = (
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+    "s3:ListBucket",
+    "s3:ListBucketMultipartUploads",
+    "s3:GetBucketLocation",
+)
