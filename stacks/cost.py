@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 import tempfile
+import textwrap
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ USAGE_ONLY = (
     "storage, and the processing image in the CDK bootstrap ECR repository. No free tier is subtracted."
 )
 HEADER = ("resource", "what", "quantity", "unit price", "monthly")
+WIDTH = 110  # prose wraps here; table rows are as wide as their cells
 
 
 def cdk_context() -> dict[str, Any]:
@@ -76,7 +78,7 @@ def render(result: Estimate, prices: PriceTable) -> str:
     table = ["  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4] for row in rows]
     missing = len(result.missing)
     total = f"total ${result.total:,.2f} a month" + (f", without the {missing} unpriced line(s)" if missing else "")
-    notes = [f"- {note}" for note in result.notes]
+    notes = [textwrap.fill(note, WIDTH, initial_indent="- ", subsequent_indent="  ") for note in result.notes]
     return "\n".join(
         [
             f"{result.env} ({result.region}): idle monthly estimate, on-demand USD, {HOURS_PER_MONTH} hours a month, "
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None, templates: Synthesizer = synthesize) -> 
         return 2
     prices, found = load_prices(), templates(names)
     results = [estimate(found, name, config.environments[name].region, prices) for name in names]
-    print("\n\n".join([*(render(result, prices) for result in results), USAGE_ONLY]))
+    print("\n\n".join([*(render(result, prices) for result in results), textwrap.fill(USAGE_ONLY, WIDTH)]))
     missing = [message for result in results for message in result.missing]
     if missing and not args.allow_missing:
         print("\n".join(["", *missing]), file=sys.stderr)

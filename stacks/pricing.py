@@ -128,10 +128,10 @@ def _endpoint(r: _Resource) -> Iterator[Line | str]:
         if kind is None:
             yield f"{r.path}: variant {name} is serverless and bills per request"
             continue
-        count, how = variant.get("InitialInstanceCount", 1), "initial count, no autoscaling"
+        count, how = variant.get("InitialInstanceCount", 1), "no autoscaling"
         target = f"endpoint/{r.props.get('EndpointName')}/variant/{name}"
         if target in r.scaling:
-            count, how = r.scaling[target], "autoscaling minimum"
+            count, how = r.scaling[target], "autoscaling min"
         yield Line(r.path, f"SageMaker endpoint {kind} ({how})", count, "instance", f"sagemaker-inference/{kind}")
         if not _instance_storage().get(kind, True):
             yield (
