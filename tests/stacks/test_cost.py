@@ -54,7 +54,7 @@ def test_endpoint_counts_are_the_autoscaling_minimum(stacks_json, prices):
         "EmbeddingEndpoint0EDDDDCD": ("sagemaker-inference/ml.g5.2xlarge", 2),
         "LlmEndpoint0550A83E": ("sagemaker-inference/ml.g6.12xlarge", 1),
     }
-    assert all("autoscaling minimum" in line.what for line in endpoints.values())
+    assert all("autoscaling min" in line.what for line in endpoints.values())
 
 
 def _prod_models(stacks_json: dict[str, dict[str, Any]], initial: int, minimum: int | None) -> dict[str, Any]:
@@ -166,3 +166,11 @@ def test_table_covers_what_the_committed_config_deploys_in_its_region(prices):
         keys |= {f"mlflow/{env.tracking.server_size}", "vpc-interface-endpoint/AZ-hour", "kms/key-month"}
     gaps = {region: keys - set(prices.regions.get(region, {})) for region, keys in needed.items()}
     assert gaps == KNOWN_GAPS
+
+
+def test_readme_shows_what_the_command_prints_for_the_committed_config(stacks_json, capsys):
+    readme = (cost.CDK_JSON.parent / "README.md").read_text()
+    section = readme.split("## Idle cost\n", 1)[1].split("\n## ", 1)[0]
+    shown = section.split("```text\n", 1)[1].split("\n```", 1)[0]
+    cost.main(["--allow-missing"], templates=lambda names: stacks_json)
+    assert capsys.readouterr().out.rstrip("\n") == shown
