@@ -196,7 +196,10 @@ def _vpc_endpoint(r: _Resource) -> Iterator[Line | str]:
 def _key(r: _Resource) -> Iterator[Line | str]:
     yield Line(r.path, "KMS customer managed key", 1, "key", "kms/key-month")
     if r.props.get("EnableKeyRotation"):
-        yield f"{r.path}: each automatic rotation adds a key-month, up to two; that depends on the key's age"
+        yield (
+            f"{r.path}: automatic rotation adds a backing key billed like the key itself (AWS KMS pricing page); "
+            "how many exist depends on the key's age"
+        )
 
 
 def _nat(r: _Resource) -> Iterator[Line]:
