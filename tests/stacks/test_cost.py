@@ -77,7 +77,7 @@ def test_an_idle_endpoint_bills_its_floor_not_its_initial_count(stacks_json, pri
     assert line.monthly == pytest.approx(billed * 730 * line.price.usd)
 
 
-@pytest.mark.parametrize(("env", "subnets"), [("dev", 2), ("staging", 2), ("prod", 3)])
+@pytest.mark.parametrize(("env", "subnets"), [("dev", 2), ("staging", 3), ("prod", 3)])
 def test_interface_endpoints_bill_once_per_subnet(stacks_json, prices, env, subnets):
     result = idle(stacks_json, env, prices)
     endpoints = lines_for(result, "vpc-interface-endpoint/")
