@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from tests.lambda_handlers import ACCOUNT, REGION, load_handler
@@ -201,6 +203,60 @@ def test_actions_are_notified_and_skips_alone_are_not(clients):
     cleanup.clean_up({}, settings(), clients, later(IDLE_TTL + 1))
     (message,) = sqs.receive_message(QueueUrl=queue)["Messages"]
     assert json.loads(json.loads(message["Body"])["Message"])["counts"] == {"delete": 3}
+
+
+def fail_when(client, operation: str, failing: Callable[[dict], bool]) -> None:
+    """Make `operation` raise as a throttled AWS call would whenever `failing(its parameters)` holds."""
+
+    def throttle(params, **_):
+        if failing(params):
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, operation)
+
+    service = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register(f"before-parameter-build.{service}.{operation}", throttle)
+
+
+def test_a_failed_describe_is_recorded_and_the_run_goes_on(clients):
+    serve(clients.sagemaker, "dev-a", tags("dev"))
+    serve(clients.sagemaker, "dev-b", tags("dev"))
+    fail_when(clients.sagemaker, "DescribeEndpoint", lambda p: p["EndpointName"] == "dev-a")
+
+    report = cleanup.clean_up({"mode": "scheduled"}, settings(), clients, later(IDLE_TTL + 1))
+
+    (failure,) = [a for a in report["actions"] if a["action"] == "failed"]
+    assert failure == {
+        "kind": "endpoint", "name": "dev-a", "action": "failed", "reason": "describe_endpoint: ThrottlingException"
+    }  # fmt: skip
+    assert names(clients)["endpoints"] == {"dev-a"}  # dev-b, read after the failure, was still deleted
+    # Which config dev-a uses is unknown, so no config goes this run; every model is still in use.
+    assert {k: v for k, v in actions(report).items() if k[0] != "endpoint"} == {
+        ("endpoint-config", "dev-a"): "skip",
+        ("endpoint-config", "dev-b"): "skip",
+        ("model", "dev-a"): "skip",
+        ("model", "dev-b"): "skip",
+    }
+
+
+def test_a_failed_metric_read_keeps_that_endpoint_only(clients):
+    serve(clients.sagemaker, "dev-a", tags("dev"))
+    serve(clients.sagemaker, "dev-b", tags("dev"))
+    fail_when(clients.cloudwatch, "GetMetricStatistics", lambda p: p["Dimensions"][0]["Value"] == "dev-a")
+
+    report = cleanup.clean_up({}, settings(), clients, later(IDLE_TTL + 1))
+
+    assert actions(report)[("endpoint", "dev-a")] == "failed"
+    assert actions(report)[("endpoint", "dev-b")] == "delete"
+    assert names(clients)["endpoints"] == {"dev-a"}
+
+
+def test_a_failed_read_on_stack_delete_fails_the_custom_resource_after_the_rest_is_done(clients):
+    serve(clients.sagemaker, "dev-new", tags("dev"))
+    serve(clients.sagemaker, "staging-new", tags("staging"))
+    fail_when(clients.sagemaker, "DescribeEndpoint", lambda p: p["EndpointName"] == "staging-new")
+
+    with pytest.raises(RuntimeError, match=r"clean-up failed for 1 resource.*describe_endpoint: ThrottlingException"):
+        cleanup.clean_up({"RequestType": "Delete", "PhysicalResourceId": "x"}, settings(), clients, later(1))
+    assert names(clients)["endpoints"] == {"staging-new"}
 
 
 PIPELINE = "ragops-dev-rag"
