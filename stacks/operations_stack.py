@@ -287,6 +287,10 @@ class OperationsStack(cdk.Stack):
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=["sagemaker:ListPipelineExecutions"], resources=[self._pipeline_arn("*")])
         )
+        # A Delete tears the environment down only while this stack itself is being deleted: its own status.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["cloudformation:DescribeStacks"], resources=[self.stack_id])
+        )
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:StopPipelineExecution"], resources=[self._pipeline_arn("*/execution/*")]

@@ -5,8 +5,9 @@ Acts only on SageMaker resources tagged `ragops:project=ragops` and `ragops:envi
 `aws:cloudformation:stack-name`) are never touched: their stacks delete them. Modes:
 - `scheduled`: endpoints idle (no invocations) for the idle TTL, endpoint configs and models no endpoint uses
   (older than the idle TTL, so a deployment in progress keeps them), pipeline executions running past their TTL.
-- `delete` (the custom resource's Delete): every runtime endpoint, orphaned config and model, and running
-  execution of this environment's pipelines.
+- `delete` (the custom resource's Delete, only while the stack itself is DELETE_IN_PROGRESS): every runtime
+  endpoint, orphaned config and model, and running execution of this environment's pipelines. A Delete in any
+  other stack state (a failed create rolling back, a resource replaced or renamed in an update) deletes nothing.
 `dry_run` reports what would happen without acting. The report lists every resource considered.
 """
 
@@ -28,6 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 logger = Logger(service="ragops-cleanup")
 tracer = Tracer(service="ragops-cleanup")
+
+STACK_DELETING = "DELETE_IN_PROGRESS"
 
 
 class CleanupError(ValueError):
@@ -76,6 +79,7 @@ class StackEvent(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     RequestType: Literal["Create", "Update", "Delete"]
+    StackId: str | None = None
     PhysicalResourceId: str | None = None
     ResourceProperties: dict[str, Any] = {}
 
@@ -95,6 +99,14 @@ def _request(event: Any, settings: Settings) -> tuple[str, bool, StackEvent | No
     return run.mode, settings.dry_run if run.dry_run is None else run.dry_run, None
 
 
+def _stack_status(clients: Clients, stack_id: str | None) -> str:
+    """The status of the stack that sent the request: only its own deletion tears the environment down."""
+    if not stack_id:
+        raise CleanupError("invalid event: a Delete request names its stack (StackId)")
+    (stack,) = clients.cloudformation.describe_stacks(StackName=stack_id)["Stacks"]
+    return stack["StackStatus"]
+
+
 def _notify(clients: Clients, settings: Settings, report: dict[str, Any]) -> None:
     acted = {k: v for k, v in report["counts"].items() if k != "skip"}
     if not acted:
@@ -112,6 +124,9 @@ def clean_up(event: Any, settings: Settings, clients: Clients, now: datetime) ->
     physical_id = f"ragops-{settings.environment}-cleanup-on-delete"
     if mode == "none":  # custom resource Create/Update: nothing to clean yet
         return {"PhysicalResourceId": physical_id}
+    if stack_event is not None and (status := _stack_status(clients, stack_event.StackId)) != STACK_DELETING:
+        logger.info("Delete outside the stack's own deletion: nothing deleted", extra={"stack_status": status})
+        return {"PhysicalResourceId": stack_event.PhysicalResourceId or physical_id}
     cleaner = Cleaner(
         settings.environment,
         clients,
@@ -134,7 +149,8 @@ def clean_up(event: Any, settings: Settings, clients: Clients, now: datetime) ->
 
 @cache
 def _clients() -> Clients:
-    return Clients(*(boto3.client(n) for n in ("sagemaker", "resourcegroupstaggingapi", "cloudwatch", "sns")))
+    services = ("sagemaker", "resourcegroupstaggingapi", "cloudwatch", "sns", "cloudformation")
+    return Clients(*(boto3.client(name) for name in services))
 
 
 @logger.inject_lambda_context(log_event=True)

@@ -20,6 +20,7 @@ class Clients:
     tagging: Any
     cloudwatch: Any
     sns: Any
+    cloudformation: Any
 
 
 @dataclass

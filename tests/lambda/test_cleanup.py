@@ -19,6 +19,13 @@ cleanup = load_handler("cleanup")
 IDLE_TTL = 8
 EXECUTION_TTL = 6
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/sagemaker"
+STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/dev-Operations/6b1c2d30-0000-4000-8000-000000000000"
+DELETE = {
+    "RequestType": "Delete",
+    "StackId": STACK_ID,
+    "PhysicalResourceId": "ragops-dev-cleanup-on-delete",
+    "ResourceProperties": {},
+}
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/serving:1"
 
 
@@ -53,6 +60,16 @@ def serve(sagemaker, name: str, resource_tags: list[dict[str, str]], *, endpoint
         sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name, Tags=resource_tags)
 
 
+def stack_in(status: str):
+    """A CloudFormation client that reports the hook's own stack in `status` (asked once per Delete)."""
+    client = boto3.client("cloudformation", region_name=REGION)
+    stub = Stubber(client)
+    stack = {"StackName": "dev-Operations", "StackId": STACK_ID, "CreationTime": datetime(2026, 1, 1, tzinfo=UTC)}
+    stub.add_response("describe_stacks", {"Stacks": [{**stack, "StackStatus": status}]}, {"StackName": STACK_ID})
+    stub.activate()
+    return client
+
+
 @pytest.fixture
 def clients(aws):
     sns = boto3.client("sns", region_name=REGION)
@@ -62,6 +79,7 @@ def clients(aws):
         tagging=boto3.client("resourcegroupstaggingapi", region_name=REGION),
         cloudwatch=boto3.client("cloudwatch", region_name=REGION),
         sns=sns,
+        cloudformation=stack_in("DELETE_IN_PROGRESS"),
     )
 
 
@@ -173,13 +191,36 @@ def test_stack_delete_removes_young_runtime_resources_but_not_stack_owned_ones(c
     serve(clients.sagemaker, "dev-new", tags("dev"))
     serve(clients.sagemaker, "staging-new", tags("staging"))
     serve(clients.sagemaker, "dev-stack", tags("dev", **{"aws:cloudformation:stack-name": "dev-Models"}))
-    event = {"RequestType": "Delete", "PhysicalResourceId": "ragops-dev-cleanup-on-delete", "ResourceProperties": {}}
 
-    response = cleanup.clean_up(event, settings(), clients, datetime.now(UTC))
+    response = cleanup.clean_up(DELETE, settings(), clients, datetime.now(UTC))
 
     assert response["PhysicalResourceId"] == "ragops-dev-cleanup-on-delete"
     assert response["Data"] == {"delete": 3, "skip": 3}
     assert names(clients)["endpoints"] == {"staging-new", "dev-stack"}
+
+
+@pytest.mark.parametrize(
+    "status",
+    ["UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS", "ROLLBACK_IN_PROGRESS"],
+)
+def test_a_delete_outside_the_stacks_own_deletion_deletes_and_stops_nothing(status):
+    """A replaced or renamed custom resource, or a rolled-back create: the environment keeps running."""
+    untouched = {name: boto3.client(name, region_name=REGION) for name in ("sagemaker", "resourcegroupstaggingapi")}
+    stubs = [Stubber(client) for client in untouched.values()]  # nothing queued: any call fails the test
+    for stub in stubs:
+        stub.activate()
+    clients = cleanup.Clients(
+        sagemaker=untouched["sagemaker"],
+        tagging=untouched["resourcegroupstaggingapi"],
+        cloudwatch=None,
+        sns=_NullSns(),
+        cloudformation=stack_in(status),
+    )
+
+    response = cleanup.clean_up(DELETE, settings(), clients, datetime(2026, 1, 2, tzinfo=UTC))
+
+    assert response == {"PhysicalResourceId": "ragops-dev-cleanup-on-delete"}
+    assert clients.sns.messages == []
 
 
 @pytest.mark.parametrize("request_type", ["Create", "Update"])
@@ -255,7 +296,7 @@ def test_a_failed_read_on_stack_delete_fails_the_custom_resource_after_the_rest_
     fail_when(clients.sagemaker, "DescribeEndpoint", lambda p: p["EndpointName"] == "staging-new")
 
     with pytest.raises(RuntimeError, match=r"clean-up failed for 1 resource.*describe_endpoint: ThrottlingException"):
-        cleanup.clean_up({"RequestType": "Delete", "PhysicalResourceId": "x"}, settings(), clients, later(1))
+        cleanup.clean_up(DELETE, settings(), clients, later(1))
     assert names(clients)["endpoints"] == {"staging-new"}
 
 
@@ -316,7 +357,13 @@ def stubbed_pipeline_clients(now: datetime, expected_stops: list[str]):
         )
     tag_stub.activate()
     sm_stub.activate()
-    clients = cleanup.Clients(sagemaker=sagemaker, tagging=tagging, cloudwatch=None, sns=_NullSns())
+    clients = cleanup.Clients(
+        sagemaker=sagemaker,
+        tagging=tagging,
+        cloudwatch=None,
+        sns=_NullSns(),
+        cloudformation=stack_in("DELETE_IN_PROGRESS"),
+    )
     return clients, (tag_stub, sm_stub)
 
 
@@ -330,7 +377,7 @@ class _NullSns:
 
 @pytest.mark.parametrize(
     ("event", "stops"),
-    [({"mode": "scheduled"}, ["stale"]), ({"RequestType": "Delete", "PhysicalResourceId": "x"}, ["stale", "fresh"])],
+    [({"mode": "scheduled"}, ["stale"]), (DELETE, ["stale", "fresh"])],
 )
 def test_pipeline_executions_past_their_ttl_or_on_stack_delete_are_stopped(event, stops):
     now = datetime(2026, 1, 2, tzinfo=UTC)
@@ -359,7 +406,7 @@ def test_failed_stop_on_stack_delete_fails_the_custom_resource():
     for _ in range(2):
         sm_stub.add_client_error("stop_pipeline_execution", "ResourceNotFound", expected_params=None)
     with pytest.raises(RuntimeError, match="clean-up failed for 2 resource"):
-        cleanup.clean_up({"RequestType": "Delete"}, settings(), clients, now)
+        cleanup.clean_up(DELETE, settings(), clients, now)
 
 
 @pytest.mark.parametrize(
@@ -370,6 +417,7 @@ def test_failed_stop_on_stack_delete_fails_the_custom_resource():
         ({"dry_run": "maybe"}, "dry_run: Input should be a valid boolean"),
         ({"surprise": 1}, "surprise: Extra inputs are not permitted"),
         ({"RequestType": "Destroy"}, "RequestType: Input should be"),
+        ({"RequestType": "Delete"}, "a Delete request names its stack"),
     ],
 )
 def test_bad_events_are_refused_before_anything_is_done(clients, event, message):

@@ -186,6 +186,13 @@ def test_sagemaker_deletes_are_conditioned_on_this_environments_tags(templates, 
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_cleanup_reads_the_status_of_its_own_stack_only(templates, env):
+    (statement,) = [s for s in statements(template(templates, env)) if "cloudformation:DescribeStacks" in s["Action"]]
+    assert statement["Action"] == "cloudformation:DescribeStacks"
+    assert statement["Resource"] == {"Ref": "AWS::StackId"}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_only_unscopable_reads_use_a_wildcard_resource(templates, env):
     wildcard = {
         a
