@@ -2,6 +2,8 @@
 
 Reads are guarded like the actions: a resource that cannot be read is recorded as `failed` and the pass goes on
 with the others, so one throttled describe costs one resource, not the run (a stack delete still fails on it).
+A `delete` pass also lists what still bills afterwards (`pending`): endpoints that exist in any state, Deleting
+included, and executions executing or stopping; the stack-delete waiter repeats passes until that list is empty.
 """
 
 from __future__ import annotations
@@ -14,14 +16,10 @@ from typing import Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 from inventory import CLOUDFORMATION_TAG, Clients, Report, TagMap, find_tagged
 
-TRANSITIONAL_ENDPOINT_STATES = {
-    "Creating",
-    "Updating",
-    "SystemUpdating",
-    "RollingBack",
-    "Deleting",
-    "UpdateRollbackFailed",
-}
+# SageMaker refuses DeleteEndpoint while one of these runs; a delete pass waits, and deletes the endpoint later.
+BUSY_ENDPOINT_STATES = {"Creating", "Updating", "SystemUpdating", "RollingBack"}
+# A scheduled pass leaves these alone: in progress, or (UpdateRollbackFailed) serving and needing a person.
+TRANSITIONAL_ENDPOINT_STATES = BUSY_ENDPOINT_STATES | {"Deleting", "UpdateRollbackFailed"}
 
 # Summary key prefix -> (report kind, what uses it).
 ORPHAN_KINDS = {"EndpointConfig": ("endpoint-config", "endpoint"), "Model": ("model", "endpoint config")}
@@ -55,14 +53,15 @@ class Cleaner:
         self.idle_ttl = idle_ttl
         self.execution_ttl = execution_ttl
         self._described: dict[str, dict[str, Any] | None] = {}
+        self.pending: list[str] = []  # delete mode: what still bills after this pass, as "<kind> <name> (<state>)"
 
     def run(self) -> Report:
         tagging = self.clients.tagging
         tagged = self._read("tagging", "*", "get_resources", lambda: find_tagged(tagging, self.environment))
         if tagged is None:
             return self.report
-        deleted_endpoints = self._endpoints(tagged.of("sagemaker:endpoint"))
-        deleted_configs = self._endpoint_configs(tagged.of("sagemaker:endpoint-config"), deleted_endpoints)
+        self._endpoints(tagged.of("sagemaker:endpoint"))
+        deleted_configs = self._endpoint_configs(tagged.of("sagemaker:endpoint-config"))
         self._models(tagged.of("sagemaker:model"), deleted_configs)
         self._pipeline_executions(tagged.of("sagemaker:pipeline"))
         return self.report
@@ -106,6 +105,12 @@ class Cleaner:
         self.report.add(kind, name, verb, reason)
         return True
 
+    def _still_there(self, kind: str, name: str, state: str, reason: str | None = None) -> None:
+        """Record something that still bills after this delete pass (and, with a reason, why it is waited for)."""
+        if reason:
+            self.report.add(kind, name, "wait", reason)
+        self.pending.append(f"{kind} {name} ({state})")
+
     def _owned_by_stack(self, kind: str, name: str, tags: dict[str, str]) -> bool:
         stack = tags.get(CLOUDFORMATION_TAG)
         if stack:
@@ -114,19 +119,24 @@ class Cleaner:
 
     # -- resources -------------------------------------------------------------------------------------
 
-    def _endpoints(self, tagged: TagMap) -> set[str]:
-        deleted: set[str] = set()
+    def _endpoints(self, tagged: TagMap) -> None:
         summaries = self._list("endpoint", "*", "list_endpoints", "Endpoints") if tagged else []
         for summary in summaries or []:
             arn, name = summary["EndpointArn"].lower(), summary["EndpointName"]
             if arn not in tagged or self._owned_by_stack("endpoint", name, tagged[arn]):
                 continue
             status = summary["EndpointStatus"]
-            if status in TRANSITIONAL_ENDPOINT_STATES:
+            if self.mode == "delete":
+                if status == "Deleting":
+                    self._still_there("endpoint", name, status, "SageMaker is deleting it")
+                    continue
+                if status in BUSY_ENDPOINT_STATES:
+                    self._still_there("endpoint", name, status, f"status {status}: deleted once SageMaker allows it")
+                    continue
+                reason = "environment stack is being deleted"
+            elif status in TRANSITIONAL_ENDPOINT_STATES:
                 self.report.add("endpoint", name, "skip", f"status {status}")
                 continue
-            if self.mode == "delete":
-                reason = "environment stack is being deleted"
             else:
                 age = self.now - summary["CreationTime"]
                 if age < self.idle_ttl:
@@ -142,9 +152,9 @@ class Cleaner:
                     continue
                 reason = f"no invocations in the last {self.idle_ttl}"
             call = lambda n=name: self.clients.sagemaker.delete_endpoint(EndpointName=n)  # noqa: E731
-            if self._act("endpoint", name, "delete", reason, call):
-                deleted.add(name)
-        return deleted
+            deleted = self._act("endpoint", name, "delete", reason, call)
+            if self.mode == "delete":  # deleting takes minutes; a failed delete leaves it as it was
+                self._still_there("endpoint", name, "Deleting" if deleted else status)
 
     def _invocations(self, endpoint: str) -> float | None:
         """Invocations over the idle TTL summed over the variants; None when a read failed."""
@@ -224,12 +234,13 @@ class Cleaner:
         variants = described.get("ProductionVariants", []) + described.get("ShadowProductionVariants", [])
         return [v["ModelName"] for v in variants if "ModelName" in v]
 
-    def _endpoint_configs(self, tagged: TagMap, deleted_endpoints: set[str]) -> set[str]:
+    def _endpoint_configs(self, tagged: TagMap) -> set[str]:
+        """Configs an endpoint uses stay, a Deleting one's too: SageMaker reads them until the endpoint is gone."""
         deleted: set[str] = set()
         if not tagged:
             return deleted
         endpoints = self._list("endpoint-config", "*", "list_endpoints", "Endpoints")
-        in_use = self._in_use(endpoints, "EndpointName", deleted_endpoints, self._config_of)
+        in_use = self._in_use(endpoints, "EndpointName", set(), self._config_of)
         summaries = self._list("endpoint-config", "*", "list_endpoint_configs", "EndpointConfigs")
         for name, reason in self._orphans("EndpointConfig", tagged, summaries, in_use):
             call = lambda n=name: self.clients.sagemaker.delete_endpoint_config(EndpointConfigName=n)  # noqa: E731
@@ -256,9 +267,12 @@ class Cleaner:
                 "pipeline", name, "list_pipeline_executions", "PipelineExecutionSummaries", PipelineName=name
             )
             for execution in executions or []:
-                if execution.get("PipelineExecutionStatus") != "Executing":
+                status, arn = execution.get("PipelineExecutionStatus"), execution["PipelineExecutionArn"]
+                if self.mode == "delete" and status == "Stopping":
+                    self._still_there("pipeline-execution", arn, status, "stopping: its running step finishes first")
                     continue
-                arn = execution["PipelineExecutionArn"]
+                if status != "Executing":
+                    continue
                 if self.mode == "delete":
                     reason = "environment stack is being deleted"
                 else:
@@ -271,4 +285,6 @@ class Cleaner:
                 call = lambda a=arn, t=token: self.clients.sagemaker.stop_pipeline_execution(  # noqa: E731
                     PipelineExecutionArn=a, ClientRequestToken=t
                 )
-                self._act("pipeline-execution", arn, "stop", reason, call)
+                stopped = self._act("pipeline-execution", arn, "stop", reason, call)
+                if self.mode == "delete":
+                    self._still_there("pipeline-execution", arn, "Stopping" if stopped else status)

@@ -5,10 +5,15 @@ Acts only on SageMaker resources tagged `ragops:project=ragops` and `ragops:envi
 `aws:cloudformation:stack-name`) are never touched: their stacks delete them. Modes:
 - `scheduled`: endpoints idle (no invocations) for the idle TTL, endpoint configs and models no endpoint uses
   (older than the idle TTL, so a deployment in progress keeps them), pipeline executions running past their TTL.
-- `delete` (the custom resource's Delete, only while the stack itself is DELETE_IN_PROGRESS): every runtime
-  endpoint, orphaned config and model, and running execution of this environment's pipelines. A Delete in any
-  other stack state (a failed create rolling back, a resource replaced or renamed in an update) deletes nothing.
+- `delete`: every runtime endpoint, orphaned config and model, and running execution of this environment's
+  pipelines; endpoints still creating or updating are deleted once SageMaker allows it.
 `dry_run` reports what would happen without acting. The report lists every resource considered.
+
+On stack delete the CDK provider framework calls this function twice over: on-event, then is-complete every
+poll. On-event decides: only while the stack itself is DELETE_IN_PROGRESS does a Delete tear the environment
+down (a failed create rolling back, or the resource replaced or renamed in an update, deletes nothing). Each
+is-complete call runs a `delete` pass and answers complete once no endpoint of the environment exists and no
+execution is executing or stopping; a failure, or the deadline passing, fails the delete naming what still bills.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ logger = Logger(service="ragops-cleanup")
 tracer = Tracer(service="ragops-cleanup")
 
 STACK_DELETING = "DELETE_IN_PROGRESS"
+QUIET_ACTIONS = {"skip", "wait"}  # a pass with only these notifies nobody: polls would repeat them
 
 
 class CleanupError(ValueError):
@@ -45,6 +51,7 @@ class Settings(BaseModel):
     pipeline_execution_ttl_hours: int = Field(gt=0)
     dry_run: bool
     topic_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:")
+    delete_wait_minutes: int = Field(gt=0, lt=60)  # CloudFormation gives a custom resource one hour
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -54,6 +61,7 @@ class Settings(BaseModel):
             "pipeline_execution_ttl_hours": "RAGOPS_PIPELINE_EXECUTION_TTL_HOURS",
             "dry_run": "RAGOPS_DRY_RUN",
             "topic_arn": "RAGOPS_TOPIC_ARN",
+            "delete_wait_minutes": "RAGOPS_DELETE_WAIT_MINUTES",
         }
         try:
             return cls(**{name: environ.get(var) for name, var in names.items()})
@@ -73,8 +81,16 @@ class RunRequest(BaseModel):
     dry_run: bool | None = None
 
 
+class WaitState(BaseModel):
+    """What on-event hands to is-complete (the provider framework passes on-event's answer fields along)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    deadline: datetime | None  # None: nothing to wait for
+
+
 class StackEvent(BaseModel):
-    """The CloudFormation request the custom-resource provider framework forwards."""
+    """The CloudFormation request the custom-resource provider framework forwards (plus `Waiting` on is-complete)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -82,21 +98,17 @@ class StackEvent(BaseModel):
     StackId: str | None = None
     PhysicalResourceId: str | None = None
     ResourceProperties: dict[str, Any] = {}
+    Waiting: WaitState | None = None
 
 
-def _request(event: Any, settings: Settings) -> tuple[str, bool, StackEvent | None]:
-    """(mode, dry_run, stack event or None) from a scheduled/manual run or a custom-resource request."""
+def _request(event: Any) -> RunRequest | StackEvent:
     if not isinstance(event, Mapping):
         raise CleanupError(f"event must be a JSON object, got {type(event).__name__}")
     try:
-        if "RequestType" in event:
-            stack_event = parse(event=dict(event), model=StackEvent)
-            return ("delete" if stack_event.RequestType == "Delete" else "none"), settings.dry_run, stack_event
-        run = parse(event=dict(event), model=RunRequest)
+        return parse(event=dict(event), model=StackEvent if "RequestType" in event else RunRequest)
     except ValidationError as error:
         details = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in error.errors())
         raise CleanupError(f"invalid event: {details}") from None
-    return run.mode, settings.dry_run if run.dry_run is None else run.dry_run, None
 
 
 def _stack_status(clients: Clients, stack_id: str | None) -> str:
@@ -108,8 +120,7 @@ def _stack_status(clients: Clients, stack_id: str | None) -> str:
 
 
 def _notify(clients: Clients, settings: Settings, report: dict[str, Any]) -> None:
-    acted = {k: v for k, v in report["counts"].items() if k != "skip"}
-    if not acted:
+    if not set(report["counts"]) - QUIET_ACTIONS:
         return
     clients.sns.publish(
         TopicArn=settings.topic_arn,
@@ -118,15 +129,8 @@ def _notify(clients: Clients, settings: Settings, report: dict[str, Any]) -> Non
     )
 
 
-def clean_up(event: Any, settings: Settings, clients: Clients, now: datetime) -> dict[str, Any]:
-    """Run the clean-up the event asks for and return its report (a provider response for stack events)."""
-    mode, dry_run, stack_event = _request(event, settings)
-    physical_id = f"ragops-{settings.environment}-cleanup-on-delete"
-    if mode == "none":  # custom resource Create/Update: nothing to clean yet
-        return {"PhysicalResourceId": physical_id}
-    if stack_event is not None and (status := _stack_status(clients, stack_event.StackId)) != STACK_DELETING:
-        logger.info("Delete outside the stack's own deletion: nothing deleted", extra={"stack_status": status})
-        return {"PhysicalResourceId": stack_event.PhysicalResourceId or physical_id}
+def _pass(settings: Settings, clients: Clients, mode: str, dry_run: bool, now: datetime) -> Cleaner:
+    """One clean-up pass, logged and (when it acted) notified."""
     cleaner = Cleaner(
         settings.environment,
         clients,
@@ -137,14 +141,51 @@ def clean_up(event: Any, settings: Settings, clients: Clients, now: datetime) ->
         execution_ttl=timedelta(hours=settings.pipeline_execution_ttl_hours),
     )
     report = cleaner.run().as_dict()
-    logger.info("clean-up report", extra={"report": report})
+    logger.info("clean-up report", extra={"report": report, "still_billing": cleaner.pending})
     _notify(clients, settings, report)
-    failed = report["counts"].get("failed", 0)
-    if stack_event is not None:
-        if failed:  # keep the stack until the environment stops billing; the report says what failed
-            raise RuntimeError(f"clean-up failed for {failed} resource(s): {json.dumps(report['actions'])}")
-        return {"PhysicalResourceId": stack_event.PhysicalResourceId or physical_id, "Data": report["counts"]}
-    return report
+    return cleaner
+
+
+def _on_event(request: StackEvent, settings: Settings, clients: Clients, now: datetime) -> dict[str, Any]:
+    """Decide whether this request waits for a teardown; the first is-complete call follows at once."""
+    physical_id = request.PhysicalResourceId or f"ragops-{settings.environment}-cleanup-on-delete"
+    deadline = None
+    if request.RequestType == "Delete":
+        status = _stack_status(clients, request.StackId)
+        if status != STACK_DELETING:
+            logger.info("Delete outside the stack's own deletion: nothing deleted", extra={"stack_status": status})
+        elif settings.dry_run:  # report what the teardown would do; nothing changes, so nothing to wait for
+            _pass(settings, clients, "delete", True, now)
+        else:
+            deadline = now + timedelta(minutes=settings.delete_wait_minutes)
+    return {"PhysicalResourceId": physical_id, "Waiting": WaitState(deadline=deadline).model_dump(mode="json")}
+
+
+def _is_complete(waiting: WaitState, settings: Settings, clients: Clients, now: datetime) -> dict[str, Any]:
+    """Act again, then answer whether anything of the environment still runs; fail rather than leave it billing."""
+    if waiting.deadline is None:
+        return {"IsComplete": True}
+    cleaner = _pass(settings, clients, "delete", False, now)
+    failed = [f"{a.kind} {a.name}: {a.reason}" for a in cleaner.report.actions if a.action == "failed"]
+    billing = "; still billing: " + ", ".join(cleaner.pending) if cleaner.pending else ""
+    if failed:
+        raise RuntimeError(f"clean-up failed for {len(failed)} resource(s): {'; '.join(failed)}{billing}")
+    if not cleaner.pending:
+        return {"IsComplete": True}
+    if now >= waiting.deadline:
+        raise RuntimeError(f"clean-up did not finish in {settings.delete_wait_minutes} minutes{billing}")
+    return {"IsComplete": False}
+
+
+def clean_up(event: Any, settings: Settings, clients: Clients, now: datetime) -> dict[str, Any]:
+    """Run what the event asks for: a pass (its report), or a provider-framework on-event or is-complete call."""
+    request = _request(event)
+    if isinstance(request, StackEvent):
+        if request.Waiting is not None:
+            return _is_complete(request.Waiting, settings, clients, now)
+        return _on_event(request, settings, clients, now)
+    dry_run = settings.dry_run if request.dry_run is None else request.dry_run
+    return _pass(settings, clients, request.mode, dry_run, now).report.as_dict()
 
 
 @cache

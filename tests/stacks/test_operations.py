@@ -159,6 +159,34 @@ def test_stack_delete_runs_the_cleanup_through_a_custom_resource(templates, env)
     assert "ServiceToken" in resource["Properties"]
 
 
+def waiter_retry(t: Template) -> dict:
+    """The retry policy of the provider framework's waiter state machine (its one polling task)."""
+    (machine,) = t.find_resources("AWS::StepFunctions::StateMachine").values()
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    definition = json.loads("".join(p if isinstance(p, str) else "<arn>" for p in parts))
+    (retry,) = definition["States"]["framework-isComplete-task"]["Retry"]
+    return retry
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_stack_delete_polls_the_cleanup_and_it_gives_up_first_within_cloudformations_hour(templates, env):
+    t = template(templates, env)
+    cleanup_arn = {"Fn::GetAtt": [logical_id(t, "AWS::Lambda::Function", "ragops-cleanup"), "Arn"]}
+    (is_complete,) = t.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": "framework.isComplete"}}
+    ).values()
+    assert is_complete["Properties"]["Environment"]["Variables"]["USER_IS_COMPLETE_FUNCTION_ARN"] == cleanup_arn
+    retry = waiter_retry(t)
+    assert retry["IntervalSeconds"] == 30
+    framework_minutes = retry["IntervalSeconds"] * retry["MaxAttempts"] / 60
+    variables = functions(t)["ragops-cleanup"]["Properties"]["Environment"]["Variables"]
+    # The hook fails naming what still bills before the framework's bare timeout, and both before CloudFormation's
+    # one-hour limit for a custom resource (its ServiceTimeout is left at that maximum).
+    assert int(variables["RAGOPS_DELETE_WAIT_MINUTES"]) == 40 < framework_minutes == 45 < 60
+    (resource,) = t.find_resources("Custom::RagOpsCleanup").values()
+    assert "ServiceTimeout" not in resource["Properties"]
+
+
 def statements(t: Template) -> list[dict]:
     return [
         s for p in t.find_resources("AWS::IAM::Policy").values() for s in p["Properties"]["PolicyDocument"]["Statement"]
