@@ -12,6 +12,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
+from stacks.interface_drain import InterfaceDrain
 from stacks.lifecycle import log_retention, removal_policy
 from stacks.nag import acknowledge
 
@@ -162,6 +163,17 @@ class VectorStoreStack(cdk.Stack):
                 )
             ]
         ).to_json()
+        # Deleted after the domain, before its group: OpenSearch removes the domain's interfaces afterwards.
+        InterfaceDrain(
+            self,
+            "InterfaceDrain",
+            security_group=self.security_group,
+            owners=[self.domain],
+            keep=[],
+            key=key,
+            log_retention=log_retention(config.log_retention_days),
+            removal=removal,
+        )
         self._acknowledge(config)
 
     @property

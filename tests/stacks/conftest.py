@@ -45,3 +45,12 @@ def templates(app: cdk.App) -> dict[str, Template]:
 def normalise_asset_hashes(data: Any, path: Any) -> Any:
     """syrupy matcher: asset hashes change with any byte of an asset; the snapshot keeps their place."""
     return ASSET_HASH.sub("<asset-hash>", data) if isinstance(data, str) else data
+
+
+def waiter_retry(t: Template) -> dict:
+    """The retry policy of the provider framework's waiter state machine (its one polling task)."""
+    (machine,) = t.find_resources("AWS::StepFunctions::StateMachine").values()
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    definition = json.loads("".join(p if isinstance(p, str) else "<arn>" for p in parts))
+    (retry,) = definition["States"]["framework-isComplete-task"]["Retry"]
+    return retry

@@ -11,7 +11,7 @@ from aws_cdk.assertions import Match, Template
 from stacks.app_builder import build_app
 from stacks.config import load_app_config
 from stacks.powertools_layer import LAYER_NAME, powertools_layer_arn
-from tests.stacks.conftest import ENVIRONMENTS, cdk_context
+from tests.stacks.conftest import ENVIRONMENTS, cdk_context, waiter_retry
 
 CONFIG = load_app_config(cdk_context())
 
@@ -157,15 +157,6 @@ def test_stack_delete_runs_the_cleanup_through_a_custom_resource(templates, env)
     t = template(templates, env)
     (resource,) = t.find_resources("Custom::RagOpsCleanup").values()
     assert "ServiceToken" in resource["Properties"]
-
-
-def waiter_retry(t: Template) -> dict:
-    """The retry policy of the provider framework's waiter state machine (its one polling task)."""
-    (machine,) = t.find_resources("AWS::StepFunctions::StateMachine").values()
-    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
-    definition = json.loads("".join(p if isinstance(p, str) else "<arn>" for p in parts))
-    (retry,) = definition["States"]["framework-isComplete-task"]["Retry"]
-    return retry
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
