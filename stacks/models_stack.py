@@ -8,6 +8,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from stacks.config import EndpointConfig, EnvironmentConfig
+from stacks.interface_drain import InterfaceDrain
 from stacks.jumpstart.catalog import resolve
 from stacks.lifecycle import log_retention, removal_policy
 from stacks.model_endpoint import ModelEndpoint
@@ -48,6 +49,19 @@ class ModelsStack(cdk.Stack):
         network.allow_https_out(self.security_group, "the VPC's interface endpoints")
         self.embedding = self._endpoint("Embedding", "embedding", EMBEDDING_MODEL, config.models.embedding)
         self.llm = self._endpoint("Llm", "llm", LLM_MODEL, config.models.llm)
+        # Deleted after the endpoints, before their execution roles and the group: SageMaker removes the endpoints'
+        # interfaces from the group afterwards, with those roles.
+        endpoints = [e for e in (self.embedding, self.llm) if e is not None]
+        InterfaceDrain(
+            self,
+            "InterfaceDrain",
+            security_group=self.security_group,
+            owners=[e.endpoint for e in endpoints],
+            keep=[e.role for e in endpoints],
+            key=key,
+            log_retention=log_retention(config.log_retention_days),
+            removal=removal_policy(config),
+        )
 
     def _endpoint(self, construct_id: str, role: str, model_key: str, settings: EndpointConfig) -> ModelEndpoint | None:
         if not settings.enabled:

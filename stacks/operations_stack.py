@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -18,20 +17,22 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
-from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from processing.pipelines.parameters import pipeline_prefix
 from stacks.config import PROJECT, TAG_ENVIRONMENT, TAG_PROJECT, EnvironmentConfig
+from stacks.hooks import RUNTIME, hook_code, waiting_provider
 from stacks.lifecycle import log_retention, removal_policy
 from stacks.nag import acknowledge
 from stacks.powertools_layer import powertools_layer_arn
 
-LAMBDA_ROOT = Path(__file__).resolve().parents[1] / "lambda"
-# AwsSolutions-L1 (cdk-nag 3.0.2) accepts only the newest Python runtime aws-cdk-lib knows: python3.14.
-RUNTIME = lambda_.Runtime.PYTHON_3_14
 SSM_PREFIX = f"/{PROJECT}"
 PIPELINE_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
+# The stack delete waits for the clean-up: endpoints take minutes to delete, and a stopping execution first
+# finishes its running step (a processing job stops within minutes; a Lambda step runs to its timeout).
+# After 40 minutes the hook fails, naming what still bills, and the stack stays until it is deleted again.
+DELETE_WAIT = cdk.Duration.minutes(40)
+DELETE_POLL = cdk.Duration.seconds(30)  # endpoint and execution states change over minutes, not seconds
 
 
 def hook_function_name(config: EnvironmentConfig, hook: str) -> str:
@@ -110,7 +111,7 @@ class OperationsStack(cdk.Stack):
             runtime=RUNTIME,
             architecture=lambda_.Architecture.ARM_64,
             handler="handler.lambda_handler",
-            code=lambda_.Code.from_asset(str(LAMBDA_ROOT / name), exclude=["__pycache__", "*.pyc", "README.md"]),
+            code=hook_code(name),
             layers=[self._layer],
             role=role,
             memory_size=256,
@@ -249,6 +250,7 @@ class OperationsStack(cdk.Stack):
                 "RAGOPS_PIPELINE_EXECUTION_TTL_HOURS": str(config.cleanup.pipeline_execution_ttl_hours),
                 "RAGOPS_DRY_RUN": str(config.cleanup.dry_run).lower(),
                 "RAGOPS_TOPIC_ARN": self.topic.topic_arn,
+                "RAGOPS_DELETE_WAIT_MINUTES": str(int(DELETE_WAIT.to_minutes())),
             },
             timeout_minutes=10,
         )
@@ -291,6 +293,10 @@ class OperationsStack(cdk.Stack):
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=["sagemaker:ListPipelineExecutions"], resources=[self._pipeline_arn("*")])
         )
+        # A Delete tears the environment down only while this stack itself is being deleted: its own status.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["cloudformation:DescribeStacks"], resources=[self.stack_id])
+        )
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:StopPipelineExecution"], resources=[self._pipeline_arn("*/execution/*")]
@@ -330,10 +336,14 @@ class OperationsStack(cdk.Stack):
             )
         )
 
-        provider = cr.Provider(
+        # The delete completes only when the hook finds nothing of this environment executing, stopping or
+        # serving: the pipeline stack (deleted next) cannot delete a pipeline with a running execution.
+        provider = waiting_provider(
             self,
             "CleanupOnDeleteProvider",
-            on_event_handler=function,
+            handler=function,
+            wait=DELETE_WAIT,
+            poll=DELETE_POLL,
             log_group=logs.LogGroup(
                 self,
                 "CleanupOnDeleteProviderLogs",
@@ -341,16 +351,6 @@ class OperationsStack(cdk.Stack):
                 retention=log_retention(config.log_retention_days),
                 removal_policy=self._removal,
             ),
-        )
-        acknowledge(
-            provider,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-            "the CDK provider framework's own function; it only logs and invokes the clean-up function",
-        )
-        acknowledge(
-            provider,
-            f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(function.node.default_child)}.Arn>:*]",
-            "the provider framework may invoke any version of the clean-up function, and nothing else",
         )
         on_delete = cdk.CustomResource(
             self, "CleanupOnDelete", service_token=provider.service_token, resource_type="Custom::RagOpsCleanup"

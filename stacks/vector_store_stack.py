@@ -12,6 +12,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
+from stacks.interface_drain import InterfaceDrain
 from stacks.lifecycle import encrypted_log_group, log_retention, removal_policy
 from stacks.nag import acknowledge, acknowledge_sdk_call_function
 
@@ -166,6 +167,17 @@ class VectorStoreStack(cdk.Stack):
                 )
             ]
         ).to_json()
+        # Deleted after the domain, before its group: OpenSearch removes the domain's interfaces afterwards.
+        InterfaceDrain(
+            self,
+            "InterfaceDrain",
+            security_group=self.security_group,
+            owners=[self.domain],
+            keep=[],
+            key=key,
+            log_retention=log_retention(config.log_retention_days),
+            removal=removal,
+        )
         self._acknowledge(config)
 
     @property

@@ -6,6 +6,8 @@ import pytest
 from moto import mock_aws
 from moto.sagemaker import models as sagemaker_models
 
+from tests.lambda_cleanup import moto_clients
+
 
 @pytest.fixture
 def aws(monkeypatch):
@@ -20,3 +22,9 @@ def aws(monkeypatch):
     monkeypatch.setattr(sagemaker_models.FakeEndpointConfig, "__init__", init)
     with mock_aws():
         yield
+
+
+@pytest.fixture
+def clients(aws):
+    """The clean-up hook's clients against moto; its own stack reports DELETE_IN_PROGRESS."""
+    return moto_clients()

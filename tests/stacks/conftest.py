@@ -54,3 +54,12 @@ def synth_environment(tmp_path: Path, env: str, changes: dict[str, Any]) -> dict
     app = build_app(cdk.App(context={**context, "environments": env}, outdir=str(tmp_path)), with_checks=False)
     stage = app.node.find_child(env)
     return {stack.node.id: Template.from_stack(stack) for stack in stage.node.children if isinstance(stack, cdk.Stack)}
+
+
+def waiter_retry(t: Template) -> dict:
+    """The retry policy of the provider framework's waiter state machine (its one polling task)."""
+    (machine,) = t.find_resources("AWS::StepFunctions::StateMachine").values()
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    definition = json.loads("".join(p if isinstance(p, str) else "<arn>" for p in parts))
+    (retry,) = definition["States"]["framework-isComplete-task"]["Retry"]
+    return retry

@@ -9,7 +9,7 @@ from aws_cdk.assertions import Match, Template
 
 from stacks.config import load_app_config
 from stacks.powertools_layer import LAYER_NAME, powertools_layer_arn
-from tests.stacks.conftest import ENVIRONMENTS, cdk_context, synth_environment
+from tests.stacks.conftest import ENVIRONMENTS, cdk_context, synth_environment, waiter_retry
 
 CONFIG = load_app_config(cdk_context())
 
@@ -162,6 +162,25 @@ def test_stack_delete_runs_the_cleanup_through_a_custom_resource(templates, env)
     assert "ServiceToken" in resource["Properties"]
 
 
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_stack_delete_polls_the_cleanup_and_it_gives_up_first_within_cloudformations_hour(templates, env):
+    t = template(templates, env)
+    cleanup_arn = {"Fn::GetAtt": [logical_id(t, "AWS::Lambda::Function", "ragops-cleanup"), "Arn"]}
+    (is_complete,) = t.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": "framework.isComplete"}}
+    ).values()
+    assert is_complete["Properties"]["Environment"]["Variables"]["USER_IS_COMPLETE_FUNCTION_ARN"] == cleanup_arn
+    retry = waiter_retry(t)
+    assert retry["IntervalSeconds"] == 30
+    framework_minutes = retry["IntervalSeconds"] * retry["MaxAttempts"] / 60
+    variables = functions(t)["ragops-cleanup"]["Properties"]["Environment"]["Variables"]
+    # The hook fails naming what still bills before the framework's bare timeout, and both before CloudFormation's
+    # one-hour limit for a custom resource (its ServiceTimeout is left at that maximum).
+    assert int(variables["RAGOPS_DELETE_WAIT_MINUTES"]) == 40 < framework_minutes == 45 < 60
+    (resource,) = t.find_resources("Custom::RagOpsCleanup").values()
+    assert "ServiceTimeout" not in resource["Properties"]
+
+
 def statements(t: Template) -> list[dict]:
     return [
         s for p in t.find_resources("AWS::IAM::Policy").values() for s in p["Properties"]["PolicyDocument"]["Statement"]
@@ -186,6 +205,13 @@ def test_sagemaker_deletes_are_conditioned_on_this_environments_tags(templates, 
     assert [s["Resource"] for s in stops] == [
         f"arn:aws:sagemaker:us-east-1:{CONFIG.environments[env].account}:pipeline/ragops-{env}-*/execution/*"
     ]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_cleanup_reads_the_status_of_its_own_stack_only(templates, env):
+    (statement,) = [s for s in statements(template(templates, env)) if "cloudformation:DescribeStacks" in s["Action"]]
+    assert statement["Action"] == "cloudformation:DescribeStacks"
+    assert statement["Resource"] == {"Ref": "AWS::StackId"}
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

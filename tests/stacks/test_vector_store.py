@@ -20,13 +20,23 @@ SLR_FUNCTION = "AWS679f53fac002430cb0da5b7982bd2287"  # aws-cdk-lib's AwsCustomR
 
 
 def role_ids(templates, env: str) -> dict[str, str]:
-    """The project's two roles (not the custom-resource function's)."""
+    """The project's two roles (not the custom-resource functions')."""
     roles = templates[f"{env}/VectorStore"].find_resources("AWS::IAM::Role")
     return {
         ("operator" if "Operator" in logical_id else "pipeline"): logical_id
         for logical_id in roles
-        if not logical_id.startswith(SLR_FUNCTION)
+        if logical_id.startswith(("PipelineRole", "OperatorRole"))
     }
+
+
+def slr_policy(template) -> dict:
+    """The policy of aws-cdk-lib's AwsCustomResource function, which makes the service-linked role call."""
+    (policy,) = [
+        p
+        for p in template.find_resources("AWS::IAM::Policy").values()
+        if p["Properties"]["Roles"][0]["Ref"].startswith(f"{SLR_FUNCTION}ServiceRole")
+    ]
+    return policy
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -69,9 +79,12 @@ def test_operator_role_requires_mfa_and_pipeline_role_is_for_sagemaker_without_p
     assert pipeline_trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
     assert "Policies" not in roles[ids["pipeline"]]["Properties"]
     assert "ManagedPolicyArns" not in roles[ids["pipeline"]]["Properties"]
-    (policy,) = template.find_resources("AWS::IAM::Policy").values()  # the service-linked role call's only
-    (role,) = policy["Properties"]["Roles"]
-    assert role["Ref"].startswith(f"{SLR_FUNCTION}ServiceRole")
+    # Only the custom-resource functions have policies here: the pipeline stack owns the pipeline role's.
+    attached = {
+        r["Ref"] for p in template.find_resources("AWS::IAM::Policy").values() for r in p["Properties"]["Roles"]
+    }
+    assert attached.isdisjoint(ids.values())
+    assert all(r.startswith((SLR_FUNCTION, "InterfaceDrain")) for r in attached)
     assert_least_privilege(template)
 
 
@@ -92,15 +105,15 @@ def test_app_slow_and_audit_logs_go_to_encrypted_groups_with_retention_via_one_n
     assert set(publishing) == {"ES_APPLICATION_LOGS", "SEARCH_SLOW_LOGS", "INDEX_SLOW_LOGS", "AUDIT_LOGS"}
     assert all(option["Enabled"] for option in publishing.values())
     groups = template.find_resources("AWS::Logs::LogGroup")
-    assert len(groups) == 5  # four domain logs and the service-linked role call's function log
+    assert len(groups) == 6  # four domain logs, the service-linked role call's and the interface drain's
     assert all("KmsKeyId" in g["Properties"] and g["Properties"]["RetentionInDays"] > 0 for g in groups.values())
     (policy,) = template.find_resources("AWS::Logs::ResourcePolicy").values()
     document = json.dumps(policy["Properties"]["PolicyDocument"])
     assert "es.amazonaws.com" in document
     assert "aws:SourceArn" in document
     custom = [r["Type"] for r in template.to_json()["Resources"].values() if r["Type"].startswith("Custom::")]
-    assert custom == ["Custom::AWS"]  # the service-linked role call only: no log-policy custom resource
-    template.resource_count_is("AWS::Lambda::Function", 1)
+    # The service-linked role call and the interface drain: no log-policy custom resource.
+    assert sorted(custom) == ["Custom::AWS", "Custom::RagOpsInterfaceDrain"]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -114,8 +127,7 @@ def test_the_domain_waits_for_the_service_linked_role_created_once_per_account(t
     assert "^InvalidInput" in json.dumps(create)  # "role name has been taken": an account that already has it
     assert "Delete" not in slr["Properties"]  # account-wide and free: left in place for other domains
     assert slr_id in domain(templates, env)["DependsOn"]
-    (policy,) = template.find_resources("AWS::IAM::Policy").values()
-    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    (statement,) = slr_policy(template)["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Action"] == "iam:CreateServiceLinkedRole"
     assert statement["Condition"] == {"StringEquals": {"iam:AWSServiceName": "opensearchservice.amazonaws.com"}}
     assert re.fullmatch(

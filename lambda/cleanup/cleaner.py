@@ -1,0 +1,290 @@
+"""One clean-up pass over this environment's SageMaker resources: decide per resource, act, record every decision.
+
+Reads are guarded like the actions: a resource that cannot be read is recorded as `failed` and the pass goes on
+with the others, so one throttled describe costs one resource, not the run (a stack delete still fails on it).
+A `delete` pass also lists what still bills afterwards (`pending`): endpoints that exist in any state, Deleting
+included, and executions executing or stopping; the stack-delete waiter repeats passes until that list is empty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+from inventory import CLOUDFORMATION_TAG, Clients, Report, TagMap, find_tagged
+
+# SageMaker refuses DeleteEndpoint while one of these runs; a delete pass waits, and deletes the endpoint later.
+BUSY_ENDPOINT_STATES = {"Creating", "Updating", "SystemUpdating", "RollingBack"}
+# A scheduled pass leaves these alone: in progress, or (UpdateRollbackFailed) serving and needing a person.
+TRANSITIONAL_ENDPOINT_STATES = BUSY_ENDPOINT_STATES | {"Deleting", "UpdateRollbackFailed"}
+
+# Summary key prefix -> (report kind, what uses it).
+ORPHAN_KINDS = {"EndpointConfig": ("endpoint-config", "endpoint"), "Model": ("model", "endpoint config")}
+
+T = TypeVar("T")
+
+
+def _error_code(error: Exception) -> str:
+    return error.response["Error"]["Code"] if isinstance(error, ClientError) else type(error).__name__
+
+
+class Cleaner:
+    """One pass: decides per resource, acts unless dry run, records every decision."""
+
+    def __init__(
+        self,
+        environment: str,
+        clients: Clients,
+        *,
+        mode: str,
+        dry_run: bool,
+        now: datetime,
+        idle_ttl: timedelta,
+        execution_ttl: timedelta,
+    ) -> None:
+        self.environment = environment
+        self.clients = clients
+        self.mode = mode
+        self.now = now
+        self.report = Report(environment, mode, dry_run)
+        self.idle_ttl = idle_ttl
+        self.execution_ttl = execution_ttl
+        self._described: dict[str, dict[str, Any] | None] = {}
+        self.pending: list[str] = []  # delete mode: what still bills after this pass, as "<kind> <name> (<state>)"
+
+    def run(self) -> Report:
+        tagging = self.clients.tagging
+        tagged = self._read("tagging", "*", "get_resources", lambda: find_tagged(tagging, self.environment))
+        if tagged is None:
+            return self.report
+        self._endpoints(tagged.of("sagemaker:endpoint"))
+        deleted_configs = self._endpoint_configs(tagged.of("sagemaker:endpoint-config"))
+        self._models(tagged.of("sagemaker:model"), deleted_configs)
+        self._pipeline_executions(tagged.of("sagemaker:pipeline"))
+        return self.report
+
+    # -- reads and actions, each recorded ----------------------------------------------------------------
+
+    def _read(self, kind: str, name: str, what: str, call: Callable[[], T]) -> T | None:
+        """`call()`, or None after recording the failure: the pass continues with the other resources."""
+        try:
+            return call()
+        except (ClientError, BotoCoreError) as error:
+            self.report.add(kind, name, "failed", f"{what}: {_error_code(error)}")
+            return None
+
+    def _list(self, kind: str, name: str, operation: str, key: str, **kwargs: Any) -> list[dict[str, Any]] | None:
+        def pages() -> list[dict[str, Any]]:
+            paginator = self.clients.sagemaker.get_paginator(operation)
+            return [item for page in paginator.paginate(**kwargs) for item in page[key]]
+
+        return self._read(kind, name, operation, pages)
+
+    def _describe_endpoint(self, name: str) -> dict[str, Any] | None:
+        """Once per pass: the invocation check and the in-use check read the same description."""
+        if name not in self._described:
+            describe = self.clients.sagemaker.describe_endpoint
+            self._described[name] = self._read(
+                "endpoint", name, "describe_endpoint", lambda: describe(EndpointName=name)
+            )
+        return self._described[name]
+
+    def _act(self, kind: str, name: str, verb: str, reason: str, call: Callable[[], Any]) -> bool:
+        """Perform `call` (unless dry run) and record it; True when the resource is (or would be) gone."""
+        if self.report.dry_run:
+            self.report.add(kind, name, f"would-{verb}", reason)
+            return True
+        try:
+            call()
+        except (ClientError, BotoCoreError) as error:
+            self.report.add(kind, name, "failed", f"{verb}: {_error_code(error)}: {reason}")
+            return False
+        self.report.add(kind, name, verb, reason)
+        return True
+
+    def _still_there(self, kind: str, name: str, state: str, reason: str | None = None) -> None:
+        """Record something that still bills after this delete pass (and, with a reason, why it is waited for)."""
+        if reason:
+            self.report.add(kind, name, "wait", reason)
+        self.pending.append(f"{kind} {name} ({state})")
+
+    def _owned_by_stack(self, kind: str, name: str, tags: dict[str, str]) -> bool:
+        stack = tags.get(CLOUDFORMATION_TAG)
+        if stack:
+            self.report.add(kind, name, "skip", f"owned by CloudFormation stack {stack}")
+        return bool(stack)
+
+    # -- resources -------------------------------------------------------------------------------------
+
+    def _endpoints(self, tagged: TagMap) -> None:
+        summaries = self._list("endpoint", "*", "list_endpoints", "Endpoints") if tagged else []
+        for summary in summaries or []:
+            arn, name = summary["EndpointArn"].lower(), summary["EndpointName"]
+            if arn not in tagged or self._owned_by_stack("endpoint", name, tagged[arn]):
+                continue
+            status = summary["EndpointStatus"]
+            if self.mode == "delete":
+                if status == "Deleting":
+                    self._still_there("endpoint", name, status, "SageMaker is deleting it")
+                    continue
+                if status in BUSY_ENDPOINT_STATES:
+                    self._still_there("endpoint", name, status, f"status {status}: deleted once SageMaker allows it")
+                    continue
+                reason = "environment stack is being deleted"
+            elif status in TRANSITIONAL_ENDPOINT_STATES:
+                self.report.add("endpoint", name, "skip", f"status {status}")
+                continue
+            else:
+                age = self.now - summary["CreationTime"]
+                if age < self.idle_ttl:
+                    self.report.add("endpoint", name, "skip", f"younger than the idle TTL ({age} old)")
+                    continue
+                invocations = self._invocations(name)
+                if invocations is None:  # the failed read is recorded
+                    continue
+                if invocations:
+                    self.report.add(
+                        "endpoint", name, "skip", f"{invocations:.0f} invocations in the last {self.idle_ttl}"
+                    )
+                    continue
+                reason = f"no invocations in the last {self.idle_ttl}"
+            call = lambda n=name: self.clients.sagemaker.delete_endpoint(EndpointName=n)  # noqa: E731
+            deleted = self._act("endpoint", name, "delete", reason, call)
+            if self.mode == "delete":  # deleting takes minutes; a failed delete leaves it as it was
+                self._still_there("endpoint", name, "Deleting" if deleted else status)
+
+    def _invocations(self, endpoint: str) -> float | None:
+        """Invocations over the idle TTL summed over the variants; None when a read failed."""
+        described = self._describe_endpoint(endpoint)
+        if described is None:
+            return None
+        total = 0.0
+        for variant in described.get("ProductionVariants", []):
+            statistics = self._read(
+                "endpoint",
+                endpoint,
+                "get_metric_statistics",
+                lambda v=variant["VariantName"]: self.clients.cloudwatch.get_metric_statistics(
+                    Namespace="AWS/SageMaker",
+                    MetricName="Invocations",
+                    Dimensions=[{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": v}],
+                    StartTime=self.now - self.idle_ttl,
+                    EndTime=self.now,
+                    Period=int(self.idle_ttl.total_seconds()),
+                    Statistics=["Sum"],
+                ),
+            )
+            if statistics is None:
+                return None
+            total += sum(p["Sum"] for p in statistics["Datapoints"])
+        return total
+
+    def _orphans(
+        self, kind: str, tagged: TagMap, summaries: list[dict[str, Any]] | None, in_use: set[str] | None
+    ) -> list[tuple[str, str]]:
+        """(name, reason) of the tagged, runtime-created configs or models nothing uses that may go now."""
+        label, user = ORPHAN_KINDS[kind]
+        found = []
+        for summary in summaries or []:
+            arn, name = summary[f"{kind}Arn"].lower(), summary[f"{kind}Name"]
+            if arn not in tagged or self._owned_by_stack(label, name, tagged[arn]):
+                continue
+            if in_use is None:
+                self.report.add(label, name, "skip", f"kept: which {user}s use it could not be read")
+            elif name in in_use:
+                self.report.add(label, name, "skip", f"used by an {user}")
+            elif self.mode == "delete":
+                found.append((name, f"not used by any {user}; environment stack is being deleted"))
+            elif self.now - summary["CreationTime"] < self.idle_ttl:
+                self.report.add(label, name, "skip", f"unused but younger than {self.idle_ttl}")
+            else:
+                found.append((name, f"not used by any {user} and older than {self.idle_ttl}"))
+        return found
+
+    def _in_use(
+        self, listed: list[dict[str, Any]] | None, key: str, gone: set[str], uses: Callable[[str], list[str] | None]
+    ) -> set[str] | None:
+        """What the listed users (endpoints or configs) use, or None when a read failed: then nothing is unused."""
+        if listed is None:
+            return None
+        found: set[str] = set()
+        for item in listed:
+            if item[key] in gone:
+                continue
+            used = uses(item[key])
+            if used is None:
+                return None
+            found.update(used)
+        return found
+
+    def _config_of(self, endpoint: str) -> list[str] | None:
+        described = self._describe_endpoint(endpoint)
+        return None if described is None else [described["EndpointConfigName"]]
+
+    def _models_of(self, config: str) -> list[str] | None:
+        describe = self.clients.sagemaker.describe_endpoint_config
+        described = self._read(
+            "endpoint-config", config, "describe_endpoint_config", lambda: describe(EndpointConfigName=config)
+        )
+        if described is None:
+            return None
+        variants = described.get("ProductionVariants", []) + described.get("ShadowProductionVariants", [])
+        return [v["ModelName"] for v in variants if "ModelName" in v]
+
+    def _endpoint_configs(self, tagged: TagMap) -> set[str]:
+        """Configs an endpoint uses stay, a Deleting one's too: SageMaker reads them until the endpoint is gone."""
+        deleted: set[str] = set()
+        if not tagged:
+            return deleted
+        endpoints = self._list("endpoint-config", "*", "list_endpoints", "Endpoints")
+        in_use = self._in_use(endpoints, "EndpointName", set(), self._config_of)
+        summaries = self._list("endpoint-config", "*", "list_endpoint_configs", "EndpointConfigs")
+        for name, reason in self._orphans("EndpointConfig", tagged, summaries, in_use):
+            call = lambda n=name: self.clients.sagemaker.delete_endpoint_config(EndpointConfigName=n)  # noqa: E731
+            if self._act("endpoint-config", name, "delete", reason, call):
+                deleted.add(name)
+        return deleted
+
+    def _models(self, tagged: TagMap, deleted_configs: set[str]) -> None:
+        if not tagged:
+            return
+        configs = self._list("model", "*", "list_endpoint_configs", "EndpointConfigs")
+        in_use = self._in_use(configs, "EndpointConfigName", deleted_configs, self._models_of)
+        summaries = self._list("model", "*", "list_models", "Models")
+        for name, reason in self._orphans("Model", tagged, summaries, in_use):
+            self._act("model", name, "delete", reason, lambda n=name: self.clients.sagemaker.delete_model(ModelName=n))
+
+    def _pipeline_executions(self, tagged: TagMap) -> None:
+        pipelines = self._list("pipeline", "*", "list_pipelines", "PipelineSummaries") if tagged else []
+        for pipeline in pipelines or []:
+            if pipeline["PipelineArn"].lower() not in tagged:
+                continue
+            name = pipeline["PipelineName"]
+            executions = self._list(
+                "pipeline", name, "list_pipeline_executions", "PipelineExecutionSummaries", PipelineName=name
+            )
+            for execution in executions or []:
+                status, arn = execution.get("PipelineExecutionStatus"), execution["PipelineExecutionArn"]
+                if self.mode == "delete" and status == "Stopping":
+                    self._still_there("pipeline-execution", arn, status, "stopping: its running step finishes first")
+                    continue
+                if status != "Executing":
+                    continue
+                if self.mode == "delete":
+                    reason = "environment stack is being deleted"
+                else:
+                    running = self.now - execution["StartTime"]
+                    if running < self.execution_ttl:
+                        self.report.add("pipeline-execution", arn, "skip", f"running for {running}, within the TTL")
+                        continue
+                    reason = f"running for {running}, longer than {self.execution_ttl}"
+                token = hashlib.sha256(arn.encode()).hexdigest()[:64]  # stable: a retried stop is idempotent
+                call = lambda a=arn, t=token: self.clients.sagemaker.stop_pipeline_execution(  # noqa: E731
+                    PipelineExecutionArn=a, ClientRequestToken=t
+                )
+                stopped = self._act("pipeline-execution", arn, "stop", reason, call)
+                if self.mode == "delete":
+                    self._still_there("pipeline-execution", arn, "Stopping" if stopped else status)

@@ -1,0 +1,79 @@
+"""What a clean-up pass works from and what it leaves: the clients, this environment's tagged resources, the report."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+PROJECT = "ragops"
+TAG_PROJECT = "ragops:project"
+TAG_ENVIRONMENT = "ragops:environment"
+CLOUDFORMATION_TAG = "aws:cloudformation:stack-name"
+RESOURCE_TYPES = ("sagemaker:endpoint", "sagemaker:endpoint-config", "sagemaker:model", "sagemaker:pipeline")
+TagMap = dict[str, dict[str, str]]  # ARN -> tags
+
+
+@dataclass(frozen=True)
+class Clients:
+    sagemaker: Any
+    tagging: Any
+    cloudwatch: Any
+    sns: Any
+    cloudformation: Any
+
+
+@dataclass
+class Action:
+    kind: str
+    name: str
+    action: str
+    reason: str
+
+
+@dataclass
+class Report:
+    environment: str
+    mode: str
+    dry_run: bool
+    actions: list[Action] = field(default_factory=list)
+
+    def add(self, kind: str, name: str, action: str, reason: str) -> None:
+        self.actions.append(Action(kind, name, action, reason))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "environment": self.environment,
+            "mode": self.mode,
+            "dry_run": self.dry_run,
+            "counts": dict(Counter(item.action for item in self.actions)),
+            "actions": [asdict(a) for a in self.actions],
+        }
+
+
+@dataclass(frozen=True)
+class Tagged:
+    """This environment's resources, by type, as ARN -> tags (ARNs lower-cased: SageMaker lower-cases names)."""
+
+    by_type: dict[str, TagMap]
+
+    def of(self, resource_type: str) -> TagMap:
+        return self.by_type.get(resource_type, {})
+
+
+def find_tagged(tagging: Any, environment: str) -> Tagged:
+    by_type: dict[str, TagMap] = {}
+    pages = tagging.get_paginator("get_resources").paginate(
+        TagFilters=[{"Key": TAG_PROJECT, "Values": [PROJECT]}, {"Key": TAG_ENVIRONMENT, "Values": [environment]}],
+        ResourceTypeFilters=list(RESOURCE_TYPES),
+    )
+    for page in pages:
+        for item in page["ResourceTagMappingList"]:
+            tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+            # Defence in depth: act only when both tags are exactly this project's and environment's.
+            if tags.get(TAG_PROJECT) != PROJECT or tags.get(TAG_ENVIRONMENT) != environment:
+                continue
+            arn = item["ResourceARN"].lower()
+            resource_type = "sagemaker:" + arn.split(":", 5)[5].split("/", 1)[0]
+            by_type.setdefault(resource_type, {})[arn] = tags
+    return Tagged(by_type)

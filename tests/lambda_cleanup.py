@@ -1,0 +1,190 @@
+"""What the clean-up tests share: the handler, its settings, SageMaker resources in moto, stubbed clients."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import boto3
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
+from moto.sagemaker.models import sagemaker_backends
+
+from tests.lambda_handlers import ACCOUNT, REGION, load_handler
+
+cleanup = load_handler("cleanup")
+
+IDLE_TTL = 8
+EXECUTION_TTL = 6
+DELETE_WAIT_MINUTES = 40
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/sagemaker"
+IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/serving:1"
+STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/dev-Operations/6b1c2d30-0000-4000-8000-000000000000"
+PHYSICAL_ID = "ragops-dev-cleanup-on-delete"
+DELETE = {"RequestType": "Delete", "StackId": STACK_ID, "PhysicalResourceId": PHYSICAL_ID, "ResourceProperties": {}}
+PIPELINE = "ragops-dev-rag"
+PIPELINE_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}"
+
+
+def environ(**overrides: str) -> dict[str, str]:
+    return {
+        "RAGOPS_ENVIRONMENT": "dev",
+        "RAGOPS_ENDPOINT_IDLE_TTL_HOURS": str(IDLE_TTL),
+        "RAGOPS_PIPELINE_EXECUTION_TTL_HOURS": str(EXECUTION_TTL),
+        "RAGOPS_DRY_RUN": "false",
+        "RAGOPS_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:ragops-dev-operations",
+        "RAGOPS_DELETE_WAIT_MINUTES": str(DELETE_WAIT_MINUTES),
+        **overrides,
+    }
+
+
+def settings(dry_run: bool = False):
+    return cleanup.Settings.from_environ(environ(RAGOPS_DRY_RUN=str(dry_run).lower()))
+
+
+def tags(environment: str | None, **extra: str) -> list[dict[str, str]]:
+    base = {"ragops:project": "ragops", "ragops:environment": environment} if environment else {}
+    return [{"Key": k, "Value": v} for k, v in {**base, **extra}.items()]
+
+
+def serve(sagemaker, name: str, resource_tags: list[dict[str, str]], *, endpoint: bool = True) -> None:
+    """A model, its endpoint config and (optionally) an endpoint, all carrying `resource_tags`."""
+    sagemaker.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": IMAGE}, Tags=resource_tags)
+    sagemaker.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}
+        ],
+        Tags=resource_tags,
+    )
+    if endpoint:
+        sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name, Tags=resource_tags)
+
+
+def set_endpoint_status(name: str, status: str) -> None:
+    """What SageMaker does on its own time (moto endpoints are InService at once and vanish on delete)."""
+    sagemaker_backends[ACCOUNT][REGION].endpoints[name].endpoint_status = status
+
+
+def finish_deleting(name: str) -> None:
+    sagemaker_backends[ACCOUNT][REGION].delete_endpoint(name)
+
+
+def stack_in(status: str):
+    """A CloudFormation client that reports the hook's own stack in `status` (asked once per Delete)."""
+    client = boto3.client("cloudformation", region_name=REGION)
+    stub = Stubber(client)
+    stack = {"StackName": "dev-Operations", "StackId": STACK_ID, "CreationTime": datetime(2026, 1, 1, tzinfo=UTC)}
+    stub.add_response("describe_stacks", {"Stacks": [{**stack, "StackStatus": status}]}, {"StackName": STACK_ID})
+    stub.activate()
+    return client
+
+
+def moto_clients():
+    sns = boto3.client("sns", region_name=REGION)
+    sns.create_topic(Name="ragops-dev-operations")
+    return cleanup.Clients(
+        sagemaker=boto3.client("sagemaker", region_name=REGION),
+        tagging=boto3.client("resourcegroupstaggingapi", region_name=REGION),
+        cloudwatch=boto3.client("cloudwatch", region_name=REGION),
+        sns=sns,
+        cloudformation=stack_in("DELETE_IN_PROGRESS"),
+    )
+
+
+def later(hours: float) -> datetime:
+    return datetime.now(UTC) + timedelta(hours=hours)
+
+
+def names(clients) -> dict[str, set[str]]:
+    sagemaker = clients.sagemaker
+    return {
+        "endpoints": {e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"]},
+        "configs": {c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]},
+        "models": {m["ModelName"] for m in sagemaker.list_models()["Models"]},
+    }
+
+
+def actions(report: dict) -> dict[tuple[str, str], str]:
+    return {(a["kind"], a["name"]): a["action"] for a in report["actions"]}
+
+
+def fail_when(client, operation: str, failing: Callable[[dict], bool]) -> None:
+    """Make `operation` raise as a throttled AWS call would whenever `failing(its parameters)` holds."""
+
+    def throttle(params, **_):
+        if failing(params):
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, operation)
+
+    service = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register(f"before-parameter-build.{service}.{operation}", throttle)
+
+
+class NullSns:
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+
+    def publish(self, **kwargs) -> None:
+        self.messages.append(kwargs)
+
+
+def execution(suffix: str, status: str, started: datetime) -> dict:
+    return {
+        "PipelineExecutionArn": f"{PIPELINE_ARN}/execution/{suffix}",
+        "PipelineExecutionStatus": status,
+        "StartTime": started,
+    }
+
+
+def running_executions(now: datetime) -> list[dict]:
+    """One execution running past the TTL, one within it, one finished."""
+    return [
+        execution("stale", "Executing", now - timedelta(hours=EXECUTION_TTL + 1)),
+        execution("fresh", "Executing", now - timedelta(hours=1)),
+        execution("done", "Succeeded", now - timedelta(hours=48)),
+    ]
+
+
+def stop_token(arn: str) -> str:
+    return hashlib.sha256(arn.encode()).hexdigest()
+
+
+class PipelineOnly:
+    """Stubbed clients for an environment whose only tagged resources are pipelines: one of dev, one of staging
+    (which must be ignored), and an untagged one. `expect_pass` queues the calls one pass makes."""
+
+    def __init__(self, status: str = "DELETE_IN_PROGRESS") -> None:
+        tagging = boto3.client("resourcegroupstaggingapi", region_name=REGION)
+        sagemaker = boto3.client("sagemaker", region_name=REGION)
+        self.tagging, self.sagemaker = Stubber(tagging), Stubber(sagemaker)
+        for stub in (self.tagging, self.sagemaker):
+            stub.activate()
+        self.clients = cleanup.Clients(
+            sagemaker=sagemaker, tagging=tagging, cloudwatch=None, sns=NullSns(), cloudformation=stack_in(status)
+        )
+
+    def expect_pass(self, executions: list[dict], stops: list[str]) -> None:
+        staging_arn = PIPELINE_ARN.replace("ragops-dev-", "ragops-staging-")
+        mappings = [
+            {"ResourceARN": PIPELINE_ARN, "Tags": tags("dev")},
+            {"ResourceARN": staging_arn, "Tags": tags("staging")},
+        ]
+        self.tagging.add_response("get_resources", {"ResourceTagMappingList": mappings})
+        pipelines = [
+            {"PipelineArn": PIPELINE_ARN, "PipelineName": PIPELINE},
+            {"PipelineArn": staging_arn, "PipelineName": "ragops-staging-rag"},
+            {"PipelineArn": f"{PIPELINE_ARN}-untagged", "PipelineName": f"{PIPELINE}-untagged"},
+        ]
+        self.sagemaker.add_response("list_pipelines", {"PipelineSummaries": pipelines})
+        self.sagemaker.add_response(
+            "list_pipeline_executions", {"PipelineExecutionSummaries": executions}, {"PipelineName": PIPELINE}
+        )
+        for suffix in stops:
+            arn = f"{PIPELINE_ARN}/execution/{suffix}"
+            expected = {"PipelineExecutionArn": arn, "ClientRequestToken": stop_token(arn)}
+            self.sagemaker.add_response("stop_pipeline_execution", {"PipelineExecutionArn": arn}, expected)
+
+    def assert_all_called(self) -> None:
+        for stub in (self.tagging, self.sagemaker):
+            stub.assert_no_pending_responses()
