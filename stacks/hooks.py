@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
@@ -23,6 +24,32 @@ BACKSTOP = cdk.Duration.minutes(5)
 def hook_code(name: str) -> lambda_.Code:
     """The folder `lambda/<name>/` as the function's code, without its README and caches."""
     return lambda_.Code.from_asset(str(LAMBDA_ROOT / name), exclude=["__pycache__", "*.pyc", "README.md"])
+
+
+def hook_role(
+    scope: Construct, construct_id: str, *, log_group: logs.LogGroup, description: str, role_name: str | None = None
+) -> iam.Role:
+    """A Lambda role that may write to its function's own log group and nothing else yet."""
+    role = iam.Role(
+        scope,
+        construct_id,
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        role_name=role_name,
+        description=description,
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:log-stream:*"],
+        )
+    )
+    log_group_id = cdk.Stack.of(scope).get_logical_id(log_group.node.default_child)
+    acknowledge(
+        role,
+        f"AwsSolutions-IAM5[Resource::<{log_group_id}.Arn>:log-stream:*]",
+        "log streams are created at run time inside this function's own log group",
+    )
+    return role
 
 
 def waiting_provider(

@@ -15,10 +15,11 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
 
-from stacks.hooks import RUNTIME, hook_code, waiting_provider
+from stacks.config import EnvironmentConfig
+from stacks.hooks import RUNTIME, hook_code, hook_role, waiting_provider
+from stacks.lifecycle import encrypted_log_group
 from stacks.nag import acknowledge
 
 # SageMaker documents that an endpoint's resources may remain "for a few minutes" after DeleteEndpoint; 25 minutes
@@ -39,23 +40,15 @@ class InterfaceDrain(Construct):
         owners: Sequence[IConstruct],
         keep: Sequence[IConstruct],
         key: kms.IKey,
-        log_retention: logs.RetentionDays,
-        removal: cdk.RemovalPolicy,
+        config: EnvironmentConfig,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = cdk.Stack.of(self)
-        log_group = logs.LogGroup(self, "Logs", encryption_key=key, retention=log_retention, removal_policy=removal)
-        role = iam.Role(
+        log_group = encrypted_log_group(self, "Logs", key, config)
+        role = hook_role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            log_group=log_group,
             description="Interface drain: lists the network interfaces of one security group",
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:log-stream:*"],
-            )
         )
         # DescribeNetworkInterfaces has no resource-level permissions: IAM accepts only "*" for it.
         role.add_to_policy(iam.PolicyStatement(actions=["ec2:DescribeNetworkInterfaces"], resources=["*"]))
@@ -93,10 +86,4 @@ class InterfaceDrain(Construct):
             role,
             "AwsSolutions-IAM5[Resource::*]",
             "ec2:DescribeNetworkInterfaces, the role's only EC2 action, has no resource-level permissions",
-        )
-        log_group_id = stack.get_logical_id(log_group.node.default_child)
-        acknowledge(
-            role,
-            f"AwsSolutions-IAM5[Resource::<{log_group_id}.Arn>:log-stream:*]",
-            "log streams are created at run time inside this function's own log group",
         )

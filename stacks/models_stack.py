@@ -59,8 +59,7 @@ class ModelsStack(cdk.Stack):
             owners=[e.endpoint for e in endpoints],
             keep=[e.role for e in endpoints],
             key=key,
-            log_retention=log_retention(config.log_retention_days),
-            removal=removal_policy(config),
+            config=config,
         )
 
     def _endpoint(self, construct_id: str, role: str, model_key: str, settings: EndpointConfig) -> ModelEndpoint | None:

@@ -12,7 +12,6 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -21,8 +20,8 @@ from constructs import Construct
 
 from processing.pipelines.parameters import pipeline_prefix
 from stacks.config import PROJECT, TAG_ENVIRONMENT, TAG_PROJECT, EnvironmentConfig
-from stacks.hooks import RUNTIME, hook_code, waiting_provider
-from stacks.lifecycle import log_retention, removal_policy
+from stacks.hooks import RUNTIME, hook_code, hook_role, waiting_provider
+from stacks.lifecycle import encrypted_log_group, removal_policy
 from stacks.nag import acknowledge
 from stacks.powertools_layer import powertools_layer_arn
 
@@ -82,26 +81,14 @@ class OperationsStack(cdk.Stack):
     ) -> tuple[lambda_.Function, sqs.Queue]:
         """One hook: asset code, managed Powertools layer, own role, log group, DLQ and alarms."""
         prefix = self._config.resource_prefix
-        log_group = logs.LogGroup(
-            self,
-            f"{name.title()}Logs",
-            encryption_key=self._key,
-            retention=log_retention(self._config.log_retention_days),
-            removal_policy=self._removal,
-        )
+        log_group = encrypted_log_group(self, f"{name.title()}Logs", self._key, self._config)
         dead_letters = self._queue(f"{name.title()}DeadLetters")
-        role = iam.Role(
+        role = hook_role(
             self,
             f"{name.title()}Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            log_group=log_group,
             role_name=f"{prefix}-{name}",
             description=f"{prefix} {name} hook",
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:log-stream:*"],
-            )
         )
         function = lambda_.Function(
             self,
@@ -128,11 +115,6 @@ class OperationsStack(cdk.Stack):
             role,
             "AwsSolutions-IAM5[Resource::*]",
             "X-Ray trace upload and the listed read-only APIs accept only '*'; every write is scoped",
-        )
-        acknowledge(
-            role,
-            f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(log_group.node.default_child)}.Arn>:log-stream:*]",
-            "log streams are created at run time inside this function's own log group",
         )
         self._alarm(f"{name.title()}Errors", function.metric_errors(period=cdk.Duration.minutes(5)), "errors")
         self._alarm(
@@ -344,13 +326,7 @@ class OperationsStack(cdk.Stack):
             handler=function,
             wait=DELETE_WAIT,
             poll=DELETE_POLL,
-            log_group=logs.LogGroup(
-                self,
-                "CleanupOnDeleteProviderLogs",
-                encryption_key=self._key,
-                retention=log_retention(config.log_retention_days),
-                removal_policy=self._removal,
-            ),
+            log_group=encrypted_log_group(self, "CleanupOnDeleteProviderLogs", self._key, config),
         )
         on_delete = cdk.CustomResource(
             self, "CleanupOnDelete", service_token=provider.service_token, resource_type="Custom::RagOpsCleanup"

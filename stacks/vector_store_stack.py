@@ -175,8 +175,7 @@ class VectorStoreStack(cdk.Stack):
             owners=[self.domain],
             keep=[],
             key=key,
-            log_retention=log_retention(config.log_retention_days),
-            removal=removal,
+            config=config,
         )
         self._acknowledge(config)
 
