@@ -7,8 +7,10 @@ context.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
 PROJECT = "ragops"
 TAG_PROJECT = "ragops:project"
 TAG_ENVIRONMENT = "ragops:environment"
@@ -389,6 +392,12 @@ def _describe(error: ValidationError, root: str) -> str:
         where = ".".join(str(p) for p in item["loc"])
         lines.append(f"{root}.{where}: {item['msg']}" if where else f"{root}: {item['msg']}")
     return "; ".join(lines)
+
+
+def committed_context(*, bundling: bool = True) -> dict[str, Any]:
+    """The context `cdk synth` passes from cdk.json; without bundling, asset builds (Docker) are skipped."""
+    context = json.loads(CDK_JSON.read_text())["context"]
+    return context if bundling else {**context, "aws:cdk:bundling-stacks": []}
 
 
 def load_app_config(context: Mapping[str, Any]) -> AppConfig:

@@ -9,18 +9,13 @@ the table (the output names it) unless `--allow-missing`; 2 for an unknown envir
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import textwrap
 from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any
 
-from stacks.config import ConfigError, load_app_config
+from stacks.config import ConfigError, committed_context, load_app_config
 from stacks.pricing import HOURS_PER_MONTH, Estimate, Line, PriceTable, TemplateJson, estimate, load_prices
-
-CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
 
 USAGE_ONLY = (
     "Not priced, because they depend on usage: S3 storage and requests, CloudWatch Logs ingestion and storage "
@@ -32,17 +27,13 @@ HEADER = ("resource", "what", "quantity", "unit price", "monthly")
 WIDTH = 110  # prose wraps here; table rows are as wide as their cells
 
 
-def cdk_context() -> dict[str, Any]:
-    return json.loads(CDK_JSON.read_text())["context"]
-
-
 def synthesize(names: list[str]) -> dict[str, TemplateJson]:
     """Templates of the named environments keyed by stack path ("dev/Storage"), synthesized without Docker."""
     import aws_cdk as cdk  # imported here so that argument errors answer without starting the jsii runtime
 
     from stacks.app_builder import build_app
 
-    context = {**cdk_context(), "aws:cdk:bundling-stacks": [], "environments": ",".join(names)}
+    context = {**committed_context(bundling=False), "environments": ",".join(names)}
     with tempfile.TemporaryDirectory() as outdir:
         assembly = build_app(cdk.App(context=context, outdir=outdir), with_checks=False).synth()
         return {stack.hierarchical_id: stack.template for stack in assembly.stacks_recursively}
@@ -102,17 +93,12 @@ def main(argv: list[str] | None = None, templates: Synthesizer = synthesize) -> 
     parser.add_argument("--allow-missing", action="store_true", help="exit 0 even when a resource has no price")
     args = parser.parse_args(argv)
     try:
-        config = load_app_config(cdk_context())
+        config = load_app_config(committed_context())
+        names = (
+            [env.name for env in config.select(args.environments)] if args.environments else list(config.environments)
+        )
     except ConfigError as error:
         print(f"ragops: invalid configuration: {error}", file=sys.stderr)
-        return 2
-    names = args.environments or list(config.environments)
-    unknown = [name for name in names if name not in config.environments]
-    if unknown:
-        print(
-            f"ragops: unknown environment(s) {', '.join(unknown)}; defined: {', '.join(config.environments)}",
-            file=sys.stderr,
-        )
         return 2
     prices, found = load_prices(), templates(names)
     results = [estimate(found, name, config.environments[name].region, prices) for name in names]

@@ -6,13 +6,9 @@ configuration the app deploys from: `python -m stacks.targets dev >> "$GITHUB_OU
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
-from stacks.config import ConfigError, load_app_config
-
-CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
+from stacks.config import ConfigError, committed_context, load_app_config
 
 
 def main(argv: list[str]) -> int:
@@ -20,7 +16,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m stacks.targets <environment>", file=sys.stderr)
         return 2
     try:
-        (env,) = load_app_config(json.loads(CDK_JSON.read_text())["context"]).select(argv)
+        (env,) = load_app_config(committed_context()).select(argv)
     except ConfigError as error:
         print(f"ragops: invalid configuration: {error}", file=sys.stderr)
         return 2

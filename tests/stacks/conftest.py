@@ -12,6 +12,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from stacks.app_builder import build_app
+from stacks.config import committed_context
 
 ROOT = Path(__file__).resolve().parents[2]
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -19,9 +20,8 @@ ASSET_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 def cdk_context() -> dict[str, Any]:
-    """The context `cdk synth` passes: cdk.json's, without bundling (snapshots must not depend on Docker)."""
-    context = json.loads((ROOT / "cdk.json").read_text())["context"]
-    return {**context, "aws:cdk:bundling-stacks": []}
+    """The context `cdk synth` passes, without bundling (snapshots must not depend on Docker)."""
+    return committed_context(bundling=False)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from stacks import cost
-from stacks.config import load_app_config
+from stacks.config import CDK_JSON, committed_context, load_app_config
 from stacks.pricing import MODELS, PRICES, Estimate, PriceTable, estimate, load_prices
 
 REGION = "us-east-1"  # every committed environment's region
@@ -157,7 +157,7 @@ def test_every_price_has_a_source_and_the_table_a_date():
 
 def test_table_covers_what_the_committed_config_deploys_in_its_region(prices):
     needed: dict[str, set[str]] = {}
-    for env in load_app_config(cost.cdk_context()).environments.values():
+    for env in load_app_config(committed_context()).environments.values():
         keys = needed.setdefault(env.region, set())
         keys |= {f"sagemaker-inference/{m.instance_type}" for m in (env.models.embedding, env.models.llm) if m.enabled}
         keys |= {f"opensearch/{env.opensearch.instance_type}", "opensearch-gp3/GiB-month"}
@@ -169,7 +169,7 @@ def test_table_covers_what_the_committed_config_deploys_in_its_region(prices):
 
 
 def test_readme_shows_what_the_command_prints_for_the_committed_config(stacks_json, capsys):
-    readme = (cost.CDK_JSON.parent / "README.md").read_text()
+    readme = (CDK_JSON.parent / "README.md").read_text()
     section = readme.split("## Idle cost\n", 1)[1].split("\n## ", 1)[0]
     shown = section.split("```text\n", 1)[1].split("\n```", 1)[0]
     cost.main(["--allow-missing"], templates=lambda names: stacks_json)
