@@ -287,6 +287,10 @@ class EnvironmentConfig(_Strict):
                 raise ValueError(f"network.availability_zones: '{zone}' is not a zone of {self.region}")
         if self.opensearch.zone_awareness_azs > len(self.network.availability_zones):
             raise ValueError("opensearch.zone_awareness_azs exceeds the number of network.availability_zones")
+        return self
+
+    @model_validator(mode="after")
+    def _names_fit(self) -> EnvironmentConfig:
         longest_bucket = f"{self.resource_prefix}-artifacts-{self.account}-{self.region}"
         if len(longest_bucket) > S3_BUCKET_NAME_LIMIT:
             raise ValueError(

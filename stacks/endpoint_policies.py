@@ -4,38 +4,25 @@ dependency, a mistyped bucket) cannot use the endpoints to reach other accounts'
 
 from __future__ import annotations
 
+import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 
 from stacks import service_actions as actions
 from stacks.jumpstart.catalog import jumpstart_bucket
 
-# Interface endpoint -> the actions the environment's roles are granted on that service.
-INTERFACE_ACTIONS: dict[str, tuple[str, ...]] = {
-    "SageMakerApi": actions.SAGEMAKER_API_ACTIONS,
-    "SageMakerRuntime": actions.ENDPOINT_INVOKE_ACTIONS,
-    "SageMakerExperiments": actions.MLFLOW_ACTIONS,
-    "BedrockRuntime": actions.BEDROCK_INVOKE_ACTIONS,
-    "Sts": actions.STS_ACTIONS,
-    "CloudWatchLogs": actions.LOG_WRITE_ACTIONS,
-    "EcrApi": actions.ECR_PULL_ACTIONS,
-    "EcrDocker": actions.ECR_PULL_ACTIONS,
-}
 
-
-def interface_statement(endpoint: str, *, account: str, region: str, partition: str) -> iam.PolicyStatement:
-    """Who (this account's principals) and what (our actions); the roles' own policies name the resources, except
-    for MLflow, whose endpoint SageMaker documents with this account's tracking servers as the resource."""
-    resource = (
-        f"arn:{partition}:sagemaker:{region}:{account}:mlflow-tracking-server/*"
-        if endpoint == "SageMakerExperiments"
-        else "*"
-    )
+def interface_statement(admitted: tuple[str, ...], *, account: str, resource: str) -> iam.PolicyStatement:
+    """Who (this account's principals) and what (`admitted`); the roles' own policies name the resources."""
     return iam.PolicyStatement(
         principals=[iam.AnyPrincipal()],
-        actions=list(INTERFACE_ACTIONS[endpoint]),
+        actions=list(admitted),
         resources=[resource],
         conditions={"StringEquals": {"aws:PrincipalAccount": account}},
     )
+
+
+def mlflow_tracking_servers(stack: cdk.Stack) -> str:
+    return stack.format_arn(service="sagemaker", resource="mlflow-tracking-server", resource_name="*")
 
 
 def ecr_layer_bucket(region: str) -> str:

@@ -10,22 +10,25 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from stacks import service_actions as actions
 from stacks.config import EnvironmentConfig
-from stacks.endpoint_policies import interface_statement, s3_gateway_statements
+from stacks.endpoint_policies import interface_statement, mlflow_tracking_servers, s3_gateway_statements
 from stacks.lifecycle import encrypted_log_group, log_retention, removal_policy
 from stacks.nag import acknowledge, acknowledge_sdk_call_function
 
-# Interface endpoints the design names. No NAT gateway exists, so every AWS API a processing job,
-# endpoint or domain client calls must appear here (ECR for the processing image pull).
-INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
-    "SageMakerApi": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API,
-    "SageMakerRuntime": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME,
-    "SageMakerExperiments": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_EXPERIMENTS,
-    "BedrockRuntime": ec2.InterfaceVpcEndpointAwsService.BEDROCK_RUNTIME,
-    "Sts": ec2.InterfaceVpcEndpointAwsService.STS,
-    "CloudWatchLogs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
-    "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
-    "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
+# Interface endpoints the design names, with the actions each admits (those our roles are granted). No NAT
+# gateway exists, so every AWS API a processing job, endpoint or domain client calls must appear here (ECR for
+# the processing image pull).
+Service = ec2.InterfaceVpcEndpointAwsService
+INTERFACE_ENDPOINTS: dict[str, tuple[ec2.InterfaceVpcEndpointAwsService, tuple[str, ...]]] = {
+    "SageMakerApi": (Service.SAGEMAKER_API, actions.SAGEMAKER_API_ACTIONS),
+    "SageMakerRuntime": (Service.SAGEMAKER_RUNTIME, actions.ENDPOINT_INVOKE_ACTIONS),
+    "SageMakerExperiments": (Service.SAGEMAKER_EXPERIMENTS, actions.MLFLOW_ACTIONS),
+    "BedrockRuntime": (Service.BEDROCK_RUNTIME, actions.BEDROCK_INVOKE_ACTIONS),
+    "Sts": (Service.STS, actions.STS_ACTIONS),
+    "CloudWatchLogs": (Service.CLOUDWATCH_LOGS, actions.LOG_WRITE_ACTIONS),
+    "EcrApi": (Service.ECR, actions.ECR_PULL_ACTIONS),
+    "EcrDocker": (Service.ECR_DOCKER, actions.ECR_PULL_ACTIONS),
 }
 
 
@@ -98,7 +101,7 @@ class NetworkStack(cdk.Stack):
             allow_all_outbound=False,
         )
         self.allow_https_out(self.workload_security_group, "the interface endpoints and the domain")
-        for name, service in INTERFACE_ENDPOINTS.items():
+        for name, (service, admitted) in INTERFACE_ENDPOINTS.items():
             endpoint = self.vpc.add_interface_endpoint(
                 name,
                 service=service,
@@ -107,9 +110,9 @@ class NetworkStack(cdk.Stack):
                 private_dns_enabled=True,
                 open=False,  # the security group above already admits HTTPS from the VPC CIDR
             )
-            endpoint.add_to_policy(
-                interface_statement(name, account=config.account, region=config.region, partition=self.partition)
-            )
+            # SageMaker documents the MLflow endpoint's policy with this account's tracking servers as resource.
+            resource = mlflow_tracking_servers(self) if name == "SageMakerExperiments" else "*"
+            endpoint.add_to_policy(interface_statement(admitted, account=config.account, resource=resource))
 
     def allow_https_out(self, group: ec2.SecurityGroup, inside: str) -> None:
         """HTTPS to the VPC (interface endpoints, domain) and to S3 through the gateway, and nowhere else."""

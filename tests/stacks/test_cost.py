@@ -12,10 +12,10 @@ from aws_cdk.assertions import Template
 
 from stacks import cost
 from stacks.config import CDK_JSON, committed_context, load_app_config
+from stacks.network_stack import INTERFACE_ENDPOINTS
 from stacks.pricing import MODELS, PRICES, Estimate, PriceTable, estimate, load_prices
 
 REGION = "us-east-1"  # every committed environment's region
-INTERFACE_ENDPOINTS = 8  # stacks/network_stack.py INTERFACE_ENDPOINTS
 
 # Prices no source consulted on the table's captured date gave for us-east-1 (see stacks/prices.json's note):
 # the coverage test fails when a new gap appears, and when one of these is filled without being removed here.
@@ -81,11 +81,11 @@ def test_an_idle_endpoint_bills_its_floor_not_its_initial_count(stacks_json, pri
 def test_interface_endpoints_bill_once_per_subnet(stacks_json, prices, env, subnets):
     result = idle(stacks_json, env, prices)
     endpoints = lines_for(result, "vpc-interface-endpoint/")
-    assert len(endpoints) == INTERFACE_ENDPOINTS
+    assert len(endpoints) == len(INTERFACE_ENDPOINTS)
     assert {line.quantity for line in endpoints.values()} == {subnets}
     assert not any("VpcS3" in line.path for line in result.lines)  # the S3 gateway endpoint has no hourly charge
     assert sum(line.monthly for line in endpoints.values()) == pytest.approx(
-        INTERFACE_ENDPOINTS * subnets * 730 * prices.get(REGION, "vpc-interface-endpoint/AZ-hour").usd
+        len(INTERFACE_ENDPOINTS) * subnets * 730 * prices.get(REGION, "vpc-interface-endpoint/AZ-hour").usd
     )
 
 
