@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stacks.jumpstart.catalog import load_catalog
+
 ROOT = Path(__file__).resolve().parents[1]
 PRICES = ROOT / "stacks" / "prices.json"
-MODELS = ROOT / "stacks" / "jumpstart" / "models.json"
 HOURS_PER_MONTH = 730
 
 TemplateJson = Mapping[str, Any]
@@ -95,8 +96,8 @@ class Estimate:
 @functools.cache
 def _instance_storage() -> dict[str, bool]:
     """Instance types with local NVMe storage; the others get an EBS ML storage volume SageMaker sizes."""
-    models = json.loads(MODELS.read_text())["models"]
-    return {kind: spec["instance_storage"] for m in models.values() for kind, spec in m["instance_types"].items()}
+    models = load_catalog().models.values()
+    return {kind: support.instance_storage for model in models for kind, support in model.instance_types.items()}
 
 
 def _ref(value: Any) -> str | None:

@@ -12,8 +12,9 @@ from aws_cdk.assertions import Template
 
 from stacks import cost
 from stacks.config import CDK_JSON, committed_context, load_app_config
+from stacks.jumpstart.catalog import load_catalog
 from stacks.network_stack import INTERFACE_ENDPOINTS
-from stacks.pricing import MODELS, PRICES, Estimate, PriceTable, estimate, load_prices
+from stacks.pricing import PRICES, Estimate, PriceTable, estimate, load_prices
 
 REGION = "us-east-1"  # every committed environment's region
 
@@ -145,7 +146,7 @@ def test_every_price_has_a_source_and_the_table_a_date():
     raw = json.loads(PRICES.read_text())
     datetime.date.fromisoformat(raw["captured"])
     assert raw["note"]
-    regions = {region for model in json.loads(MODELS.read_text())["models"].values() for region in model["regions"]}
+    regions = {region for model in load_catalog().models.values() for region in model.regions}
     assert set(raw["regions"]) == regions
     for region, entries in raw["regions"].items():
         for key, entry in entries.items():
