@@ -21,6 +21,7 @@ from processing.backends.factory import REGISTRIES
 
 PACKAGED_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 PACKAGED_EMBEDDING_DIMENSION = 384
+ENDPOINT_NAME = r"^$|^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"  # SageMaker endpoint and endpoint-config names
 
 
 class ConfigError(ValueError):
@@ -58,7 +59,7 @@ class RunConfig(BaseModel):
     min_answer_similarity: float = Field(0.0, ge=0.0, le=1.0, description="quality gate on answer similarity")
     # AWS backends (processing/backends/cloud.py); "" means not set.
     aws_region: str = Field("", description="region of every AWS client; empty: the boto3 session's region")
-    sagemaker_embedding_endpoint: str = Field("", pattern=r"^$|^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+    sagemaker_embedding_endpoint: str = Field("", pattern=ENDPOINT_NAME)
     sagemaker_embedding_payload: Literal["jumpstart", "tei"] = "jumpstart"
     embedding_dimension: int = Field(PACKAGED_EMBEDDING_DIMENSION, ge=1, le=16000, description="vector length")
     opensearch_endpoint: str = Field("", pattern=r"^$|^(https://)?[^/:\s]+(:\d+)?/?$", description="domain URL")
@@ -68,6 +69,18 @@ class RunConfig(BaseModel):
     generator_endpoint: str = Field("", description="SageMaker endpoint (sagemaker-tgi) or imported model ARN")
     generator_tokenizer_path: str = Field("", description="local tokenizer.json to decode bedrock-cmi token ids")
     judge_model_id: str = Field("anthropic.claude-3-haiku-20240307-v1:0", description="Bedrock model for judge=bedrock")
+    # On-demand SageMaker endpoints (processing/backends/on_demand.py): created from their config when missing.
+    sagemaker_embedding_endpoint_config: str = Field(
+        "", pattern=ENDPOINT_NAME, description="create the embedding endpoint from this config; empty: it must exist"
+    )
+    generator_endpoint_config: str = Field(
+        "",
+        pattern=ENDPOINT_NAME,
+        description="create the sagemaker-tgi endpoint from this config; empty: it must exist",
+    )
+    environment_name: str = Field(
+        "", pattern=r"^([a-z][a-z0-9-]{1,15})?$", description="RagOps environment that tags what a run creates"
+    )
     # OpenAI-compatible generator server (generator=openai): vLLM, llama.cpp server, Ollama
     generator_url: str = Field("", description="API root incl. version, e.g. http://127.0.0.1:8000/v1")
     generator_model: str = Field("", description="model name the server serves")
@@ -133,6 +146,18 @@ class RunConfig(BaseModel):
                 f"embedding_dimension ({self.embedding_dimension}) must be {PACKAGED_EMBEDDING_DIMENSION}"
                 f" with embeddings=local ({PACKAGED_EMBEDDING_MODEL})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _on_demand_endpoints(self) -> RunConfig:
+        for field, role, backend in (
+            ("sagemaker_embedding_endpoint_config", "embeddings", "sagemaker"),
+            ("generator_endpoint_config", "generator", "sagemaker-tgi"),
+        ):
+            if getattr(self, field) and getattr(self, role) != backend:
+                raise ValueError(f"{field} applies only to {role}={backend}")
+            if getattr(self, field) and not self.environment_name:
+                raise ValueError(f"{field} needs environment_name (the tags of the endpoint a run creates)")
         return self
 
     @model_validator(mode="after")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from processing.backends import factory
+from processing.backends import cloud, factory
 from processing.config import RunConfig
 
 if TYPE_CHECKING:
@@ -16,9 +16,9 @@ if TYPE_CHECKING:
 
 @dataclass
 class Backends:
-    """Builds each backend on first use and keeps it, so in-process runs load the embedding model and start a
-    local LLM server once. `close()` (or leaving `with Backends(...)`) releases what was built, such as that
-    server, on success and on failure alike."""
+    """Builds each backend on first use and keeps it, so in-process runs load the embedding model, start a local
+    LLM server or bring up an on-demand SageMaker endpoint once. `close()` (or leaving `with Backends(...)`)
+    releases what was built, such as that server, on success and on failure alike."""
 
     config: RunConfig
     embedder_instance: Embedder | None = None
@@ -26,6 +26,7 @@ class Backends:
 
     def embedder(self) -> Embedder:
         if self.embedder_instance is None:
+            cloud.bring_up_endpoint(self.config, "embeddings")
             self.embedder_instance = factory.build_embedder(self.config)
         return self.embedder_instance
 
@@ -34,7 +35,9 @@ class Backends:
 
     def generator(self) -> Generator:
         if self.generator_instance is None:
-            self.generator_instance = factory.build_generator(self.config, self.embedder())
+            embedder = self.embedder()
+            cloud.bring_up_endpoint(self.config, "generator")
+            self.generator_instance = factory.build_generator(self.config, embedder)
         return self.generator_instance
 
     def judge(self) -> Judge | None:

@@ -169,9 +169,15 @@ class OpenSearchConfig(_Strict):
 
 
 class EndpointConfig(_Strict):
-    """One SageMaker real-time endpoint; autoscaling applies when max_instances > min_instances."""
+    """One SageMaker real-time endpoint; autoscaling applies when max_instances > min_instances.
+
+    `on_demand`: the stack keeps only the model and the endpoint config, which bill nothing; the first pipeline
+    stage that needs the endpoint creates it from that config, and the clean-up hook deletes it once idle for
+    `cleanup.endpoint_idle_ttl_hours`. Runs then wait for the endpoint to come up instead of paying for it idle.
+    """
 
     enabled: bool = True
+    on_demand: bool = False
     instance_type: SageMakerInstance
     initial_instance_count: PositiveInt = 1
     min_instances: PositiveInt = 1
@@ -186,6 +192,10 @@ class EndpointConfig(_Strict):
     def _capacity(self) -> EndpointConfig:
         if not self.min_instances <= self.initial_instance_count <= self.max_instances:
             raise ValueError("need min_instances <= initial_instance_count <= max_instances")
+        if self.on_demand and self.autoscaled:
+            raise ValueError(
+                "on_demand endpoints are created by a run and do not autoscale: set max_instances to min_instances"
+            )
         return self
 
     @property

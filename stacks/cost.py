@@ -62,11 +62,26 @@ def _row(line: Line, region: str) -> tuple[str, ...]:
     )
 
 
+def _on_demand_row(line: Line, region: str) -> tuple[str, ...]:
+    row = _row(line, region)
+    return row if line.hourly is None else (*row[:4], f"{_usd(line.hourly)} an hour while up")
+
+
 def render(result: Estimate, prices: PriceTable) -> str:
     """A fixed-width table, one row a billed quantity, then the total and what is billed but not priced."""
-    rows = [HEADER, *(_row(line, result.region) for line in result.lines)]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    table = ["  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4] for row in rows]
+    idle = [line for line in result.lines if line.idle]
+    on_demand = [line for line in result.lines if not line.idle]
+    rows = [HEADER, *(_row(line, result.region) for line in idle)]
+    extra = [_on_demand_row(line, result.region) for line in on_demand]
+    widths = [max(len(row[i]) for row in rows + extra) for i in range(4)]
+
+    def lay_out(row: tuple[str, ...]) -> str:
+        return "  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4]
+
+    table = [lay_out(row) for row in rows]
+    if extra:
+        heading = "On demand, not idle: billed per hour while a run has the endpoint up, until the clean-up hook"
+        table += ["", f"{heading} deletes it", *(lay_out(row) for row in extra)]
     missing = len(result.missing)
     total = f"total ${result.total:,.2f} a month" + (f", without the {missing} unpriced line(s)" if missing else "")
     notes = [textwrap.fill(note, WIDTH, initial_indent="- ", subsequent_indent="  ") for note in result.notes]

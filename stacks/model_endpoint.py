@@ -36,7 +36,9 @@ def container(target: DeploymentTarget) -> sagemaker.CfnModel.ContainerDefinitio
 
 
 class ModelEndpoint(Construct):
-    """A network-isolated model in the VPC behind an endpoint; `name`, `arn` and `role` are for consumers."""
+    """A network-isolated model in the VPC behind an endpoint; `name`, `arn` and `role` are for consumers.
+
+    An on-demand one (`settings.on_demand`) has no endpoint in the stack: runs create it from `config_name`."""
 
     def __init__(
         self,
@@ -105,20 +107,35 @@ class ModelEndpoint(Construct):
                 )
             ],
         )
+        self.name = endpoint_name  # fixed at synth, so consumers can use it as a literal
+        self.on_demand = settings.on_demand
+        # The endpoint config's ARN (its Ref) and generated name: what a run creates an on-demand endpoint from.
+        self.config_arn = self.endpoint_config.ref
+        self.config_name = self.endpoint_config.attr_endpoint_config_name
+        self.endpoint: sagemaker.CfnEndpoint | None = None
+        if settings.on_demand:
+            # SageMaker lower-cases names in ARNs; the name is a literal, so the ARN is known at synth.
+            self.arn = stack.format_arn(service="sagemaker", resource="endpoint", resource_name=endpoint_name.lower())
+            return
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
             endpoint_name=endpoint_name,
-            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+            endpoint_config_name=self.config_name,
             # Under autoscaling the variant's instance count belongs to Application Auto Scaling: without this,
             # every deploy that touches the endpoint resets it to initial_instance_count.
             retain_all_variant_properties=True if settings.autoscaled else None,
         )
         self.endpoint.node.add_dependency(log_group)
-        self.name = endpoint_name  # fixed at synth, so consumers can use it as a literal
         self.arn = self.endpoint.attr_endpoint_arn
         if settings.autoscaled:
-            self._scale_on_invocations(settings)
+            self._scale_on_invocations(settings, self.endpoint)
+
+    @property
+    def deleted_first(self) -> cdk.CfnResource:
+        """What goes before the interface drain: the endpoint, or for an on-demand one (which a run created and the
+        clean-up hook deleted) the model its interfaces were made for."""
+        return self.endpoint or self.model
 
     def _acknowledge_wildcards(self, stack: cdk.Stack, target: DeploymentTarget) -> None:
         acknowledge_wildcard_resource(
@@ -140,7 +157,7 @@ class ModelEndpoint(Construct):
             "ec2:Describe*, which IAM authorizes on '*' only; every other action names its resource",
         )
 
-    def _scale_on_invocations(self, settings: EndpointConfig) -> None:
+    def _scale_on_invocations(self, settings: EndpointConfig, endpoint: sagemaker.CfnEndpoint) -> None:
         target = appscaling.ScalableTarget(
             self,
             "ScalableTarget",
@@ -163,7 +180,7 @@ class ModelEndpoint(Construct):
                 mutable=False,
             ),
         )
-        target.node.add_dependency(self.endpoint)  # the variant must exist before it can be registered
+        target.node.add_dependency(endpoint)  # the variant must exist before it can be registered
         target.scale_to_track_metric(
             "InvocationsPerInstance",
             predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,

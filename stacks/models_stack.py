@@ -56,7 +56,7 @@ class ModelsStack(cdk.Stack):
             self,
             "InterfaceDrain",
             security_group=self.security_group,
-            owners=[e.endpoint for e in endpoints],
+            owners=[e.deleted_first for e in endpoints],
             keep=[e.role for e in endpoints],
             key=key,
             config=config,

@@ -19,7 +19,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from processing.pipelines.parameters import DATASET_URI, IMAGE_URI, VARIANTS, pipeline_name
-from stacks.config import EnvironmentConfig
+from stacks.config import PROJECT, TAG_ENVIRONMENT, TAG_PROJECT, EnvironmentConfig
 from stacks.iam_statements import ecr_pull_statements, vpc_interface_statements
 from stacks.lifecycle import encrypted_log_group
 from stacks.model_endpoint import ModelEndpoint
@@ -36,6 +36,8 @@ RUN_PREFIXES = ("runs", "datasets")
 PROCESSING_JOB_LOGS = "/aws/sagemaker/ProcessingJobs"  # SageMaker's name, shared by the account's jobs
 MODEL_IMPORT_PREFIX = "model-import"
 # PyTorch's CPU wheel index: pip then takes torch==2.13.0+cpu, which sorts above the CUDA build of 2.13.0.
+# Run-config field naming an on-demand endpoint's config, by whether the endpoint is the LLM's.
+ON_DEMAND_CONFIG_FIELDS = {False: "sagemaker_embedding_endpoint_config", True: "generator_endpoint_config"}
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
@@ -159,9 +161,35 @@ class PipelineStack(cdk.Stack):
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
             ),
         ]
+        statements += self._on_demand_statements()
         if inputs.promotion_function_name:
             statements.append(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self._promotion_arn()]))
         return statements
+
+    def _on_demand(self) -> list[ModelEndpoint]:
+        return [e for e in (self._inputs.embedding, self._inputs.llm) if e is not None and e.on_demand]
+
+    def _on_demand_statements(self) -> list[iam.PolicyStatement]:
+        """A run creates an on-demand endpoint from its config (tagged for the clean-up hook) or moves it to the
+        config a later deploy made; it may do so for this environment's endpoints only, and tag nothing else."""
+        on_demand = self._on_demand()
+        if not on_demand:
+            return []
+        endpoints = [e.arn for e in on_demand]
+        both = [*endpoints, *(e.config_arn for e in on_demand)]
+        tags = {
+            "StringEquals": {
+                f"aws:RequestTag/{TAG_PROJECT}": PROJECT,
+                f"aws:RequestTag/{TAG_ENVIRONMENT}": self._config.name,
+            }
+        }
+        tag_keys = {"ForAllValues:StringEquals": {"aws:TagKeys": [TAG_PROJECT, TAG_ENVIRONMENT]}}
+        return [
+            iam.PolicyStatement(actions=["sagemaker:DescribeEndpoint"], resources=endpoints),
+            iam.PolicyStatement(actions=["sagemaker:CreateEndpoint"], resources=both, conditions=tags),
+            iam.PolicyStatement(actions=["sagemaker:UpdateEndpoint"], resources=both),
+            iam.PolicyStatement(actions=["sagemaker:AddTags"], resources=endpoints, conditions={**tags, **tag_keys}),
+        ]
 
     def _promotion_arn(self) -> str:
         return self.format_arn(
@@ -251,6 +279,10 @@ class PipelineStack(cdk.Stack):
             if inputs.llm
             else {"generator": "extractive"}
         )
+        # On-demand endpoints are brought up by the first stage that needs them, from the stack's endpoint config.
+        on_demand = {
+            ON_DEMAND_CONFIG_FIELDS[endpoint is inputs.llm]: endpoint.config_name for endpoint in self._on_demand()
+        }
         return {
             "experiment_name": f"{config.resource_prefix}-pipeline",
             "aws_region": config.region,
@@ -261,6 +293,8 @@ class PipelineStack(cdk.Stack):
             "opensearch_endpoint": inputs.domain_endpoint,
             "opensearch_replicas": config.opensearch.zone_awareness_azs - 1,
             **generator,
+            **on_demand,
+            **({"environment_name": config.name} if on_demand else {}),
             "judge": "bedrock",
             "judge_model_id": config.bedrock.judge_model_id,
             "min_hit_at_k": thresholds.get("hit_at_k", 0.0),
@@ -272,7 +306,10 @@ class PipelineStack(cdk.Stack):
 
     def _parameter_stand_ins(self) -> dict[str, str]:
         """Same-form values to validate deploy-time tokens with (AWS assigns the domain endpoint)."""
-        return {"opensearch_endpoint": f"vpc-{self._inputs.domain_name}.{self._config.region}.es.amazonaws.com"}
+        return {
+            "opensearch_endpoint": f"vpc-{self._inputs.domain_name}.{self._config.region}.es.amazonaws.com",
+            **{ON_DEMAND_CONFIG_FIELDS[e is self._inputs.llm]: f"{e.name}-config" for e in self._on_demand()},
+        }
 
     def _model_import_role(self) -> iam.Role:
         """The role Bedrock Custom Model Import assumes to read model weights from our bucket, for us only."""

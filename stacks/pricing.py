@@ -2,7 +2,9 @@
 
 Idle means no requests and no pipeline execution: what is left are real-time endpoints, the OpenSearch domain,
 the MLflow tracking server, interface VPC endpoints, KMS keys, NAT gateways and CloudWatch alarms. Each becomes a
-`Line` priced from the committed table (`stacks/prices.json`); a line without a price keeps `price=None` and is
+`Line` priced from the committed table. An endpoint config no endpoint of the stack uses is an on-demand endpoint
+(a run brings it up, the clean-up hook takes it down): its line is `idle=False`, priced per hour and not in the
+total (`stacks/prices.json`); a line without a price keeps `price=None` and is
 reported, never counted as zero, and a region never borrows another region's price. `python -m stacks.cost`
 prints the result.
 """
@@ -67,10 +69,15 @@ class Line:
     unit: str
     key: str
     price: Price | None = None
+    idle: bool = True  # False: billed only while a run has it up (an on-demand endpoint)
 
     @property
     def monthly(self) -> float | None:
         return None if self.price is None else self.quantity * self.price.monthly
+
+    @property
+    def hourly(self) -> float | None:
+        return None if self.price is None else self.quantity * self.price.usd
 
 
 @dataclass
@@ -82,7 +89,7 @@ class Estimate:
 
     @property
     def total(self) -> float:
-        return sum(line.monthly for line in self.lines if line.monthly is not None)
+        return sum(line.monthly for line in self.lines if line.idle and line.monthly is not None)
 
     @property
     def missing(self) -> list[str]:
@@ -124,17 +131,36 @@ def _endpoint(r: _Resource) -> Iterator[Line | str]:
     if not config:
         yield f"{r.path}: its endpoint config is not in this stack's template, so its instances are not counted"
         return
-    for variant in config.get("Properties", {}).get("ProductionVariants", []):
+    yield from _variants(r, config.get("Properties", {}), r.props.get("EndpointName"))
+
+
+def _on_demand_config(r: _Resource) -> Iterator[Line | str]:
+    """An endpoint config no endpoint of its stack uses: the instances a run's on-demand endpoint bills while up."""
+    logical_id = r.path.rsplit("/", 1)[1]
+    used = any(
+        resource["Type"] == "AWS::SageMaker::Endpoint"
+        and _ref(resource.get("Properties", {}).get("EndpointConfigName")) == logical_id
+        for resource in r.template.values()
+    )
+    if not used:
+        yield from _variants(r, r.props, None)
+
+
+def _variants(r: _Resource, config: Mapping[str, Any], endpoint_name: str | None) -> Iterator[Line | str]:
+    """Instance lines of an endpoint config's variants: an endpoint's (`endpoint_name`) or an on-demand one's."""
+    for variant in config.get("ProductionVariants", []):
         name, kind = variant.get("VariantName"), variant.get("InstanceType")
         if kind is None:
             yield f"{r.path}: variant {name} is serverless and bills per request"
             continue
         count, how = variant.get("InitialInstanceCount", 1), "no autoscaling"
-        target = f"endpoint/{r.props.get('EndpointName')}/variant/{name}"
-        if target in r.scaling:
+        if endpoint_name is None:
+            how = "on demand"
+        elif (target := f"endpoint/{endpoint_name}/variant/{name}") in r.scaling:
             count, how = r.scaling[target], "autoscaling min"
-        yield Line(r.path, f"SageMaker endpoint {kind} ({how})", count, "instance", f"sagemaker-inference/{kind}")
-        if not _instance_storage().get(kind, True):
+        key = f"sagemaker-inference/{kind}"
+        yield Line(r.path, f"SageMaker endpoint {kind} ({how})", count, "instance", key, idle=endpoint_name is not None)
+        if endpoint_name is not None and not _instance_storage().get(kind, True):
             yield (
                 f"{r.path}: {kind} has no instance storage; the ML storage volume SageMaker attaches is billed "
                 "per GB-month and its size is not in the template"
@@ -216,6 +242,7 @@ def _alarm(r: _Resource) -> Iterator[Line]:
 
 RULES: dict[str, Callable[[_Resource], Iterator[Line | str]]] = {
     "AWS::SageMaker::Endpoint": _endpoint,
+    "AWS::SageMaker::EndpointConfig": _on_demand_config,
     "AWS::OpenSearchService::Domain": _domain,
     "AWS::SageMaker::MlflowTrackingServer": _mlflow,
     "AWS::EC2::VPCEndpoint": _vpc_endpoint,

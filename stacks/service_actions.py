@@ -30,8 +30,10 @@ BEDROCK_INVOKE_ACTIONS = ("bedrock:InvokeModel",)  # Converse is authorized as I
 ECR_LAYER_ACTIONS = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
 ECR_PULL_ACTIONS = ("ecr:GetAuthorizationToken", *ECR_LAYER_ACTIONS)
 LOG_WRITE_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams")
-# Inside the VPC the SageMaker API serves only the on-demand endpoints a run brings up.
-SAGEMAKER_API_ACTIONS = ("sagemaker:DescribeEndpoint", "sagemaker:CreateEndpoint", "sagemaker:AddTags")
+# Inside the VPC the SageMaker API serves only the on-demand endpoints a run brings up (or moves to the
+# endpoint config a later deploy made): processing/backends/on_demand.py.
+ON_DEMAND_ENDPOINT_ACTIONS = ("sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint")
+SAGEMAKER_API_ACTIONS = ("sagemaker:DescribeEndpoint", *ON_DEMAND_ENDPOINT_ACTIONS, "sagemaker:AddTags")
 STS_ACTIONS = ("sts:GetCallerIdentity",)
 # Objects in the project's buckets: processing inputs and outputs, MLflow artifacts (multipart uploads included).
 S3_PROJECT_ACTIONS = (

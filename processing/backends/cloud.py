@@ -137,6 +137,26 @@ def bedrock_judge(config: RunConfig, *, session: boto3.Session | None = None) ->
     return BedrockJudge(context.client("bedrock-runtime"), model_id=model)
 
 
+# role -> (endpoint name field, endpoint config field) of the SageMaker endpoints a run may bring up.
+ON_DEMAND_FIELDS = {
+    "embeddings": ("sagemaker_embedding_endpoint", "sagemaker_embedding_endpoint_config"),
+    "generator": ("generator_endpoint", "generator_endpoint_config"),
+}
+
+
+def bring_up_endpoint(config: RunConfig, role: str, *, session: boto3.Session | None = None) -> None:
+    """Before the first call of `role`'s backend: when the config names an endpoint config for it (an on-demand
+    endpoint), create or update the endpoint from it and wait until it is InService. A no-op otherwise."""
+    from processing.backends.on_demand import OnDemandEndpoint, ensure_in_service
+
+    name_field, config_field = ON_DEMAND_FIELDS[role]
+    if not getattr(config, config_field):
+        return
+    context = _aws(config, role, session)
+    endpoint = OnDemandEndpoint(getattr(config, name_field), getattr(config, config_field), config.environment_name)
+    ensure_in_service(context.client("sagemaker"), endpoint)
+
+
 def selected(config: RunConfig) -> list[tuple[str, str]]:
     """The (config field, backend name) pairs of the cloud backends this config selects."""
     return [(role, name) for role, name in REQUIRED_FIELDS if getattr(config, role) == name]
