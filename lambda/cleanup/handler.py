@@ -55,14 +55,7 @@ class Settings(BaseModel):
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
-        names = {
-            "environment": "RAGOPS_ENVIRONMENT",
-            "endpoint_idle_ttl_hours": "RAGOPS_ENDPOINT_IDLE_TTL_HOURS",
-            "pipeline_execution_ttl_hours": "RAGOPS_PIPELINE_EXECUTION_TTL_HOURS",
-            "dry_run": "RAGOPS_DRY_RUN",
-            "topic_arn": "RAGOPS_TOPIC_ARN",
-            "delete_wait_minutes": "RAGOPS_DELETE_WAIT_MINUTES",
-        }
+        names = {field: f"RAGOPS_{field.upper()}" for field in cls.model_fields}  # the stack sets these
         try:
             return cls(**{name: environ.get(var) for name, var in names.items()})
         except ValidationError as error:

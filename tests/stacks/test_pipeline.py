@@ -18,7 +18,15 @@ from processing.pipelines.parameters import ENVIRONMENT_FIELDS, pipeline_name, r
 from processing.stages.registry import STAGES
 from stacks.app_builder import build_app
 from stacks.config import load_app_config
-from stacks.pipeline_definition import FAIL_STEP, GATE_STEP, GATED_METRICS, IMAGE_ENTRYPOINT, PROMOTE_STEP
+from stacks.pipeline_definition import (
+    DECISION_STEP,
+    FAIL_STEP,
+    GATE_STEP,
+    GATED_METRICS,
+    IMAGE_ENTRYPOINT,
+    PROMOTE_STEP,
+    REJECTED_STEP,
+)
 from tests.stacks.conftest import ENVIRONMENTS, ROOT, cdk_context
 
 CONFIG = load_app_config(cdk_context())
@@ -125,7 +133,8 @@ def step_dependencies(definition: dict[str, Any]) -> dict[str, set[str]]:
     graph = {}
     for step in definition["Steps"]:
         refs = {e["Get"].split(".")[1] for e in expressions(step) if "Get" in e and e["Get"].startswith("Steps.")}
-        graph[step["Name"]] = (refs | set(step.get("DependsOn", []))) - {step["Name"]}
+        nested = {s["Name"] for s in all_steps([step])}  # a branch's steps may read each other
+        graph[step["Name"]] = (refs | set(step.get("DependsOn", []))) - nested
     return graph
 
 
@@ -155,7 +164,7 @@ def test_gate_compares_each_threshold_and_promotes_or_fails_with_the_reason(pipe
         (gate,) = [s for s in definition["Steps"] if s["Type"] == "Condition"]
         paths = sorted(c["LeftValue"]["Std:JsonGet"]["Path"] for c in gate["Arguments"]["Conditions"])
         assert paths == sorted(f"metrics.{m}" for m in GATED_METRICS)
-        (promote,) = gate["Arguments"]["IfSteps"]
+        promote, decision = gate["Arguments"]["IfSteps"]
         assert promote["Name"] == PROMOTE_STEP
         assert promote["Type"] == "Lambda"
         assert set(promote["Arguments"]) == {"environment", "execution_arn", "report_s3_uri", "image_uri", "git_sha"}
@@ -165,6 +174,28 @@ def test_gate_compares_each_threshold_and_promotes_or_fails_with_the_reason(pipe
         assert fail["Name"] == FAIL_STEP
         assert fail["Type"] == "Fail"
         assert "thresholds" in json.dumps(fail["Arguments"]["ErrorMessage"])
+        assert decision["Name"] == DECISION_STEP
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_a_rejection_the_hook_returns_fails_the_execution_with_its_reasons(pipeline_definitions, env):
+    """The hook returns a rejection (no Lambda error, no Errors alarm); the pipeline fails on the decision."""
+    for definition in pipeline_definitions[env].values():
+        (gate,) = [s for s in definition["Steps"] if s["Type"] == "Condition"]
+        promote, decision = gate["Arguments"]["IfSteps"]
+        outputs = {o["OutputName"]: o["OutputType"] for o in promote["OutputParameters"]}
+        assert outputs == {"decision": "String", "failure_summary": "String"}
+        (condition,) = decision["Arguments"]["Conditions"]
+        assert condition == {
+            "Type": "Equals",
+            "LeftValue": {"Get": f"Steps.{PROMOTE_STEP}.OutputParameters['decision']"},
+            "RightValue": "rejected",
+        }
+        (rejected,) = decision["Arguments"]["IfSteps"]
+        assert (rejected["Name"], rejected["Type"]) == (REJECTED_STEP, "Fail")
+        message = rejected["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
+        assert message[1] == {"Get": f"Steps.{PROMOTE_STEP}.OutputParameters['failure_summary']"}
+        assert decision["Arguments"]["ElseSteps"] == []
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
