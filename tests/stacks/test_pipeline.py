@@ -262,9 +262,37 @@ def test_execution_policy_is_scoped_to_this_environments_resources(templates, en
     assert "foundation-model/anthropic.claude-3-haiku-20240307-v1:0" in render(judge)
     mlflow = resources(by_action["sagemaker-mlflow:LogBatch"])
     assert len(mlflow) == 1
-    passrole = by_action["iam:PassRole"]
-    assert passrole["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
-    assert resources(by_action["lambda:InvokeFunction"])
+    # Jobs run the stages' code: they may neither invoke the promotion hook nor start jobs or pass roles.
+    assert not {"lambda:InvokeFunction", "iam:PassRole", "sagemaker:CreateProcessingJob"} & set(by_action)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_pipeline_runs_as_its_own_role_which_alone_may_call_the_promotion_hook(templates, env):
+    template = templates[f"{env}/Pipeline"]
+    roles = template.find_resources("AWS::IAM::Role")
+    (role_id,) = [logical for logical in roles if logical.startswith("PipelineRole")]
+    (trust,) = roles[role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    for pipeline in template.find_resources("AWS::SageMaker::Pipeline").values():
+        assert pipeline["Properties"]["RoleArn"] == {"Fn::GetAtt": [role_id, "Arn"]}
+    by_action = {a: s for s in policy_statements(template, "PipelineRoleDefaultPolicy") for a in actions(s)}
+    assert sorted(by_action) == [
+        "iam:PassRole",
+        "kms:Decrypt",
+        "lambda:InvokeFunction",
+        "s3:GetObject",
+        "sagemaker:AddTags",
+        "sagemaker:CreateProcessingJob",
+        "sagemaker:DescribeProcessingJob",
+        "sagemaker:StopProcessingJob",
+    ]
+    assert render(resources(by_action["lambda:InvokeFunction"])[0]).endswith(f":function:ragops-{env}-promotion")
+    assert by_action["iam:PassRole"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
+    (passed,) = resources(by_action["iam:PassRole"])
+    assert "Fn::ImportValue" in json.dumps(passed) or "GetStackOutput" in json.dumps(passed)  # the job role
+    assert render(resources(by_action["s3:GetObject"])[0]).endswith(f"-data-{_account(env)}-us-east-1/runs/*")
 
 
 def _account(env: str) -> str:
