@@ -62,8 +62,8 @@ def promote(event: Any, settings: Settings, clients: Clients, now: datetime) -> 
             superseded_by = pointers.put_in_order(clients.ssm, handed_on, value, versions)
             if superseded_by is None:
                 written.append(handed_on)
-    if written:
-        pointers.notify(clients, settings, value)
+    if written:  # a superseded promotion says so: the pointer stayed on the later execution
+        pointers.notify(clients, settings, {**value, "superseded_by": superseded_by} if superseded_by else value)
     if log in written:
         metrics.add_dimension(name="environment", value=settings.environment)
         metrics.add_metric(name=DECISION_METRICS[record["decision"]], unit=MetricUnit.Count, value=1)

@@ -296,8 +296,10 @@ def test_an_older_executions_retry_never_moves_promoted_config_back(world):
     assert retried["superseded_by"] == b
     assert parameter(clients, "/ragops/dev/promoted-config")["execution_arn"] == b
     assert [json.loads(v["Value"])["execution_arn"] for v in history(clients, "/ragops/dev/promoted-config")] == [b]
-    # A's decision is still logged, where the deploy gate of A's run finds it.
+    # A's decision is still logged, where the deploy gate of A's run finds it, and its notice says it was superseded.
     assert parameter(clients, "/ragops/dev/last-promotion-decision")["execution_arn"] == a
+    notices = [json.loads(json.loads(m["Body"])["Message"]) for m in world.notifications()]
+    assert [n.get("superseded_by") for n in notices] == [None, b]
 
 
 class LateFirstPut:
