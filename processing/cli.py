@@ -86,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
         "--promoted",
         type=Path,
         help="promotion record (JSON) of the previous environment: its run_config, less environment-bound "
-        "fields, is the starting point; --set overrides it",
+        "fields, is the starting point (--set overrides it); the run must be the record's commit and image digest",
     )
     start.add_argument("--git-sha", help="commit of the image (default: $GITHUB_SHA, else git rev-parse HEAD)")
     start.add_argument("--region", help="AWS region (default: the AWS configuration's)")
@@ -140,12 +140,13 @@ def _stage(args: argparse.Namespace) -> int:
 
 def _pipeline(args: argparse.Namespace) -> int:
     from processing.pipelines.parameters import portable_overrides
-    from processing.pipelines.start import clients, current_git_sha, start_execution
+    from processing.pipelines.start import clients, current_git_sha, promoted_provenance, start_execution
 
-    promoted = {}
+    promoted, provenance = {}, None
     if args.promoted:
         try:
-            promoted = portable_overrides(json.loads(args.promoted.read_text(encoding="utf-8")))
+            record = json.loads(args.promoted.read_text(encoding="utf-8"))
+            promoted, provenance = portable_overrides(record), promoted_provenance(record)
         except (OSError, json.JSONDecodeError, ValueError) as error:
             raise ValueError(f"--promoted {args.promoted}: {error}") from error
     started = start_execution(
@@ -154,6 +155,7 @@ def _pipeline(args: argparse.Namespace) -> int:
         variant=args.variant,
         overrides={**promoted, **parse_overrides(args.overrides)},
         git_sha=args.git_sha or current_git_sha(),
+        promoted=provenance,
     )
     print(f"pipeline {started.pipeline}: image {started.image_uri}, commit {started.git_sha}")
     print(f"MLflow experiment: {started.experiment}")

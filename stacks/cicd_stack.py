@@ -4,9 +4,14 @@ IAM is global to an account, so the provider and roles exist once per account th
 in a stage of their own (`cdk deploy "cicd-<account>/*"`), outside every environment's stage: deploying
 or destroying an environment never touches the trust its own deployments run on.
 
-The roles hold no deployment rights themselves. They may only assume the CDK bootstrap roles of their
+The deploy roles hold no deployment rights themselves. They may only assume the CDK bootstrap roles of their
 environment's account and region (which carry CloudFormation, asset publishing and lookups), run and
-watch the environment's SageMaker pipelines, and read its promotion record.
+watch the environment's SageMaker pipelines, and read its promotion decisions.
+
+Pull requests run their own code with whatever their role reaches (a pull request may change the workflow
+too), so their role reaches little: it exists only in the accounts of `cicd.pull_request_environments` and may
+only read those environments' deployed templates, which is all `cdk diff --method template` needs once the
+CDK lookup role (ReadOnlyAccess) is out of reach; the CLI then falls back to the role's own credentials.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ def deploy_role_name(env: EnvironmentConfig) -> str:
 
 
 PULL_REQUEST_ROLE_NAME = f"{PROJECT}-github-pull-request"
+DECISION_LOG = "last-promotion-decision"  # the promotion hook's parameter name
 
 
 class CiCdStage(cdk.Stage):
@@ -71,7 +77,8 @@ class CiCdStack(cdk.Stack):
         self._cicd = cicd
         self.provider = self._provider(environments[0].account)
         self.deploy_roles = {env.name: self._deploy_role(env) for env in environments}
-        self.pull_request_role = self._pull_request_role(environments)
+        diffed = [env for env in environments if env.name in cicd.pull_request_environments]
+        self.pull_request_role = self._pull_request_role(diffed) if diffed else None
 
     def _provider(self, account: str) -> iam.IOidcProvider:
         """GitHub's OIDC provider: imported where the account already has it, else created (and owned) here."""
@@ -109,7 +116,8 @@ class CiCdStack(cdk.Stack):
             f"cdk-{self._cicd.bootstrap_qualifier}-container-assets-{env.account}-{env.region}"
         )
         executions = [f"{pipeline}/execution/*" for pipeline in pipelines]
-        records = f"arn:{self.partition}:ssm:{env.region}:{env.account}:parameter/{PROJECT}/{env.name}/*"
+        # The promotion hook logs every decision there; the gate reads its own execution's from the history.
+        decisions = f"arn:{self.partition}:ssm:{env.region}:{env.account}:parameter/{PROJECT}/{env.name}/{DECISION_LOG}"
         policy = iam.PolicyDocument(
             statements=[
                 iam.PolicyStatement(
@@ -123,12 +131,15 @@ class CiCdStack(cdk.Stack):
                         "sagemaker:DescribePipeline",
                         "sagemaker:StartPipelineExecution",
                         "sagemaker:DescribePipelineExecution",
-                        "sagemaker:ListPipelineExecutionSteps",
                     ],
                     resources=[*pipelines, *executions],
                 ),
                 iam.PolicyStatement(sid="PinProcessingImage", actions=["ecr:DescribeImages"], resources=[assets]),
-                iam.PolicyStatement(sid="ReadPromotionRecord", actions=["ssm:GetParameter"], resources=[records]),
+                iam.PolicyStatement(
+                    sid="ReadPromotionDecisions",
+                    actions=["ssm:GetParameter", "ssm:GetParameterHistory"],
+                    resources=[decisions],
+                ),
             ]
         )
         role = iam.Role(
@@ -146,34 +157,53 @@ class CiCdStack(cdk.Stack):
                 f"AwsSolutions-IAM5[Resource::{self._nag_name(execution)}]",
                 "SageMaker generates execution ids at start; the wildcard covers only this pipeline's executions",
             )
-        acknowledge(
-            role,
-            f"AwsSolutions-IAM5[Resource::{self._nag_name(records)}]",
-            "read-only access to this environment's own parameter path, where the promotion hook writes its record",
-        )
         cdk.CfnOutput(self, f"DeployRoleArn-{env.name}", value=role.role_arn, description=f"AWS_ROLE_ARN of {env.name}")
         return role
 
     def _pull_request_role(self, environments: list[EnvironmentConfig]) -> iam.Role:
-        lookups = sorted({self._bootstrap_role_arn(env, "lookup") for env in environments})
+        """Reads the deployed templates of `environments` (all in this account) and nothing else."""
+        stacks = [
+            f"arn:{self.partition}:cloudformation:{env.region}:{env.account}:stack/{env.name}-*/*"
+            for env in environments
+        ]
+        # `cdk diff` reads the bootstrap version before it reads templates.
+        versions = sorted(
+            {
+                f"arn:{self.partition}:ssm:{env.region}:{env.account}:parameter/cdk-bootstrap/"
+                f"{self._cicd.bootstrap_qualifier}/version"
+                for env in environments
+            }
+        )
         role = iam.Role(
             self,
             "PullRequest",
             role_name=PULL_REQUEST_ROLE_NAME,
-            description=f"GitHub Actions pull-request checks of {self._cicd.subject}: template diffs only",
+            description=(
+                f"GitHub Actions pull-request checks of {self._cicd.subject}: template diffs of "
+                f"{', '.join(env.name for env in environments)} only"
+            ),
             assumed_by=self._principal(f"{self._cicd.subject}:pull_request"),
             max_session_duration=MAX_SESSION,
             inline_policies={
-                "Lookup": iam.PolicyDocument(
+                "Diff": iam.PolicyDocument(
                     statements=[
                         iam.PolicyStatement(
-                            sid="UseCdkLookupRole",
-                            actions=["sts:AssumeRole", "sts:TagSession"],
-                            resources=lookups,
-                        )
+                            sid="ReadDeployedTemplates",
+                            actions=["cloudformation:DescribeStacks", "cloudformation:GetTemplate"],
+                            resources=stacks,
+                        ),
+                        iam.PolicyStatement(
+                            sid="ReadBootstrapVersion", actions=["ssm:GetParameter"], resources=versions
+                        ),
                     ]
                 )
             },
         )
+        for stack in stacks:
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Resource::{self._nag_name(stack)}]",
+                "CloudFormation appends a generated id to every stack ARN; the name prefix is this environment's stage",
+            )
         cdk.CfnOutput(self, "PullRequestRoleArn", value=role.role_arn, description="CDK_DIFF_ROLE_ARN_<ENV>")
         return role

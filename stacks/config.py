@@ -333,12 +333,15 @@ class CiCdConfig(_Strict):
     `existing_oidc_provider_accounts` lists the accounts that already trust GitHub's OIDC issuer (an account
     has at most one provider per issuer, so creating another fails with EntityAlreadyExists): there the
     stack imports the provider by its fixed ARN instead of creating it, and a destroy leaves it in place.
+    `pull_request_environments` are the environments whose deployed templates pull requests may diff against:
+    pull-request code runs with that trust, so it reaches no other environment (by default not staging or prod).
     """
 
     github_owner: str
     github_repo: str
     subject_prefix: str | None = None
     existing_oidc_provider_accounts: tuple[AccountId, ...] = ()
+    pull_request_environments: tuple[str, ...] = ("dev",)
     bootstrap_qualifier: Annotated[
         str,
         _matching(re.compile(r"[A-Za-z0-9_-]{1,10}"), "a CDK bootstrap qualifier (1-10 letters, digits, '_' or '-')"),
@@ -388,6 +391,11 @@ class AppConfig(_Strict):
             target = env.promotion.next_environment
             if target is not None and target not in self.environments:
                 raise ValueError(f"environment '{name}': promotion.next_environment '{target}' is not defined")
+        # The default names dev; where no dev exists, no account trusts pull requests. A value set is checked.
+        listed = self.cicd.pull_request_environments if self.cicd else ()
+        unknown = [n for n in listed if n not in self.environments]
+        if unknown and "pull_request_environments" in self.cicd.model_fields_set:
+            raise ValueError(f"cicd.pull_request_environments: {', '.join(unknown)} not defined")
         return self
 
     def select(self, names: list[str]) -> list[EnvironmentConfig]:

@@ -19,13 +19,15 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from processing.pipelines.parameters import pipeline_prefix
-from stacks.config import PROJECT, TAG_ENVIRONMENT, TAG_PROJECT, EnvironmentConfig
+from stacks.cleanup_permissions import grant_cleanup
+from stacks.config import PROJECT, EnvironmentConfig
 from stacks.hooks import RUNTIME, hook_code, hook_role, waiting_provider
 from stacks.lifecycle import encrypted_log_group, removal_policy
 from stacks.nag import acknowledge
 from stacks.powertools_layer import powertools_layer_arn
 
 SSM_PREFIX = f"/{PROJECT}"
+METRICS_NAMESPACE = "RagOps"  # the hooks' Powertools metrics
 PIPELINE_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
 # The stack delete waits for the clean-up: endpoints take minutes to delete, and a stopping execution first
 # finishes its running step (a processing job stops within minutes; a Lambda step runs to its timeout).
@@ -153,9 +155,12 @@ class OperationsStack(cdk.Stack):
         # not a principal, names the role because the storage stack deploys before the role exists.
         records = data_bucket.arn_for_objects(f"promotions/{config.name}/decisions/*")
         role_arn = f"arn:{self.partition}:iam::{self.account}:role/{config.resource_prefix}-promotion"
+        # s3:ListBucket lets S3 answer NoSuchKey for a missing report instead of AccessDenied (S3 hides whether a
+        # key exists from principals that may not list the bucket); GetObject has no s3:prefix key to narrow it.
         for actions, resources in (
             (["s3:GetObject"], [data_bucket.arn_for_objects("runs/*"), records]),
             (["s3:PutObject"], [records]),
+            (["s3:ListBucket"], [data_bucket.bucket_arn]),
         ):
             data_bucket.add_to_resource_policy(
                 iam.PolicyStatement(
@@ -187,9 +192,10 @@ class OperationsStack(cdk.Stack):
                 conditions={"StringEquals": {"events:source": "ragops.promotion"}},
             )
         )
+        # The execution's parameters (EventBridge path) and its start time, which orders promotions.
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["sagemaker:ListPipelineParametersForExecution"],
+                actions=["sagemaker:ListPipelineParametersForExecution", "sagemaker:DescribePipelineExecution"],
                 resources=[self._pipeline_arn("*/execution/*")],
             )
         )
@@ -238,70 +244,7 @@ class OperationsStack(cdk.Stack):
         )
         role = function.role
         assert role is not None
-        # These APIs have no resource-level permissions: listing and tag/metric reads need "*".
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "tag:GetResources",
-                    "cloudwatch:GetMetricStatistics",
-                    "sagemaker:ListEndpoints",
-                    "sagemaker:ListEndpointConfigs",
-                    "sagemaker:ListModels",
-                    "sagemaker:ListPipelines",
-                ],
-                resources=["*"],
-            )
-        )
-        sagemaker = {kind: self._sagemaker_arn(f"{kind}/*") for kind in ("endpoint", "endpoint-config", "model")}
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig"],
-                resources=[sagemaker["endpoint"], sagemaker["endpoint-config"]],
-            )
-        )
-        # SageMaker authorizes deletes by the resource's tags: only this project's and environment's.
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:DeleteEndpoint", "sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"],
-                resources=list(sagemaker.values()),
-                conditions={
-                    "StringEquals": {
-                        f"aws:ResourceTag/{TAG_PROJECT}": PROJECT,
-                        f"aws:ResourceTag/{TAG_ENVIRONMENT}": config.name,
-                    }
-                },
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["sagemaker:ListPipelineExecutions"], resources=[self._pipeline_arn("*")])
-        )
-        # A Delete tears the environment down only while this stack itself is being deleted: its own status.
-        role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["cloudformation:DescribeStacks"], resources=[self.stack_id])
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:StopPipelineExecution"], resources=[self._pipeline_arn("*/execution/*")]
-            )
-        )
-        arn = self._sagemaker_arn("").rstrip(":")
-        for resource, reason in (
-            (
-                f"{arn}:endpoint/*",
-                "endpoints are created at run time; deletes are conditioned on this environment's tags",
-            ),
-            (
-                f"{arn}:endpoint-config/*",
-                "endpoint configs are created at run time; deletes need this environment's tags",
-            ),
-            (f"{arn}:model/*", "models are created at run time; deletes are conditioned on this environment's tags"),
-            (self._pipeline_arn("*"), "only pipelines named for this environment are listed"),
-            (
-                self._pipeline_arn("*/execution/*"),
-                "executions are created at run time; the pipeline name prefix confines them to this environment",
-            ),
-        ):
-            acknowledge(role, f"AwsSolutions-IAM5[Resource::{resource}]", reason)
+        grant_cleanup(role, self._sagemaker_arn("").rstrip(":"), self._pipeline_arn, config.name)
 
         schedule = events.Rule(
             self,
@@ -316,6 +259,18 @@ class OperationsStack(cdk.Stack):
                 dead_letter_queue=self._rule_dead_letters("CleanupScheduleDeadLetters"),
                 retry_attempts=2,
             )
+        )
+
+        self._alarm(
+            "CleanupFailedActions",
+            cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name="CleanupFailed",
+                dimensions_map={"service": f"{PROJECT}-cleanup", "environment": config.name},
+                statistic="Sum",
+                period=cdk.Duration.minutes(5),
+            ),
+            "clean-up reads or deletes that failed (the pass goes on, so the function reports no error)",
         )
 
         # The delete completes only when the hook finds nothing of this environment executing, stopping or
@@ -337,7 +292,13 @@ class OperationsStack(cdk.Stack):
     # -- shared pieces -----------------------------------------------------------------------------------
 
     def _rule_dead_letters(self, construct_id: str) -> sqs.Queue:
+        """An EventBridge target's DLQ: events not delivered after every retry; alarmed like the others."""
         queue = self._queue(construct_id)
+        self._alarm(
+            f"{construct_id}Depth",
+            queue.metric_approximate_number_of_messages_visible(period=cdk.Duration.minutes(5)),
+            "events EventBridge could not deliver to the hook; they wait in the rule's dead-letter queue",
+        )
         acknowledge(
             queue,
             "AwsSolutions-SQS3",

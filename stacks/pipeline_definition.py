@@ -4,7 +4,10 @@ Two shapes of the same pipeline: `single` runs every stage in one processing job
 `multi` runs one processing job per stage (`python -m processing stage <id>`). Either way each stage's output
 directory lands in `s3://<data bucket>/runs/<execution id>/<output>/` (the report in `.../report/report.json`,
 where the promotion hook looks for it). Both end in the same quality gate: a condition on
-the evaluation report that leads to the promotion Lambda or to a Fail step naming the missed thresholds.
+the evaluation report that leads to the promotion Lambda or to a Fail step naming the missed thresholds. The
+promotion hook applies the environment's own thresholds (the pipeline's are overridable parameters) and returns
+a rejection as its decision, not as an error; a second condition on that decision fails the execution with the
+hook's reasons, so a rejected run never ends Succeeded and a rejection never counts as a Lambda error.
 Values may be CDK tokens; the stack resolves them with `Stack.to_json_string`.
 """
 
@@ -26,6 +29,8 @@ SINGLE_STEP = "RAGPipeline"
 GATE_STEP = "QualityGate"
 PROMOTE_STEP = "Promote"
 FAIL_STEP = "ThresholdsNotMet"
+DECISION_STEP = "PromotionDecision"
+REJECTED_STEP = "PromotionRejected"
 
 # Report metric -> the run-config field holding its threshold (the promotion hook checks the same names).
 GATED_METRICS = {"hit_at_k": "min_hit_at_k", "mrr": "min_mrr", "answer_similarity": "min_answer_similarity"}
@@ -242,28 +247,56 @@ def gate_step(spec: PipelineSpec, report_step: str, report_output: str, report_p
             ")",
         ]
     fail = {"Name": FAIL_STEP, "Type": "Fail", "Arguments": {"ErrorMessage": join(*failure_values)}}
-    if_steps = []
-    if spec.promotion_function_arn:
-        if_steps.append(
-            {
-                "Name": PROMOTE_STEP,
-                "Type": "Lambda",
-                "FunctionArn": spec.promotion_function_arn,
-                "OutputParameters": [{"OutputName": "decision", "OutputType": "String"}],
-                "Arguments": {
-                    "environment": spec.environment,
-                    "execution_arn": get("Execution.PipelineExecutionArn"),
-                    "report_s3_uri": _report_uri(report_step, report_output, report_path),
-                    "image_uri": get(f"Parameters.{IMAGE_URI}"),
-                    "git_sha": get(f"Parameters.{GIT_SHA}"),
-                },
-            }
-        )
+    if_steps = (
+        [] if spec.promotion_function_arn is None else promotion_steps(spec, report_step, report_output, report_path)
+    )
     return {
         "Name": GATE_STEP,
         "Type": "Condition",
         "Arguments": {"Conditions": conditions, "IfSteps": if_steps, "ElseSteps": [fail]},
     }
+
+
+def promotion_steps(spec: PipelineSpec, report_step: str, report_output: str, report_path: str) -> list[dict[str, Any]]:
+    """The hook's Lambda step, then a condition on the decision it returns: a rejection fails the execution."""
+    assert spec.promotion_function_arn is not None
+    promote = {
+        "Name": PROMOTE_STEP,
+        "Type": "Lambda",
+        "FunctionArn": spec.promotion_function_arn,
+        "OutputParameters": [
+            {"OutputName": "decision", "OutputType": "String"},
+            {"OutputName": "failure_summary", "OutputType": "String"},
+        ],
+        "Arguments": {
+            "environment": spec.environment,
+            "execution_arn": get("Execution.PipelineExecutionArn"),
+            "report_s3_uri": _report_uri(report_step, report_output, report_path),
+            "image_uri": get(f"Parameters.{IMAGE_URI}"),
+            "git_sha": get(f"Parameters.{GIT_SHA}"),
+        },
+    }
+    output = f"Steps.{PROMOTE_STEP}.OutputParameters"
+    rejected = {
+        "Name": REJECTED_STEP,
+        "Type": "Fail",
+        "Arguments": {
+            "ErrorMessage": join(
+                f"promotion hook rejected the run against the {spec.environment} thresholds: ",
+                get(f"{output}['failure_summary']"),
+            )
+        },
+    }
+    decision = {
+        "Name": DECISION_STEP,
+        "Type": "Condition",
+        "Arguments": {
+            "Conditions": [{"Type": "Equals", "LeftValue": get(f"{output}['decision']"), "RightValue": "rejected"}],
+            "IfSteps": [rejected],
+            "ElseSteps": [],
+        },
+    }
+    return [promote, decision]
 
 
 def pipeline_definition(spec: PipelineSpec) -> dict[str, Any]:

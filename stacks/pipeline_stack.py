@@ -25,6 +25,7 @@ from stacks.lifecycle import encrypted_log_group
 from stacks.model_endpoint import ModelEndpoint
 from stacks.nag import acknowledge_wildcard_resource
 from stacks.pipeline_definition import JobSettings, PipelineSpec, pipeline_definition
+from stacks.pipeline_orchestration import Orchestration, pipeline_role
 from stacks.service_actions import BEDROCK_INVOKE_ACTIONS, ENDPOINT_INVOKE_ACTIONS, LOG_WRITE_ACTIONS, MLFLOW_ACTIONS
 from stacks.shared_log_group import SharedLogGroupRetention
 from stacks.tracking_stack import ARTIFACT_PREFIX
@@ -80,6 +81,19 @@ class PipelineStack(cdk.Stack):
             build_args={"TORCH_INDEX_URL": TORCH_CPU_INDEX},
         )
         self.execution_policy = self._execution_policy()
+        data = self._bucket_arn(inputs.data_bucket_name)
+        self.pipeline_role = pipeline_role(
+            self,
+            "PipelineRole",
+            Orchestration(
+                job_role=inputs.role,
+                processing_jobs_arn=self._arn("sagemaker", "processing-job", "pipelines-*"),
+                reports_arn=f"{data}/runs/*",
+                key_arn=inputs.key.key_arn,
+                promotion_function_arn=self._promotion_arn() if inputs.promotion_function_name else None,
+            ),
+            f"{config.resource_prefix}: the pipelines run their processing jobs and call the promotion hook",
+        )
         self.pipelines = {variant: self._pipeline(variant) for variant in VARIANTS}
         self.model_import_role = self._model_import_role()
         self.imported_model_invoke_policy = self._imported_model_invoke_policy()
@@ -145,25 +159,8 @@ class PipelineStack(cdk.Stack):
             ),
             iam.PolicyStatement(actions=list(MLFLOW_ACTIONS), resources=[inputs.tracking_server_arn]),
             iam.PolicyStatement(actions=list(BEDROCK_INVOKE_ACTIONS), resources=[self._judge_model_arn()]),
-            # The pipeline itself runs as this role: it starts, watches and stops its processing jobs.
-            iam.PolicyStatement(
-                actions=[
-                    "sagemaker:CreateProcessingJob",
-                    "sagemaker:DescribeProcessingJob",
-                    "sagemaker:StopProcessingJob",
-                    "sagemaker:AddTags",
-                ],
-                resources=[self._arn("sagemaker", "processing-job", "pipelines-*")],
-            ),
-            iam.PolicyStatement(
-                actions=["iam:PassRole"],
-                resources=[inputs.role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            ),
         ]
         statements += self._on_demand_statements()
-        if inputs.promotion_function_name:
-            statements.append(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self._promotion_arn()]))
         return statements
 
     def _on_demand(self) -> list[ModelEndpoint]:
@@ -218,9 +215,6 @@ class PipelineStack(cdk.Stack):
                 "MLflow run artifact keys are created at run time under the tracking server's prefix"
             ),
             f"{self._domain_arn()}/*": "OpenSearch HTTP paths (indices, _bulk, _aliases) are chosen at run time",
-            self._arn("sagemaker", "processing-job", "pipelines-*"): (
-                "SageMaker pipelines name their processing jobs pipelines-<execution>-<step>-<suffix> at run time"
-            ),
             self._log_group_arn(): "processing jobs write their logs to streams SageMaker names per job",
             self._arn("ec2", "network-interface", "*"): (
                 "network interfaces of VPC jobs are created by SageMaker at run time; deletion is bounded to our VPC"
@@ -262,10 +256,11 @@ class PipelineStack(cdk.Stack):
             pipeline_name=pipeline_name(config.name, variant),
             pipeline_display_name=pipeline_name(config.name, variant),
             pipeline_description=f"RagOps {config.name}: {variant}-step RAG pipeline with a promotion gate",
-            role_arn=inputs.role.role_arn,
+            role_arn=self.pipeline_role.role_arn,
             pipeline_definition={"PipelineDefinitionBody": self.to_json_string(pipeline_definition(spec))},
         )
-        pipeline.node.add_dependency(self.execution_policy)  # the role must hold its permissions first
+        # Both roles must hold their permissions first.
+        pipeline.node.add_dependency(self.execution_policy, self.pipeline_role)
         return pipeline
 
     def _parameter_defaults(self) -> dict[str, object]:

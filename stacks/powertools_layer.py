@@ -3,7 +3,7 @@
 Powertools publishes one public layer per Python version and architecture from account 017000801446
 (`AWSLambdaPowertoolsPythonV3-<python>-<arch>:<version>`). Version 36 of the python3.14/arm64 layer carries
 Powertools 3.31.1; tests run the handlers against the pip-installed pin (requirements.txt), and the
-handlers use only Logger, Tracer and the parser, which both versions provide. To move the layer, check the
+handlers use only Logger, Tracer, Metrics and the parser, which both versions provide. To move the layer, check the
 new version's content with `aws lambda get-layer-version-by-arn --arn <arn>` (its Description names the
 Powertools release) and change `LAYER_VERSION` here.
 """

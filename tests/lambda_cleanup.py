@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -110,15 +111,28 @@ def actions(report: dict) -> dict[tuple[str, str], str]:
     return {(a["kind"], a["name"]): a["action"] for a in report["actions"]}
 
 
-def fail_when(client, operation: str, failing: Callable[[dict], bool]) -> None:
-    """Make `operation` raise as a throttled AWS call would whenever `failing(its parameters)` holds."""
+def fail_when(
+    client, operation: str, failing: Callable[[dict], bool], code: str = "ThrottlingException", message: str = ""
+) -> None:
+    """Make `operation` raise as AWS would (throttled, by default) whenever `failing(its parameters)` holds."""
 
     def throttle(params, **_):
         if failing(params):
-            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, operation)
+            raise ClientError({"Error": {"Code": code, "Message": message or "Rate exceeded"}}, operation)
 
     service = client.meta.service_model.service_id.hyphenize()
     client.meta.events.register(f"before-parameter-build.{service}.{operation}", throttle)
+
+
+def emitted_metrics(capsys) -> dict[str, list[float]]:
+    """The clean-up metrics Powertools flushed as CloudWatch embedded metric format, by name."""
+    cleanup.metrics.flush_metrics()
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    (blob,) = lines
+    (directive,) = blob["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "RagOps"
+    assert (blob["service"], blob["environment"]) == ("ragops-cleanup", "dev")
+    return {m["Name"]: blob[m["Name"]] for m in directive["Metrics"]}
 
 
 class NullSns:

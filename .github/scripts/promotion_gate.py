@@ -1,14 +1,19 @@
-"""Deployment gate: wait for a SageMaker pipeline execution, then for the promotion record it produced.
+"""Deployment gate: wait for a SageMaker pipeline execution, then for the promotion decision of that execution.
 
 botocore has no waiter for pipeline executions, so this polls `DescribePipelineExecution` within a bound.
-A record counts only if its SSM parameter version is newer than the one read before the execution
-started: a stale record from an earlier run never promotes. The record is printed as one `name=value`
-line for `$GITHUB_OUTPUT`, so the workflow passes it on through job outputs and `env:`, never by
-expanding it inside a script.
+The decision is looked up by identity, never by recency: the promotion hook logs every decision in
+`/ragops/<env>/last-promotion-decision`, and the gate reads that parameter's history for the version written
+after the run started whose `execution_arn` is the execution it waited for, and whose `git_sha` is the commit it
+deployed. Another execution of the same environment (the other pipeline shape, a manual run) never passes for
+it, and a rejected decision fails the gate with its reasons. The pointer is printed as one `name=value` line for
+`$GITHUB_OUTPUT`, so the workflow passes it on through job outputs and `env:`, never by expanding it in a script.
 
-    python .github/scripts/promotion_gate.py version --parameter /ragops/dev/promoted-config
-    python .github/scripts/promotion_gate.py await --execution-arn ARN --parameter NAME --after-version 3
-    python .github/scripts/promotion_gate.py await --execution-arn ARN   # last environment: no record to pass on
+Each wait is bounded below the deploy role's one-hour session; the workflow takes a fresh session between them.
+
+    python .github/scripts/promotion_gate.py version --parameter /ragops/dev/last-promotion-decision
+    python .github/scripts/promotion_gate.py execution --execution-arn ARN --timeout-minutes 50
+    python .github/scripts/promotion_gate.py decision --execution-arn ARN --git-sha SHA \
+        --parameter /ragops/dev/last-promotion-decision --after-version 3
 """
 
 from __future__ import annotations
@@ -25,35 +30,42 @@ from typing import Any
 import boto3
 
 EXECUTION_ARN = re.compile(r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:pipeline/[A-Za-z0-9-]+/execution/[a-z0-9]+")
+GIT_SHA = re.compile(r"[0-9a-f]{40}")
 RUNNING = {"Executing", "Stopping"}
 FAILED = {"Failed", "Stopped"}
+# The deploy role's sessions last one hour (MaxSessionDuration); a wait must end, with room for its last calls.
+SESSION_MINUTES = 60
+MAX_WAIT_MINUTES = SESSION_MINUTES - 5
 
 
 class GateError(RuntimeError):
-    """The execution failed, timed out or produced no new promotion record."""
+    """The execution failed or timed out, or its decision is missing, a rejection, or for another commit."""
 
 
 @dataclass(frozen=True)
-class Bounds:
-    execution_timeout_seconds: float
-    record_timeout_seconds: float
+class Wait:
+    timeout_seconds: float
     poll_seconds: float
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
 
 
 def parameter_version(ssm: Any, name: str) -> int:
-    """Current version of the record, 0 when none was ever written."""
+    """Current version of the parameter, 0 when none was ever written."""
     try:
         return int(ssm.get_parameter(Name=name)["Parameter"]["Version"])
     except ssm.exceptions.ParameterNotFound:
         return 0
 
 
-def await_execution(
-    sagemaker: Any, arn: str, bounds: Bounds, sleep: Callable[[float], None], clock: Callable[[], float]
-) -> None:
+def _check_arn(arn: str) -> None:
     if not EXECUTION_ARN.fullmatch(arn):
         raise GateError(f"--execution-arn: '{arn}' is not a SageMaker pipeline execution ARN")
-    deadline = clock() + bounds.execution_timeout_seconds
+
+
+def await_execution(sagemaker: Any, arn: str, wait: Wait) -> None:
+    _check_arn(arn)
+    deadline = wait.clock() + wait.timeout_seconds
     while True:
         status = sagemaker.describe_pipeline_execution(PipelineExecutionArn=arn)["PipelineExecutionStatus"]
         print(f"pipeline execution {arn}: {status}", file=sys.stderr)
@@ -61,61 +73,89 @@ def await_execution(
             return
         if status in FAILED or status not in RUNNING:
             raise GateError(f"pipeline execution {arn} ended {status}")
-        if clock() >= deadline:
-            raise GateError(f"pipeline execution {arn} still {status} after {bounds.execution_timeout_seconds:.0f} s")
-        sleep(bounds.poll_seconds)
+        if wait.clock() >= deadline:
+            raise GateError(f"pipeline execution {arn} still {status} after {wait.timeout_seconds:.0f} s")
+        wait.sleep(wait.poll_seconds)
 
 
-def await_record(
-    ssm: Any,
-    name: str,
-    after_version: int,
-    bounds: Bounds,
-    sleep: Callable[[float], None],
-    clock: Callable[[], float],
-) -> dict[str, Any]:
-    """The record written after `after_version`; the promotion hook may run shortly after the execution ends."""
-    deadline = clock() + bounds.record_timeout_seconds
-    while parameter_version(ssm, name) <= after_version:
-        if clock() >= deadline:
-            raise GateError(
-                f"no new promotion record at {name} (still version {after_version}): the evaluation did not promote"
-            )
-        sleep(bounds.poll_seconds)
-    value = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+def _decision_of(ssm: Any, name: str, arn: str, after_version: int) -> dict[str, Any] | None:
+    """The decision for `arn` among the versions after `after_version`, None while there is none."""
     try:
-        record = json.loads(value)
-    except json.JSONDecodeError as error:
-        raise GateError(f"promotion record {name} is not JSON: {error}") from None
-    if not isinstance(record, dict):
-        raise GateError(f"promotion record {name} is not a JSON object")
-    return record
+        pages = ssm.get_paginator("get_parameter_history").paginate(Name=name)
+        versions = [v for page in pages for v in page["Parameters"]]
+    except ssm.exceptions.ParameterNotFound:
+        return None
+    if versions and after_version and min(v["Version"] for v in versions) > after_version + 1:
+        raise GateError(f"{name}: versions after {after_version} are no longer all in the history (it keeps 100)")
+    for version in sorted(versions, key=lambda v: v["Version"]):
+        if version["Version"] <= after_version:
+            continue
+        try:
+            value = json.loads(version["Value"])
+        except json.JSONDecodeError as error:
+            raise GateError(f"{name} version {version['Version']} is not JSON: {error}") from None
+        if not isinstance(value, dict):
+            raise GateError(f"{name} version {version['Version']} is not a JSON object")
+        if value.get("execution_arn") == arn:
+            return value
+    return None
+
+
+def await_decision(ssm: Any, name: str, arn: str, git_sha: str, after_version: int, wait: Wait) -> dict[str, Any]:
+    """The pointer the hook recorded for exactly this execution and commit, once it passed."""
+    _check_arn(arn)
+    if not GIT_SHA.fullmatch(git_sha):
+        raise GateError(f"--git-sha: '{git_sha}' is not a 40-character commit id")
+    deadline = wait.clock() + wait.timeout_seconds
+    while (decision := _decision_of(ssm, name, arn, after_version)) is None:
+        if wait.clock() >= deadline:
+            raise GateError(f"no promotion decision for {arn} in {name} after version {after_version}")
+        wait.sleep(wait.poll_seconds)
+    if decision.get("decision") not in ("promoted", "released"):
+        raise GateError(f"{arn} was {decision.get('decision')}: {decision.get('failures')}")
+    if decision.get("git_sha") != git_sha:
+        raise GateError(f"{arn} was decided for commit {decision.get('git_sha')}, not the deployed {git_sha}")
+    return decision
+
+
+def _minutes(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= MAX_WAIT_MINUTES:
+        raise argparse.ArgumentTypeError(
+            f"{value:g} is not in (0, {MAX_WAIT_MINUTES}]: the deploy role's session lasts {SESSION_MINUTES} minutes"
+        )
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    version = commands.add_parser("version", help="print the parameter's current version as version=N")
+    version.add_argument("--parameter", required=True)
+    execution = commands.add_parser("execution", help="wait until the execution succeeded")
+    decision = commands.add_parser("decision", help="wait for this execution's decision; print promoted-config=JSON")
+    for command, default in ((execution, 50.0), (decision, 10.0)):
+        command.add_argument("--execution-arn", required=True)
+        command.add_argument("--timeout-minutes", type=_minutes, default=default)
+        command.add_argument("--poll-seconds", type=float, default=60.0)
+    decision.add_argument("--parameter", required=True, help="the environment's decision log")
+    decision.add_argument("--after-version", type=int, required=True)
+    decision.add_argument("--git-sha", required=True, help="the commit this run deployed")
+    return parser
 
 
 def main(argv: list[str] | None = None, *, sagemaker: Any = None, ssm: Any = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    version = commands.add_parser("version", help="print the record's current version as version=N")
-    version.add_argument("--parameter", required=True)
-    wait = commands.add_parser("await", help="wait for the execution and a newer record; print promoted-config=JSON")
-    wait.add_argument("--execution-arn", required=True)
-    wait.add_argument("--parameter", help="promotion record to wait for; omit for the last environment")
-    wait.add_argument("--after-version", type=int, default=0)
-    wait.add_argument("--timeout-minutes", type=float, default=240.0)
-    wait.add_argument("--record-timeout-minutes", type=float, default=10.0)
-    wait.add_argument("--poll-seconds", type=float, default=60.0)
-    args = parser.parse_args(argv)
-
-    ssm = ssm or boto3.client("ssm")
+    args = _parser().parse_args(argv)
     try:
         if args.command == "version":
-            print(f"version={parameter_version(ssm, args.parameter)}")
+            print(f"version={parameter_version(ssm or boto3.client('ssm'), args.parameter)}")
             return 0
-        bounds = Bounds(args.timeout_minutes * 60, args.record_timeout_minutes * 60, args.poll_seconds)
-        await_execution(sagemaker or boto3.client("sagemaker"), args.execution_arn, bounds, time.sleep, time.monotonic)
-        if args.parameter is None:
+        wait = Wait(args.timeout_minutes * 60, args.poll_seconds)
+        if args.command == "execution":
+            await_execution(sagemaker or boto3.client("sagemaker"), args.execution_arn, wait)
             return 0
-        record = await_record(ssm, args.parameter, args.after_version, bounds, time.sleep, time.monotonic)
+        ssm = ssm or boto3.client("ssm")
+        record = await_decision(ssm, args.parameter, args.execution_arn, args.git_sha, args.after_version, wait)
     except GateError as error:
         print(f"promotion gate: {error}", file=sys.stderr)
         return 1

@@ -26,14 +26,20 @@ from functools import cache
 from typing import Any, Literal
 
 import boto3
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from cleaner import Cleaner
 from inventory import Clients
 from pydantic import BaseModel, ConfigDict, Field
 
-logger = Logger(service="ragops-cleanup")
-tracer = Tracer(service="ragops-cleanup")
+SERVICE = "ragops-cleanup"
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+metrics = Metrics(namespace="RagOps", service=SERVICE)
+# Report action -> metric, emitted by every pass (zeros included). A pass records a failed read or action and goes
+# on, so it returns normally; the operations stack alarms on `CleanupFailed` instead.
+ACTION_METRICS = {"delete": "CleanupDeleted", "stop": "CleanupStopped", "failed": "CleanupFailed"}
 
 STACK_DELETING = "DELETE_IN_PROGRESS"
 QUIET_ACTIONS = {"skip", "wait"}  # a pass with only these notifies nobody: polls would repeat them
@@ -55,14 +61,7 @@ class Settings(BaseModel):
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
-        names = {
-            "environment": "RAGOPS_ENVIRONMENT",
-            "endpoint_idle_ttl_hours": "RAGOPS_ENDPOINT_IDLE_TTL_HOURS",
-            "pipeline_execution_ttl_hours": "RAGOPS_PIPELINE_EXECUTION_TTL_HOURS",
-            "dry_run": "RAGOPS_DRY_RUN",
-            "topic_arn": "RAGOPS_TOPIC_ARN",
-            "delete_wait_minutes": "RAGOPS_DELETE_WAIT_MINUTES",
-        }
+        names = {field: f"RAGOPS_{field.upper()}" for field in cls.model_fields}  # the stack sets these
         try:
             return cls(**{name: environ.get(var) for name, var in names.items()})
         except ValidationError as error:
@@ -142,6 +141,9 @@ def _pass(settings: Settings, clients: Clients, mode: str, dry_run: bool, now: d
     )
     report = cleaner.run().as_dict()
     logger.info("clean-up report", extra={"report": report, "still_billing": cleaner.pending})
+    metrics.add_dimension(name="environment", value=settings.environment)
+    for action, name in ACTION_METRICS.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=report["counts"].get(action, 0))
     _notify(clients, settings, report)
     return cleaner
 
@@ -194,6 +196,7 @@ def _clients() -> Clients:
     return Clients(*(boto3.client(name) for name in services))
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context(log_event=True)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

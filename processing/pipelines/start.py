@@ -2,6 +2,11 @@
 
 The promotion hook refuses executions whose image is not pinned by digest or whose commit is unknown, so this
 resolves both before starting: the image tag the deployed definition defaults to is looked up in ECR.
+
+Started from a promotion record (`--promoted`), the run is the promoted pipeline or nothing: the commit must be
+the record's, and the image the record's digest, found in this environment's repository (a digest names one
+manifest, so the same digest is the same image whichever registry holds it). Otherwise the start is refused,
+naming both digests.
 """
 
 from __future__ import annotations
@@ -35,6 +40,50 @@ class StartedExecution:
     experiment: str
     image_uri: str
     git_sha: str
+
+
+@dataclass(frozen=True)
+class Promoted:
+    """What a promotion record fixes about the next environment's run."""
+
+    digest: str  # sha256:<64 hex> of the image the evaluated execution ran
+    git_sha: str
+    execution_arn: str
+
+
+def promoted_provenance(record: Mapping[str, Any]) -> Promoted:
+    """The record's image digest, commit and execution; ValueError naming the field that is missing or malformed."""
+    match = ECR_IMAGE.match(str(record.get("image_uri", "")))
+    if not match or not match["digest"]:
+        raise ValueError(f"promotion record image_uri {record.get('image_uri')!r} is not an ECR image pinned by digest")
+    git_sha = str(record.get("git_sha", ""))
+    if not GIT_COMMIT.match(git_sha):
+        raise ValueError(f"promotion record git_sha {git_sha!r} is not a 40-character commit id")
+    if record.get("decision") not in ("promoted", "released"):
+        raise ValueError(f"promotion record decision {record.get('decision')!r} is not a promotion")
+    return Promoted(match["digest"], git_sha, str(record.get("execution_arn", "")))
+
+
+def promoted_image(ecr: Any, image_uri: str, promoted: Promoted) -> str:
+    """This environment's repository, at the promoted digest; refuses when that image is not there."""
+    match = ECR_IMAGE.match(image_uri)  # pinned_image's answer: always a pinned ECR URI
+    if not match or not match["digest"]:
+        raise PipelineStartError(f"{IMAGE_URI} {image_uri!r} is not pinned by digest")
+    if match["digest"] == promoted.digest:
+        return image_uri
+    try:
+        ecr.describe_images(
+            registryId=match["account"], repositoryName=match["repo"], imageIds=[{"imageDigest": promoted.digest}]
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ImageNotFoundException":
+            raise
+        raise PipelineStartError(
+            f"--promoted: image {promoted.digest} that {promoted.execution_arn} evaluated is not in "
+            f"{match['registry']}/{match['repo']}, which holds {match['digest']} for this deployment; copy the "
+            f"promoted image into this repository by digest, or start without --promoted"
+        ) from None
+    return f"{match['registry']}/{match['repo']}@{promoted.digest}"
 
 
 def clients(region: str | None) -> tuple[Any, Any]:
@@ -94,19 +143,29 @@ def start_execution(
     variant: str,
     overrides: Mapping[str, str],
     git_sha: str,
+    promoted: Promoted | None = None,
 ) -> StartedExecution:
     if not GIT_COMMIT.match(git_sha):
         raise PipelineStartError(f"{GIT_SHA} {git_sha!r} is not a 40-character commit id")
+    if promoted and promoted.git_sha != git_sha:
+        raise PipelineStartError(
+            f"--promoted: the record is for commit {promoted.git_sha}, not {git_sha} being run; deploy that commit, "
+            f"or start without --promoted"
+        )
     name = pipeline_name(environment, variant)
     try:
         described = sagemaker.describe_pipeline(PipelineName=name)
         defaults = _defaults(described["PipelineDefinition"])
         image = pinned_image(ecr, overrides.get(IMAGE_URI) or defaults.get(IMAGE_URI, ""))
+        description = f"commit {git_sha[:12]}"
+        if promoted:
+            image = promoted_image(ecr, image, promoted)
+            description += f", promoted from {promoted.execution_arn}"
         values = start_values({**overrides, IMAGE_URI: image, GIT_SHA: git_sha})
         arn = sagemaker.start_pipeline_execution(
             PipelineName=name,
             PipelineParameters=values,
-            PipelineExecutionDescription=f"commit {git_sha[:12]}",
+            PipelineExecutionDescription=description,
         )["PipelineExecutionArn"]
     except NoCredentialsError:
         raise PipelineStartError("no AWS credentials found (set AWS_PROFILE or run where a role is attached)") from None

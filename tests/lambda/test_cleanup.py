@@ -15,6 +15,7 @@ from tests.lambda_cleanup import (
     PipelineOnly,
     actions,
     cleanup,
+    emitted_metrics,
     environ,
     fail_when,
     later,
@@ -151,6 +152,53 @@ def test_a_failed_describe_is_recorded_and_the_run_goes_on(clients):
         ("model", "dev-a"): "skip",
         ("model", "dev-b"): "skip",
     }
+
+
+def subscribe(clients):
+    """An SQS queue on the topic: what the clean-up notified."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue = sqs.create_queue(QueueName="notified")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    clients.sns.subscribe(TopicArn=settings().topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    return lambda: [
+        json.loads(json.loads(m["Body"])["Message"]) for m in sqs.receive_message(QueueUrl=queue).get("Messages", [])
+    ]
+
+
+def test_a_validation_error_on_another_environments_endpoint_is_reported_and_the_run_goes_on(clients, capsys):
+    """Configs in use are read from every endpoint, other environments' too: one that vanished mid-run (SageMaker
+    answers ValidationException) costs this run its config deletes, never its endpoint deletes or its report."""
+    notified = subscribe(clients)
+    cleanup.metrics.clear_metrics()
+    serve(clients.sagemaker, "dev-idle", tags("dev"))
+    serve(clients.sagemaker, "staging-live", tags("staging"))
+    fail_when(
+        clients.sagemaker,
+        "DescribeEndpoint",
+        lambda p: p["EndpointName"] == "staging-live",
+        code="ValidationException",
+        message="Could not find endpoint staging-live",
+    )
+
+    report = cleanup.clean_up({"mode": "scheduled"}, settings(), clients, later(IDLE_TTL + 1))
+
+    assert actions(report)[("endpoint", "dev-idle")] == "delete"
+    assert actions(report)[("endpoint", "staging-live")] == "failed"
+    assert names(clients)["endpoints"] == {"staging-live"}
+    (message,) = notified()
+    assert message["counts"]["failed"] == 1
+    assert emitted_metrics(capsys) == {"CleanupDeleted": [1.0], "CleanupStopped": [0.0], "CleanupFailed": [1.0]}
+
+
+def test_a_failed_delete_in_a_scheduled_run_is_counted_for_the_alarm(clients, capsys):
+    cleanup.metrics.clear_metrics()
+    serve(clients.sagemaker, "dev-idle", tags("dev"))
+    fail_when(clients.sagemaker, "DeleteEndpoint", lambda p: True, code="ValidationException")
+
+    report = cleanup.clean_up({"mode": "scheduled"}, settings(), clients, later(IDLE_TTL + 1))
+
+    assert actions(report)[("endpoint", "dev-idle")] == "failed"
+    assert emitted_metrics(capsys)["CleanupFailed"] == [1.0]
 
 
 def test_a_failed_metric_read_keeps_that_endpoint_only(clients):

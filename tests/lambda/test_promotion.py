@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
 from tests.lambda_handlers import ACCOUNT, REGION, load_handler
 
@@ -16,7 +20,6 @@ BUCKET = "ragops-dev-data"
 PIPELINE = "ragops-dev-rag"
 EXECUTION_ID = "p4jn9xou8a8s"
 EXECUTION_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}/execution/{EXECUTION_ID}"
-REPORT_URI = f"s3://{BUCKET}/runs/{EXECUTION_ID}/report/report.json"
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/ragops-processing@sha256:{'a' * 64}"
 GIT_SHA = "0123456789abcdef0123456789abcdef01234567"
 THRESHOLDS = {"hit_at_k": 0.85, "mrr": 0.7, "answer_similarity": 0.5}
@@ -36,11 +39,11 @@ def report(**metrics: object) -> dict:
     }
 
 
-def step_event(**overrides: str) -> dict:
+def step_event(arn: str = EXECUTION_ARN, **overrides: str) -> dict:
     return {
         "environment": "dev",
-        "execution_arn": EXECUTION_ARN,
-        "report_s3_uri": REPORT_URI,
+        "execution_arn": arn,
+        "report_s3_uri": report_uri(arn),
         "image_uri": IMAGE,
         "git_sha": GIT_SHA,
         **overrides,
@@ -86,9 +89,46 @@ def settings(environment: str = "dev", next_environment: str | None = "staging")
     )
 
 
+@dataclass
+class World:
+    clients: object
+    notifications: Callable[[], list]
+    arn: str  # an execution of ragops-dev-rag that SageMaker (moto) knows, with its report in place
+
+    @property
+    def execution_id(self) -> str:
+        return self.arn.rsplit("/", 1)[1]
+
+    @property
+    def report_uri(self) -> str:
+        return report_uri(self.arn)
+
+
+def report_uri(arn: str) -> str:
+    return f"s3://{BUCKET}/runs/{arn.rsplit('/', 1)[1]}/report/report.json"
+
+
+def start_execution(sagemaker, pipeline: str = PIPELINE, parameters: list | None = None) -> str:
+    """A real (moto) execution: the hook reads its start time, which orders promotions."""
+    try:
+        sagemaker.create_pipeline(
+            PipelineName=pipeline,
+            PipelineDefinition=json.dumps({"Version": "2020-12-01", "Parameters": [], "Steps": []}),
+            RoleArn=f"arn:aws:iam::{ACCOUNT}:role/pipeline",
+        )
+    except sagemaker.exceptions.ResourceNotFound:
+        pass
+    except ClientError as error:
+        if "already exists" not in str(error):
+            raise
+    return sagemaker.start_pipeline_execution(PipelineName=pipeline, PipelineParameters=parameters or [])[
+        "PipelineExecutionArn"
+    ]
+
+
 @pytest.fixture
 def world(aws):
-    """A versioned data bucket, a topic with an SQS subscriber (to count notifications), a report in place."""
+    """A versioned data bucket, a topic with an SQS subscriber (to count notifications), an execution, its report."""
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket=BUCKET)
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
@@ -98,7 +138,6 @@ def world(aws):
     queue = sqs.create_queue(QueueName="notifications")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-    put_report(report())
     clients = promotion.Clients(
         s3=s3,
         ssm=boto3.client("ssm", region_name=REGION),
@@ -106,10 +145,13 @@ def world(aws):
         sns=sns,
         sagemaker=boto3.client("sagemaker", region_name=REGION),
     )
-    return clients, lambda: sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    arn = start_execution(clients.sagemaker)
+    put_report(report(), report_uri(arn))
+    promotion.metrics.clear_metrics()
+    return World(clients, lambda: sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []), arn)
 
 
-def put_report(body: object, uri: str = REPORT_URI) -> None:
+def put_report(body: object, uri: str) -> None:
     key = uri.split(f"s3://{BUCKET}/", 1)[1]
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     boto3.client("s3", region_name=REGION).put_object(Bucket=BUCKET, Key=key, Body=data)
@@ -131,105 +173,196 @@ def records(clients) -> list[str]:
     return [o["Key"] for o in listed.get("Contents", [])]
 
 
+def emitted(capsys) -> dict[str, float]:
+    """The metrics Powertools flushed as CloudWatch embedded metric format, by name."""
+    promotion.metrics.flush_metrics()
+    blob = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    (directive,) = blob["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "RagOps"
+    assert [sorted(d) for d in directive["Dimensions"]] == [["environment", "service"]]
+    assert (blob["service"], blob["environment"]) == ("ragops-promotion", "dev")
+    return {m["Name"]: blob[m["Name"]] for m in directive["Metrics"]}
+
+
 def test_passing_run_is_promoted_to_the_next_environment_with_its_full_record(world):
-    clients, notifications = world
-    result = promotion.promote(step_event(), settings(), clients, NOW)
+    clients = world.clients
+    result = promotion.promote(step_event(world.arn), settings(), clients, NOW)
 
     assert result["decision"] == "promoted"
     assert result["duplicate"] is False
     pointer = parameter(clients, "/ragops/dev/promoted-config")
-    assert pointer["execution_arn"] == EXECUTION_ARN
+    assert pointer["execution_arn"] == world.arn
     assert pointer["image_uri"] == IMAGE
     assert pointer["git_sha"] == GIT_SHA
     assert pointer["metrics"] == {"hit_at_k": 0.9, "mrr": 0.75, "answer_similarity": 0.6}
-    key = f"promotions/dev/decisions/{PIPELINE}/{EXECUTION_ID}.json"
+    key = f"promotions/dev/decisions/{PIPELINE}/{world.execution_id}.json"
     assert pointer["record_s3_uri"] == f"s3://{BUCKET}/{key}"
     stored = clients.s3.get_object(Bucket=BUCKET, Key=key, VersionId=pointer["record_version_id"])
     record = json.loads(stored["Body"].read())
     assert record["run_config"] == report()["run_config"]
     assert record["mlflow_parent_run_id"] == "abc123"
     assert record["target_environment"] == "staging"
+    started = clients.sagemaker.describe_pipeline_execution(PipelineExecutionArn=world.arn)["CreationTime"]
+    assert record["execution_started_at"] == pointer["execution_started_at"] == started.isoformat()
     assert parameter(clients, "/ragops/dev/last-promotion-decision")["decision"] == "promoted"
-    assert len(notifications()) == 1
+    assert len(world.notifications()) == 1
 
 
-def test_failing_run_records_why_promotes_nothing_and_fails_the_pipeline_step(world):
-    clients, notifications = world
-    put_report(report(mrr=0.5, answer_similarity=0.1))
-    with pytest.raises(promotion.PromotionRejected, match=r"below the dev thresholds: \['answer_similarity"):
-        promotion.promote(step_event(), settings(), clients, NOW)
+def test_a_rejection_is_recorded_and_returned_not_raised(world, capsys):
+    clients = world.clients
+    put_report(report(mrr=0.5, answer_similarity=0.1), world.report_uri)
+    result = promotion.promote(step_event(world.arn), settings(), clients, NOW)
 
     failures = ["answer_similarity 0.1000 < 0.5000", "mrr 0.5000 < 0.7000"]
+    assert result["decision"] == "rejected"
+    assert result["failures"] == failures
+    assert result["failure_summary"] == "; ".join(failures)  # what the pipeline's Fail step quotes
     assert history(clients, "/ragops/dev/promoted-config") == []
     decision = parameter(clients, "/ragops/dev/last-promotion-decision")
     assert decision["decision"] == "rejected"
     assert decision["failures"] == failures
-    assert len(notifications()) == 1
+    assert len(world.notifications()) == 1
+    assert emitted(capsys) == {"Rejected": [1.0]}
+
+
+def test_each_decision_is_counted_once(world, capsys):
+    promotion.promote(step_event(world.arn), settings(), world.clients, NOW)
+    promotion.promote(step_event(world.arn), settings(), world.clients, NOW)  # repeat delivery: not counted
+    assert emitted(capsys) == {"Promoted": [1.0]}
 
 
 def test_promoted_pointer_carries_the_run_config(world):
-    clients, _ = world
-    put_report(report())
-    promotion.promote(step_event(), settings(), clients, NOW)
-    assert parameter(clients, "/ragops/dev/promoted-config")["run_config"] == report()["run_config"]
+    promotion.promote(step_event(world.arn), settings(), world.clients, NOW)
+    assert parameter(world.clients, "/ragops/dev/promoted-config")["run_config"] == report()["run_config"]
 
 
 def test_threshold_exactly_met_passes(world):
-    clients, _ = world
-    put_report(report(**THRESHOLDS))
-    assert promotion.promote(step_event(), settings(), clients, NOW)["decision"] == "promoted"
+    put_report(report(**THRESHOLDS), world.report_uri)
+    assert promotion.promote(step_event(world.arn), settings(), world.clients, NOW)["decision"] == "promoted"
 
 
 def test_prod_records_a_production_release_instead_of_promoting(world):
-    clients, _ = world
-    arn = EXECUTION_ARN.replace("ragops-dev-", "ragops-prod-")
-    result = promotion.promote(step_event(environment="prod", execution_arn=arn), settings("prod", None), clients, NOW)
+    clients = world.clients
+    arn = start_execution(clients.sagemaker, "ragops-prod-rag")
+    put_report(report(), report_uri(arn))
+    result = promotion.promote(step_event(arn, environment="prod"), settings("prod", None), clients, NOW)
 
     assert result["decision"] == "released"
     assert parameter(clients, "/ragops/prod/production-release")["execution_arn"] == arn
-    assert records(clients) == [f"promotions/prod/decisions/ragops-prod-rag/{EXECUTION_ID}.json"]
+    assert records(clients) == [f"promotions/prod/decisions/ragops-prod-rag/{arn.rsplit('/', 1)[1]}.json"]
 
 
 def test_repeat_delivery_neither_promotes_twice_nor_changes_the_record(world):
-    clients, notifications = world
-    first = promotion.promote(step_event(), settings(), clients, NOW)
-    put_report(report(mrr=0.1))  # even if the report changed since, the decision stands
-    again = promotion.promote(step_event(), settings(), clients, datetime(2026, 2, 1, tzinfo=UTC))
+    clients = world.clients
+    first = promotion.promote(step_event(world.arn), settings(), clients, NOW)
+    put_report(report(mrr=0.1), world.report_uri)  # even if the report changed since, the decision stands
+    again = promotion.promote(step_event(world.arn), settings(), clients, datetime(2026, 2, 1, tzinfo=UTC))
 
     assert again == {**first, "duplicate": True}
     assert len(history(clients, "/ragops/dev/promoted-config")) == 1
     assert len(history(clients, "/ragops/dev/last-promotion-decision")) == 1
     versions = clients.s3.list_object_versions(Bucket=BUCKET, Prefix="promotions/")["Versions"]
     assert len(versions) == 1
-    assert len(notifications()) == 1
+    assert len(world.notifications()) == 1
+
+
+def record_only(world, arn: str) -> None:
+    """An attempt that wrote the decision record and died before any parameter."""
+    clients = world.clients
+    candidate = promotion.parse_event(step_event(arn), settings(), clients.sagemaker)
+    record = promotion.decide(candidate, promotion.read_report(clients.s3, report_uri(arn)), settings(), NOW)
+    promotion.write_record_once(clients.s3, BUCKET, promotion.record_key(settings(), candidate), record)
 
 
 def test_repeat_delivery_completes_a_decision_interrupted_before_its_parameters(world):
-    clients, notifications = world
-    candidate = promotion._parse_event(step_event(), settings(), clients.sagemaker)
-    record = promotion.decide(candidate, promotion._read_report(clients.s3, REPORT_URI), settings(), NOW)
-    promotion._write_record_once(clients.s3, BUCKET, promotion._record_key(settings(), candidate), record)
-
-    result = promotion.promote(step_event(), settings(), clients, NOW)
+    record_only(world, world.arn)
+    result = promotion.promote(step_event(world.arn), settings(), world.clients, NOW)
 
     assert result["duplicate"] is False
-    assert parameter(clients, "/ragops/dev/promoted-config")["execution_arn"] == EXECUTION_ARN
-    assert len(notifications()) == 1
+    assert parameter(world.clients, "/ragops/dev/promoted-config")["execution_arn"] == world.arn
+    assert len(world.notifications()) == 1
+
+
+def test_an_older_executions_retry_never_moves_promoted_config_back(world):
+    """A writes its record and dies; B (started later) promotes; A's retry must leave the pointer on B."""
+    clients, a = world.clients, world.arn
+    b = start_execution(clients.sagemaker)
+    put_report(report(), report_uri(b))
+    record_only(world, a)
+    promotion.promote(step_event(b), settings(), clients, NOW)
+
+    retried = promotion.promote(step_event(a), settings(), clients, NOW)
+
+    assert retried["superseded_by"] == b
+    assert parameter(clients, "/ragops/dev/promoted-config")["execution_arn"] == b
+    assert [json.loads(v["Value"])["execution_arn"] for v in history(clients, "/ragops/dev/promoted-config")] == [b]
+    # A's decision is still logged, where the deploy gate of A's run finds it, and its notice says it was superseded.
+    assert parameter(clients, "/ragops/dev/last-promotion-decision")["execution_arn"] == a
+    notices = [json.loads(json.loads(m["Body"])["Message"]) for m in world.notifications()]
+    assert [n.get("superseded_by") for n in notices] == [None, b]
+
+
+class LateFirstPut:
+    """SSM whose first put of `name` is delayed until `meanwhile` ran: a slower writer landing after a newer one."""
+
+    def __init__(self, ssm, name: str, meanwhile: Callable[[], None]) -> None:
+        self._ssm, self._name, self._meanwhile = ssm, name, meanwhile
+
+    def put_parameter(self, **kwargs):
+        if kwargs["Name"] == self._name and self._meanwhile:
+            meanwhile, self._meanwhile = self._meanwhile, None
+            meanwhile()
+        return self._ssm.put_parameter(**kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._ssm, name)
+
+
+def test_concurrent_promotions_settle_on_the_execution_that_started_last(world):
+    clients, a = world.clients, world.arn
+    b = start_execution(clients.sagemaker)
+    put_report(report(), report_uri(b))
+    name = "/ragops/dev/promoted-config"
+    # A read the (empty) pointer; before its put lands, B promotes completely; then A's put lands.
+    slow = LateFirstPut(clients.ssm, name, lambda: promotion.promote(step_event(b), settings(), clients, NOW))
+    promotion.promote(step_event(a), settings(), promotion.Clients(**{**vars(clients), "ssm": slow}), NOW)
+
+    assert parameter(clients, name)["execution_arn"] == b
+    written = [json.loads(v["Value"])["execution_arn"] for v in history(clients, name)]
+    assert written == [b, a, b]  # A's late put, then A put the newest back
+
+
+def test_a_conditional_write_conflict_is_retried_not_read_back():
+    s3 = boto3.client("s3", region_name=REGION)
+    record = {"decision": "promoted"}
+    with Stubber(s3) as stub:
+        stub.add_client_error("put_object", service_error_code="ConditionalRequestConflict", http_status_code=409)
+        stub.add_response("put_object", {"VersionId": "v2"})
+        stored, version, created = promotion.write_record_once(s3, BUCKET, "k.json", record, sleep=lambda _: None)
+        stub.assert_no_pending_responses()
+    assert (stored, version, created) == (record, "v2", True)
+
+
+def test_pointers_are_intelligent_tiering_so_a_long_run_config_never_strands_them(world):
+    clients = world.clients
+    put_report({**report(), "run_config": {"long": "x" * 5000}}, world.report_uri)
+    promotion.promote(step_event(world.arn), settings(), clients, NOW)
+    b = start_execution(clients.sagemaker)
+    put_report(report(), report_uri(b))  # short again: Standard would be refused once the parameter is Advanced
+    promotion.promote(step_event(b), settings(), clients, NOW)
+    tiers = {
+        v["Tier"]
+        for name in ("promoted-config", "last-promotion-decision")
+        for v in history(clients, f"/ragops/dev/{name}")
+    }
+    assert tiers == {"Intelligent-Tiering"}
 
 
 def test_eventbridge_success_reads_the_report_by_execution_id_and_the_image_from_parameters(world):
-    clients, _ = world
-    sagemaker = clients.sagemaker
-    sagemaker.create_pipeline(
-        PipelineName=PIPELINE,
-        PipelineDefinition=json.dumps({"Version": "2020-12-01", "Parameters": [], "Steps": []}),
-        RoleArn=f"arn:aws:iam::{ACCOUNT}:role/pipeline",
-    )
-    arn = sagemaker.start_pipeline_execution(
-        PipelineName=PIPELINE,
-        PipelineParameters=[{"Name": "ImageUri", "Value": IMAGE}, {"Name": "GitSha", "Value": GIT_SHA}],
-    )["PipelineExecutionArn"]
-    put_report(report(), f"s3://{BUCKET}/runs/{arn.rsplit('/', 1)[1]}/report/report.json")
+    clients = world.clients
+    parameters = [{"Name": "ImageUri", "Value": IMAGE}, {"Name": "GitSha", "Value": GIT_SHA}]
+    arn = start_execution(clients.sagemaker, parameters=parameters)
+    put_report(report(), report_uri(arn))
 
     result = promotion.promote(status_change(arn), settings(), clients, NOW)
 
@@ -239,16 +372,15 @@ def test_eventbridge_success_reads_the_report_by_execution_id_and_the_image_from
 
 
 def test_eventbridge_execution_without_image_parameter_is_refused(world):
-    clients, _ = world
-    clients.sagemaker.create_pipeline(
-        PipelineName=PIPELINE,
-        PipelineDefinition=json.dumps({"Version": "2020-12-01", "Parameters": [], "Steps": []}),
-        RoleArn=f"arn:aws:iam::{ACCOUNT}:role/pipeline",
-    )
-    arn = clients.sagemaker.start_pipeline_execution(PipelineName=PIPELINE)["PipelineExecutionArn"]
     with pytest.raises(promotion.PromotionError, match="parameter 'ImageUri' is missing"):
-        promotion.promote(status_change(arn), settings(), clients, NOW)
-    assert records(clients) == []
+        promotion.promote(status_change(world.arn), settings(), world.clients, NOW)
+    assert records(world.clients) == []
+
+
+def test_an_execution_sagemaker_does_not_know_is_refused(world):
+    with pytest.raises(promotion.PromotionError, match=f"pipeline execution {EXECUTION_ARN}"):
+        promotion.promote(step_event(EXECUTION_ARN), settings(), world.clients, NOW)
+    assert records(world.clients) == []
 
 
 @pytest.mark.parametrize(
@@ -273,7 +405,7 @@ def test_eventbridge_execution_without_image_parameter_is_refused(world):
     ],
 )
 def test_bad_events_are_refused_before_anything_is_written(world, event, message):
-    clients, notifications = world
+    clients, notifications = world.clients, world.notifications
     with pytest.raises(promotion.PromotionError, match=message):
         promotion.promote(event, settings(), clients, NOW)
     assert records(clients) == []
@@ -297,19 +429,19 @@ def test_bad_events_are_refused_before_anything_is_written(world, event, message
     ],
 )
 def test_bad_reports_are_refused_before_anything_is_written(world, body, message):
-    clients, notifications = world
-    put_report(body)
+    clients, notifications = world.clients, world.notifications
+    put_report(body, world.report_uri)
     with pytest.raises(promotion.PromotionError, match=message):
-        promotion.promote(step_event(), settings(), clients, NOW)
+        promotion.promote(step_event(world.arn), settings(), clients, NOW)
     assert records(clients) == []
     assert notifications() == []
 
 
 def test_missing_report_is_refused(world):
-    clients, _ = world
-    clients.s3.delete_object(Bucket=BUCKET, Key=REPORT_URI.split(f"{BUCKET}/", 1)[1])
+    clients = world.clients
+    clients.s3.delete_object(Bucket=BUCKET, Key=world.report_uri.split(f"{BUCKET}/", 1)[1])
     with pytest.raises(promotion.PromotionError, match=r"report s3://.*NoSuchKey"):
-        promotion.promote(step_event(), settings(), clients, NOW)
+        promotion.promote(step_event(world.arn), settings(), clients, NOW)
     assert records(clients) == []
 
 
@@ -340,7 +472,7 @@ def test_bad_configuration_names_the_variable(variable, value, message):
 
 
 def test_lambda_handler_reads_its_configuration_from_the_environment(world, monkeypatch):
-    clients, _ = world
+    clients = world.clients
     for name, value in {
         "RAGOPS_ENVIRONMENT": "dev",
         "RAGOPS_NEXT_ENVIRONMENT": "staging",
@@ -357,4 +489,4 @@ def test_lambda_handler_reads_its_configuration_from_the_environment(world, monk
         function_name, memory_limit_in_mb, aws_request_id = "promotion", 256, "req-1"
         invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:promotion"
 
-    assert promotion.lambda_handler(step_event(), Context())["decision"] == "promoted"
+    assert promotion.lambda_handler(step_event(world.arn), Context())["decision"] == "promoted"

@@ -20,7 +20,13 @@ from processing.pipelines.parameters import (
     run_parameters,
     start_values,
 )
-from processing.pipelines.start import PipelineStartError, pinned_image, start_execution
+from processing.pipelines.start import (
+    PipelineStartError,
+    Promoted,
+    pinned_image,
+    promoted_provenance,
+    start_execution,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = "111111111111.dkr.ecr.us-east-1.amazonaws.com"
@@ -198,3 +204,106 @@ def test_cli_names_the_promotion_file_it_cannot_use(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: --promoted {record}: promotion record has no run_config object"
+
+
+PROMOTED_DIGEST = "sha256:" + "cd" * 32
+DEV_EXECUTION = "arn:aws:sagemaker:us-east-1:111111111111:pipeline/ragops-dev-single/execution/dev123"
+STAGING = "222222222222.dkr.ecr.us-east-1.amazonaws.com"
+STAGING_REPO = "cdk-hnb659fds-container-assets-222222222222-us-east-1"
+
+
+def promotion_record(**changes) -> dict:
+    return {
+        "decision": "promoted",
+        "execution_arn": DEV_EXECUTION,
+        "image_uri": f"{REGISTRY}/{REPO}@{PROMOTED_DIGEST}",
+        "git_sha": SHA,
+        "run_config": {"chunk_size": 500},
+        **changes,
+    }
+
+
+def staging_deployment(sm_stub, ecr_stub) -> None:
+    """Staging's definition defaults to its own build of the commit, whose digest differs from dev's."""
+    definition = json.dumps(
+        {"Version": "2020-12-01", "Parameters": declare({"ImageUri": f"{STAGING}/{STAGING_REPO}:{TAG}"})}
+    )
+    name = "ragops-staging-single"
+    sm_stub.add_response("describe_pipeline", {"PipelineName": name, "PipelineDefinition": definition})
+    ecr_stub.add_response(
+        "describe_images",
+        {"imageDetails": [{"imageDigest": DIGEST}]},
+        {"registryId": "222222222222", "repositoryName": STAGING_REPO, "imageIds": [{"imageTag": TAG}]},
+    )
+
+
+def test_a_promoted_run_runs_the_promoted_digest_and_commit(clients):
+    sagemaker, ecr, sm_stub, ecr_stub = clients
+    staging_deployment(sm_stub, ecr_stub)
+    ecr_stub.add_response(
+        "describe_images",
+        {"imageDetails": [{"imageDigest": PROMOTED_DIGEST}]},
+        {"registryId": "222222222222", "repositoryName": STAGING_REPO, "imageIds": [{"imageDigest": PROMOTED_DIGEST}]},
+    )
+    sm_stub.add_response(
+        "start_pipeline_execution",
+        {"PipelineExecutionArn": ARN},
+        {
+            "PipelineName": "ragops-staging-single",
+            "PipelineParameters": [
+                {"Name": "ChunkSize", "Value": "500"},
+                {"Name": "ImageUri", "Value": f"{STAGING}/{STAGING_REPO}@{PROMOTED_DIGEST}"},
+                {"Name": "GitSha", "Value": SHA},
+            ],
+            "PipelineExecutionDescription": f"commit {SHA[:12]}, promoted from {DEV_EXECUTION}",
+        },
+    )
+    record = promotion_record()
+    started = start_execution(
+        sagemaker,
+        ecr,
+        environment="staging",
+        variant="single",
+        overrides=portable_overrides(record),
+        git_sha=SHA,
+        promoted=promoted_provenance(record),
+    )
+    assert started.image_uri == f"{STAGING}/{STAGING_REPO}@{PROMOTED_DIGEST}"
+
+
+def test_a_promoted_image_this_environment_lacks_is_refused_naming_both_digests(clients):
+    sagemaker, ecr, sm_stub, ecr_stub = clients
+    staging_deployment(sm_stub, ecr_stub)
+    ecr_stub.add_client_error("describe_images", "ImageNotFoundException", "no such image")
+    with pytest.raises(PipelineStartError, match=f"image {PROMOTED_DIGEST} that {DEV_EXECUTION} .* holds {DIGEST}"):
+        start_execution(
+            sagemaker,
+            ecr,
+            environment="staging",
+            variant="single",
+            overrides={},
+            git_sha=SHA,
+            promoted=promoted_provenance(promotion_record()),
+        )
+
+
+def test_a_promotion_of_another_commit_is_refused_before_any_call(clients):
+    sagemaker, ecr, _, _ = clients
+    promoted = Promoted(PROMOTED_DIGEST, "d" * 40, DEV_EXECUTION)
+    with pytest.raises(PipelineStartError, match=f"record is for commit {'d' * 40}, not {SHA}"):
+        start_execution(
+            sagemaker, ecr, environment="staging", variant="single", overrides={}, git_sha=SHA, promoted=promoted
+        )
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"image_uri": f"{REGISTRY}/{REPO}:{TAG}"}, "image_uri .* is not an ECR image pinned by digest"),
+        ({"git_sha": "main"}, "git_sha 'main' is not a 40-character commit id"),
+        ({"decision": "rejected"}, "decision 'rejected' is not a promotion"),
+    ],
+)
+def test_a_record_without_exact_provenance_is_refused(changes, message):
+    with pytest.raises(ValueError, match=message):
+        promoted_provenance(promotion_record(**changes))

@@ -92,7 +92,6 @@ def test_deploy_role_may_only_assume_the_four_bootstrap_roles_and_run_its_own_pi
     assert sorted(pipelines["Action"]) == [
         "sagemaker:DescribePipeline",
         "sagemaker:DescribePipelineExecution",
-        "sagemaker:ListPipelineExecutionSteps",
         "sagemaker:StartPipelineExecution",
     ]
     prefix = f"arn:aws:sagemaker:us-east-1:{account}:pipeline/ragops-{env}-"
@@ -102,9 +101,9 @@ def test_deploy_role_may_only_assume_the_four_bootstrap_roles_and_run_its_own_pi
         f"{prefix}single",
         f"{prefix}single/execution/*",
     ]
-    record = statement(policy, "ReadPromotionRecord")
-    assert record["Action"] == "ssm:GetParameter"
-    assert record["Resource"] == f"arn:aws:ssm:us-east-1:{account}:parameter/ragops/{env}/*"
+    record = statement(policy, "ReadPromotionDecisions")  # the decision log alone: the gate reads its history
+    assert sorted(record["Action"]) == ["ssm:GetParameter", "ssm:GetParameterHistory"]
+    assert record["Resource"] == f"arn:aws:ssm:us-east-1:{account}:parameter/ragops/{env}/last-promotion-decision"
     image = statement(policy, "PinProcessingImage")
     assert image["Action"] == "ecr:DescribeImages"
     assert image["Resource"] == (
@@ -113,17 +112,41 @@ def test_deploy_role_may_only_assume_the_four_bootstrap_roles_and_run_its_own_pi
     assert len(policy["PolicyDocument"]["Statement"]) == 4
 
 
-@pytest.mark.parametrize("account", ACCOUNTS.values())
-def test_pull_request_role_may_only_assume_the_lookup_role(templates, account):
-    role = roles(templates[f"{stage_id(account)}/CiCd"])["ragops-github-pull-request"]
+def test_pull_request_role_exists_only_in_devs_account(templates):
+    """Pull-request code runs with this role: staging's and prod's accounts do not trust pull requests at all."""
+    holders = {
+        account
+        for account in ACCOUNTS.values()
+        if "ragops-github-pull-request" in roles(templates[f"{stage_id(account)}/CiCd"])
+    }
+    assert holders == {ACCOUNTS["dev"]}
+
+
+def test_pull_request_role_reads_devs_templates_and_assumes_no_role(templates):
+    role = roles(templates[f"{stage_id(ACCOUNTS['dev'])}/CiCd"])["ragops-github-pull-request"]
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Condition"] == {
         "StringEquals": {f"{PROVIDER}:aud": "sts.amazonaws.com", f"{PROVIDER}:sub": f"{SUBJECT}:pull_request"}
     }
     assert role["MaxSessionDuration"] == 3600
     (policy,) = role["Policies"]
-    (only,) = policy["PolicyDocument"]["Statement"]
-    assert sorted(only["Action"]) == ["sts:AssumeRole", "sts:TagSession"]
-    assert as_list(only["Resource"]) == [bootstrap_role(account, "lookup")]
+    found = policy["PolicyDocument"]["Statement"]
+    assert not [a for s in found for a in as_list(s["Action"]) if a.startswith("sts:")]  # no lookup role
+    templates = statement(policy, "ReadDeployedTemplates")
+    assert sorted(templates["Action"]) == ["cloudformation:DescribeStacks", "cloudformation:GetTemplate"]
+    assert as_list(templates["Resource"]) == [f"arn:aws:cloudformation:us-east-1:{ACCOUNTS['dev']}:stack/dev-*/*"]
+    version = statement(policy, "ReadBootstrapVersion")
+    assert version["Action"] == "ssm:GetParameter"
+    assert as_list(version["Resource"]) == [
+        f"arn:aws:ssm:us-east-1:{ACCOUNTS['dev']}:parameter/cdk-bootstrap/hnb659fds/version"
+    ]
+    assert len(found) == 2
+
+
+def test_an_unknown_pull_request_environment_is_refused():
+    context = copy.deepcopy(cdk_context())
+    context["ragops"]["cicd"]["pull_request_environments"] = ["qa"]
+    with pytest.raises(ValueError, match=r"cicd\.pull_request_environments: qa not defined"):
+        load_app_config(context)
 
 
 def test_no_wildcard_action_and_no_managed_policy(templates):
@@ -174,18 +197,28 @@ def test_subject_prefix_from_config_is_used_verbatim():
     }
 
 
-def test_shared_account_gets_one_provider_and_lookup_roles_of_each_region_and_qualifier():
+def test_shared_account_gets_one_provider_and_a_pull_request_role_for_dev_alone():
     template = stack_for(
-        {"github_owner": "example-org", "github_repo": "ragops-on-aws", "bootstrap_qualifier": "ragops1"},
+        {
+            "github_owner": "example-org",
+            "github_repo": "ragops-on-aws",
+            "bootstrap_qualifier": "ragops1",
+            "pull_request_environments": ["dev", "prod"],
+        },
         dict.fromkeys(ACCOUNTS, "444444444444"),
         regions={"prod": "eu-west-1"},
     )
     template.resource_count_is("AWS::IAM::OIDCProvider", 1)
     found = roles(template)
     (policy,) = found["ragops-github-pull-request"]["Policies"]
-    assert sorted(as_list(policy["PolicyDocument"]["Statement"][0]["Resource"])) == [
-        "arn:aws:iam::444444444444:role/cdk-ragops1-lookup-role-444444444444-eu-west-1",
-        "arn:aws:iam::444444444444:role/cdk-ragops1-lookup-role-444444444444-us-east-1",
+    # Staging shares the account but is not listed: its stacks stay out of reach.
+    assert sorted(as_list(statement(policy, "ReadDeployedTemplates")["Resource"])) == [
+        "arn:aws:cloudformation:eu-west-1:444444444444:stack/prod-*/*",
+        "arn:aws:cloudformation:us-east-1:444444444444:stack/dev-*/*",
+    ]
+    assert sorted(as_list(statement(policy, "ReadBootstrapVersion")["Resource"])) == [
+        "arn:aws:ssm:eu-west-1:444444444444:parameter/cdk-bootstrap/ragops1/version",
+        "arn:aws:ssm:us-east-1:444444444444:parameter/cdk-bootstrap/ragops1/version",
     ]
     (prod,) = found["ragops-prod-github-deploy"]["Policies"]
     assert (

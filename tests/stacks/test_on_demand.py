@@ -41,7 +41,7 @@ def test_the_pipeline_creates_only_this_environments_on_demand_endpoints_tagged_
         for action in actions(statement):
             by_action.setdefault(action, []).append(statement)
     endpoint_tagging = [
-        s for s in by_action["sagemaker:AddTags"] if any(":endpoint/" in render(r) for r in resources(s))
+        s for s in by_action.get("sagemaker:AddTags", []) if any(":endpoint/" in render(r) for r in resources(s))
     ]
     if env not in ON_DEMAND:
         assert not {"sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint"} & set(by_action)

@@ -136,7 +136,16 @@ def test_errors_and_dead_letters_raise_alarms_on_the_topic(templates, env):
     (topic_id,) = t.find_resources("AWS::SNS::Topic", {"Properties": {"KmsMasterKeyId": Match.any_value()}})
     alarms = t.find_resources("AWS::CloudWatch::Alarm")
     metrics = sorted(a["Properties"]["MetricName"] for a in alarms.values())
-    assert metrics == ["ApproximateNumberOfMessagesVisible"] * 2 + ["Errors"] * 2
+    # every dead-letter queue (two functions', two rule targets'), both functions' errors, failed clean-up actions
+    assert metrics == ["ApproximateNumberOfMessagesVisible"] * 4 + ["CleanupFailed"] + ["Errors"] * 2
+    queues = {lid for lid in t.find_resources("AWS::SQS::Queue")}
+    watched = {
+        d["Value"]["Fn::GetAtt"][0]
+        for a in alarms.values()
+        for d in a["Properties"].get("Dimensions", [])
+        if d["Name"] == "QueueName"
+    }
+    assert watched == queues
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
     topic_policy = next(iter(t.find_resources("AWS::SNS::TopicPolicy").values()))
@@ -199,7 +208,8 @@ def test_sagemaker_deletes_are_conditioned_on_this_environments_tags(templates, 
     deletes = [s for s in statements(template(templates, env)) if "sagemaker:DeleteEndpoint" in s["Action"]]
     assert len(deletes) == 1
     assert deletes[0]["Condition"] == {
-        "StringEquals": {"aws:ResourceTag/ragops:project": "ragops", "aws:ResourceTag/ragops:environment": env}
+        "StringEquals": {"aws:ResourceTag/ragops:project": "ragops", "aws:ResourceTag/ragops:environment": env},
+        "Null": {"aws:ResourceTag/aws:cloudformation:stack-name": "true"},  # never what a stack owns
     }
     stops = [s for s in statements(template(templates, env)) if s["Action"] == "sagemaker:StopPipelineExecution"]
     assert [s["Resource"] for s in stops] == [
@@ -253,8 +263,40 @@ def test_promotion_writes_only_its_own_parameters_and_records(templates, env):
         if s["Effect"] == "Allow" and "aws:PrincipalArn" in json.dumps(s.get("Condition", {}))
     ]
     assert bucket_policy
-    assert {json.dumps(s["Action"]) for s in grants} == {'"s3:GetObject"', '"s3:PutObject"'}
+    # ListBucket: a missing report is NoSuchKey, not AccessDenied
+    assert {json.dumps(s["Action"]) for s in grants} == {'"s3:GetObject"', '"s3:PutObject"', '"s3:ListBucket"'}
     for grant in grants:
         assert grant["Condition"] == {
             "ArnEquals": {"aws:PrincipalArn": f"arn:aws:iam::{config.account}:role/ragops-{env}-promotion"}
         }
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_failed_cleanup_actions_alarm_on_the_hooks_own_metric(templates, env):
+    t = template(templates, env)
+    (alarm,) = [
+        a
+        for a in t.find_resources("AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["MetricName"] == "CleanupFailed"
+    ]
+    props = alarm["Properties"]
+    assert props["Namespace"] == "RagOps"
+    assert props["Statistic"] == "Sum"
+    assert props["Threshold"] == 1
+    assert props["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    # Powertools adds the service dimension; the hook adds the environment.
+    assert sorted((d["Name"], d["Value"]) for d in props["Dimensions"]) == [
+        ("environment", env),
+        ("service", "ragops-cleanup"),
+    ]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_promotion_reads_the_executions_start_time(templates, env):
+    (statement,) = [
+        s for s in statements(template(templates, env)) if "sagemaker:ListPipelineParametersForExecution" in s["Action"]
+    ]
+    assert sorted(statement["Action"]) == [
+        "sagemaker:DescribePipelineExecution",
+        "sagemaker:ListPipelineParametersForExecution",
+    ]

@@ -18,7 +18,15 @@ from processing.pipelines.parameters import ENVIRONMENT_FIELDS, pipeline_name, r
 from processing.stages.registry import STAGES
 from stacks.app_builder import build_app
 from stacks.config import load_app_config
-from stacks.pipeline_definition import FAIL_STEP, GATE_STEP, GATED_METRICS, IMAGE_ENTRYPOINT, PROMOTE_STEP
+from stacks.pipeline_definition import (
+    DECISION_STEP,
+    FAIL_STEP,
+    GATE_STEP,
+    GATED_METRICS,
+    IMAGE_ENTRYPOINT,
+    PROMOTE_STEP,
+    REJECTED_STEP,
+)
 from tests.stacks.conftest import ENVIRONMENTS, ROOT, cdk_context
 
 CONFIG = load_app_config(cdk_context())
@@ -126,7 +134,8 @@ def step_dependencies(definition: dict[str, Any]) -> dict[str, set[str]]:
     graph = {}
     for step in definition["Steps"]:
         refs = {e["Get"].split(".")[1] for e in expressions(step) if "Get" in e and e["Get"].startswith("Steps.")}
-        graph[step["Name"]] = (refs | set(step.get("DependsOn", []))) - {step["Name"]}
+        nested = {s["Name"] for s in all_steps([step])}  # a branch's steps may read each other
+        graph[step["Name"]] = (refs | set(step.get("DependsOn", []))) - nested
     return graph
 
 
@@ -156,7 +165,7 @@ def test_gate_compares_each_threshold_and_promotes_or_fails_with_the_reason(pipe
         (gate,) = [s for s in definition["Steps"] if s["Type"] == "Condition"]
         paths = sorted(c["LeftValue"]["Std:JsonGet"]["Path"] for c in gate["Arguments"]["Conditions"])
         assert paths == sorted(f"metrics.{m}" for m in GATED_METRICS)
-        (promote,) = gate["Arguments"]["IfSteps"]
+        promote, decision = gate["Arguments"]["IfSteps"]
         assert promote["Name"] == PROMOTE_STEP
         assert promote["Type"] == "Lambda"
         assert set(promote["Arguments"]) == {"environment", "execution_arn", "report_s3_uri", "image_uri", "git_sha"}
@@ -166,6 +175,28 @@ def test_gate_compares_each_threshold_and_promotes_or_fails_with_the_reason(pipe
         assert fail["Name"] == FAIL_STEP
         assert fail["Type"] == "Fail"
         assert "thresholds" in json.dumps(fail["Arguments"]["ErrorMessage"])
+        assert decision["Name"] == DECISION_STEP
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_a_rejection_the_hook_returns_fails_the_execution_with_its_reasons(pipeline_definitions, env):
+    """The hook returns a rejection (no Lambda error, no Errors alarm); the pipeline fails on the decision."""
+    for definition in pipeline_definitions[env].values():
+        (gate,) = [s for s in definition["Steps"] if s["Type"] == "Condition"]
+        promote, decision = gate["Arguments"]["IfSteps"]
+        outputs = {o["OutputName"]: o["OutputType"] for o in promote["OutputParameters"]}
+        assert outputs == {"decision": "String", "failure_summary": "String"}
+        (condition,) = decision["Arguments"]["Conditions"]
+        assert condition == {
+            "Type": "Equals",
+            "LeftValue": {"Get": f"Steps.{PROMOTE_STEP}.OutputParameters['decision']"},
+            "RightValue": "rejected",
+        }
+        (rejected,) = decision["Arguments"]["IfSteps"]
+        assert (rejected["Name"], rejected["Type"]) == (REJECTED_STEP, "Fail")
+        message = rejected["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
+        assert message[1] == {"Get": f"Steps.{PROMOTE_STEP}.OutputParameters['failure_summary']"}
+        assert decision["Arguments"]["ElseSteps"] == []
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -235,9 +266,37 @@ def test_execution_policy_is_scoped_to_this_environments_resources(templates, en
     assert "foundation-model/anthropic.claude-3-haiku-20240307-v1:0" in render(judge)
     mlflow = resources(by_action["sagemaker-mlflow:LogBatch"])
     assert len(mlflow) == 1
-    passrole = by_action["iam:PassRole"]
-    assert passrole["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
-    assert resources(by_action["lambda:InvokeFunction"])
+    # Jobs run the stages' code: they may neither invoke the promotion hook nor start jobs or pass roles.
+    assert not {"lambda:InvokeFunction", "iam:PassRole", "sagemaker:CreateProcessingJob"} & set(by_action)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_pipeline_runs_as_its_own_role_which_alone_may_call_the_promotion_hook(templates, env):
+    template = templates[f"{env}/Pipeline"]
+    roles = template.find_resources("AWS::IAM::Role")
+    (role_id,) = [logical for logical in roles if logical.startswith("PipelineRole")]
+    (trust,) = roles[role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    for pipeline in template.find_resources("AWS::SageMaker::Pipeline").values():
+        assert pipeline["Properties"]["RoleArn"] == {"Fn::GetAtt": [role_id, "Arn"]}
+    by_action = {a: s for s in policy_statements(template, "PipelineRoleDefaultPolicy") for a in actions(s)}
+    assert sorted(by_action) == [
+        "iam:PassRole",
+        "kms:Decrypt",
+        "lambda:InvokeFunction",
+        "s3:GetObject",
+        "sagemaker:AddTags",
+        "sagemaker:CreateProcessingJob",
+        "sagemaker:DescribeProcessingJob",
+        "sagemaker:StopProcessingJob",
+    ]
+    assert render(resources(by_action["lambda:InvokeFunction"])[0]).endswith(f":function:ragops-{env}-promotion")
+    assert by_action["iam:PassRole"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
+    (passed,) = resources(by_action["iam:PassRole"])
+    assert "Fn::ImportValue" in json.dumps(passed) or "GetStackOutput" in json.dumps(passed)  # the job role
+    assert render(resources(by_action["s3:GetObject"])[0]).endswith(f"-data-{_account(env)}-us-east-1/runs/*")
 
 
 def _account(env: str) -> str:

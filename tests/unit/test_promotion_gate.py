@@ -1,4 +1,5 @@
-"""The deploy workflow's gate, against botocore's Stubber: bounded polling, stale records never promote."""
+"""The deploy workflow's gate, against botocore's Stubber: bounded polling, and the decision of exactly the
+execution and commit it waited for (never another execution's, never a stale one)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,20 @@ sys.modules[SPEC.name] = gate  # dataclasses resolve their module by name
 SPEC.loader.exec_module(gate)
 
 ARN = "arn:aws:sagemaker:us-east-1:111111111111:pipeline/ragops-dev-single/execution/a1b2c3d4e5f6"
-NAME = "/ragops/dev/promoted-config"
-RECORD = {"run_config": {"chunking_strategy": "recursive", "top_k": 5}, "metrics": {"mrr": 0.82}}
+OTHER = "arn:aws:sagemaker:us-east-1:111111111111:pipeline/ragops-dev-multi/execution/f6e5d4c3b2a1"
+SHA = "0123456789abcdef0123456789abcdef01234567"
+NAME = "/ragops/dev/last-promotion-decision"
+
+
+def decision(arn: str = ARN, verdict: str = "promoted", git_sha: str = SHA, **extra) -> dict:
+    return {
+        "decision": verdict,
+        "execution_arn": arn,
+        "git_sha": git_sha,
+        "run_config": {"chunking_strategy": "recursive", "top_k": 5},
+        "failures": [] if verdict != "rejected" else ["mrr 0.5000 < 0.7000"],
+        **extra,
+    }
 
 
 class FakeTime:
@@ -35,6 +48,9 @@ class FakeTime:
 
     def clock(self) -> float:
         return self.now
+
+    def wait(self, timeout_seconds: float) -> object:
+        return gate.Wait(timeout_seconds, 60, self.sleep, self.clock)
 
 
 @pytest.fixture
@@ -61,16 +77,13 @@ def status(stubber: Stubber, value: str) -> None:
     )
 
 
-def parameter(stubber: Stubber, version: int, value: dict | str = RECORD) -> None:
-    text = value if isinstance(value, str) else json.dumps(value)
-    stubber.add_response(
-        "get_parameter",
-        {"Parameter": {"Name": NAME, "Type": "String", "Value": text, "Version": version}},
-        {"Name": NAME},
-    )
-
-
-BOUNDS = gate.Bounds(execution_timeout_seconds=300, record_timeout_seconds=120, poll_seconds=60)
+def history(stubber: Stubber, *values: tuple[int, dict | str]) -> None:
+    """One GetParameterHistory answer: (version, value) pairs."""
+    parameters = [
+        {"Name": NAME, "Type": "String", "Value": v if isinstance(v, str) else json.dumps(v), "Version": n}
+        for n, v in values
+    ]
+    stubber.add_response("get_parameter_history", {"Parameters": parameters}, {"Name": NAME})
 
 
 def test_polls_until_succeeded(sagemaker):
@@ -78,7 +91,7 @@ def test_polls_until_succeeded(sagemaker):
     for value in ("Executing", "Executing", "Succeeded"):
         status(stubber, value)
     fake = FakeTime()
-    gate.await_execution(client, ARN, BOUNDS, fake.sleep, fake.clock)
+    gate.await_execution(client, ARN, fake.wait(300))
     assert fake.sleeps == [60, 60]
 
 
@@ -87,9 +100,8 @@ def test_failed_or_stopped_execution_fails_the_gate(sagemaker, final):
     client, stubber = sagemaker
     status(stubber, "Executing")
     status(stubber, final)
-    fake = FakeTime()
     with pytest.raises(gate.GateError, match=f"ended {final}"):
-        gate.await_execution(client, ARN, BOUNDS, fake.sleep, fake.clock)
+        gate.await_execution(client, ARN, FakeTime().wait(300))
 
 
 def test_polling_is_bounded(sagemaker):
@@ -98,42 +110,69 @@ def test_polling_is_bounded(sagemaker):
         status(stubber, "Executing")
     fake = FakeTime()
     with pytest.raises(gate.GateError, match="still Executing after 300 s"):
-        gate.await_execution(client, ARN, BOUNDS, fake.sleep, fake.clock)
+        gate.await_execution(client, ARN, fake.wait(300))
     assert len(fake.sleeps) == 5
 
 
 def test_malformed_execution_arn_is_refused_before_any_call(sagemaker):
     client, _ = sagemaker
     with pytest.raises(gate.GateError, match="--execution-arn"):
-        gate.await_execution(client, "ragops-dev-single; rm -rf /", BOUNDS, FakeTime().sleep, FakeTime().clock)
+        gate.await_execution(client, "ragops-dev-single; rm -rf /", FakeTime().wait(300))
 
 
-def test_record_must_be_newer_than_before_the_execution(ssm):
+def test_the_decision_of_the_awaited_execution_is_forwarded_not_the_newest(ssm):
+    """Two executions in one environment: the other one decided last, the gate still forwards its own."""
     client, stubber = ssm
-    parameter(stubber, 3)  # still the old record: the promotion hook has not written yet
-    parameter(stubber, 4)
-    parameter(stubber, 4)
+    history(stubber, (3, decision(OTHER)), (4, decision(ARN, run=1)), (5, decision(OTHER, run=2)))
+    assert gate.await_decision(client, NAME, ARN, SHA, 3, FakeTime().wait(120)) == decision(ARN, run=1)
+
+
+def test_another_executions_decision_never_passes_for_it(ssm):
+    client, stubber = ssm
+    for _ in range(3):
+        history(stubber, (3, decision(ARN)), (4, decision(OTHER)))  # ARN's own decision is older than the run
     fake = FakeTime()
-    assert gate.await_record(client, NAME, 3, BOUNDS, fake.sleep, fake.clock) == RECORD
+    with pytest.raises(gate.GateError, match=f"no promotion decision for {ARN}"):
+        gate.await_decision(client, NAME, ARN, SHA, 3, fake.wait(120))
+    assert fake.sleeps == [60, 60]
+
+
+def test_the_gate_waits_for_the_hook_to_decide(ssm):
+    client, stubber = ssm
+    stubber.add_client_error("get_parameter_history", service_error_code="ParameterNotFound", http_status_code=400)
+    history(stubber, (1, decision(ARN)))
+    fake = FakeTime()
+    assert gate.await_decision(client, NAME, ARN, SHA, 0, fake.wait(120))["execution_arn"] == ARN
     assert fake.sleeps == [60]
 
 
-def test_stale_record_never_promotes(ssm):
+def test_a_rejected_execution_fails_the_gate_with_its_reasons(ssm):
     client, stubber = ssm
-    for _ in range(3):
-        parameter(stubber, 3)
-    fake = FakeTime()
-    with pytest.raises(gate.GateError, match="did not promote"):
-        gate.await_record(client, NAME, 3, BOUNDS, fake.sleep, fake.clock)
+    history(stubber, (4, decision(ARN, "rejected")), (5, decision(OTHER)))
+    with pytest.raises(gate.GateError, match=r"was rejected: \['mrr 0.5000 < 0.7000'\]"):
+        gate.await_decision(client, NAME, ARN, SHA, 3, FakeTime().wait(120))
+
+
+def test_a_decision_for_another_commit_fails_the_gate(ssm):
+    client, stubber = ssm
+    history(stubber, (4, decision(ARN, git_sha="f" * 40)))
+    with pytest.raises(gate.GateError, match=f"for commit {'f' * 40}, not the deployed {SHA}"):
+        gate.await_decision(client, NAME, ARN, SHA, 3, FakeTime().wait(120))
+
+
+def test_versions_lost_from_the_history_are_not_guessed_at(ssm):
+    client, stubber = ssm
+    history(stubber, (105, decision(OTHER)))
+    with pytest.raises(gate.GateError, match="no longer all in the history"):
+        gate.await_decision(client, NAME, ARN, SHA, 3, FakeTime().wait(120))
 
 
 @pytest.mark.parametrize(("value", "message"), [("not json", "is not JSON"), ("[1, 2]", "not a JSON object")])
-def test_malformed_record_is_refused(ssm, value, message):
+def test_malformed_decision_is_refused(ssm, value, message):
     client, stubber = ssm
-    parameter(stubber, 1, value)
-    parameter(stubber, 1, value)
+    history(stubber, (1, value))
     with pytest.raises(gate.GateError, match=message):
-        gate.await_record(client, NAME, 0, BOUNDS, FakeTime().sleep, FakeTime().clock)
+        gate.await_decision(client, NAME, ARN, SHA, 0, FakeTime().wait(120))
 
 
 def test_version_is_zero_before_any_record(ssm, capsys):
@@ -143,35 +182,40 @@ def test_version_is_zero_before_any_record(ssm, capsys):
     assert capsys.readouterr().out == "version=0\n"
 
 
-def test_main_prints_one_output_line_with_the_compact_record(sagemaker, ssm, capsys):
-    sm_client, sm_stubber = sagemaker
-    ssm_client, ssm_stubber = ssm
-    status(sm_stubber, "Succeeded")
-    parameter(ssm_stubber, 2, {**RECORD, "note": "line one\nline two"})
-    parameter(ssm_stubber, 2, {**RECORD, "note": "line one\nline two"})
-    argv = ["await", "--execution-arn", ARN, "--parameter", NAME, "--after-version", "1"]
-    assert gate.main(argv, sagemaker=sm_client, ssm=ssm_client) == 0
+@pytest.mark.parametrize("command", ["execution", "decision"])
+def test_a_wait_longer_than_the_deploy_session_is_refused(command, capsys):
+    argv = [command, "--execution-arn", ARN, "--timeout-minutes", "60"]
+    if command == "decision":
+        argv += ["--parameter", NAME, "--after-version", "1", "--git-sha", SHA]
+    with pytest.raises(SystemExit) as exited:
+        gate.main(argv)
+    assert exited.value.code == 2
+    assert "session lasts 60 minutes" in capsys.readouterr().err
+
+
+def test_main_prints_one_output_line_with_the_compact_decision(ssm, capsys):
+    client, stubber = ssm
+    history(stubber, (2, decision(ARN, note="line one\nline two")))
+    argv = ["decision", "--execution-arn", ARN, "--parameter", NAME, "--after-version", "1", "--git-sha", SHA]
+    assert gate.main(argv, ssm=client) == 0
     out = capsys.readouterr().out
     assert out.count("\n") == 1
     name, value = out.rstrip("\n").split("=", 1)
     assert name == "promoted-config"
-    assert json.loads(value)["run_config"] == RECORD["run_config"]
+    assert json.loads(value)["execution_arn"] == ARN
 
 
-def test_main_exits_non_zero_when_the_execution_fails(sagemaker, ssm, capsys):
-    sm_client, sm_stubber = sagemaker
-    ssm_client, _ = ssm
-    status(sm_stubber, "Failed")
-    argv = ["await", "--execution-arn", ARN, "--parameter", NAME, "--after-version", "1"]
-    assert gate.main(argv, sagemaker=sm_client, ssm=ssm_client) == 1
+def test_main_exits_non_zero_when_the_execution_fails(sagemaker, capsys):
+    client, stubber = sagemaker
+    status(stubber, "Failed")
+    assert gate.main(["execution", "--execution-arn", ARN], sagemaker=client) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "ended Failed" in captured.err
 
 
-def test_last_environment_waits_for_the_execution_only(sagemaker, ssm, capsys):
-    sm_client, sm_stubber = sagemaker
-    ssm_client, _ = ssm
-    status(sm_stubber, "Succeeded")
-    assert gate.main(["await", "--execution-arn", ARN], sagemaker=sm_client, ssm=ssm_client) == 0
+def test_main_waits_for_the_execution_only_and_prints_nothing(sagemaker, capsys):
+    client, stubber = sagemaker
+    status(stubber, "Succeeded")
+    assert gate.main(["execution", "--execution-arn", ARN], sagemaker=client) == 0
     assert capsys.readouterr().out == ""
