@@ -215,8 +215,18 @@ class ProcessingConfig(_Strict):
     max_runtime_seconds: PositiveInt = 3600
 
 
-# MLflow versions SageMaker managed tracking servers run (one per supported 2.13.x / 2.16.x / 3.0.x line).
-MLFLOW_VERSIONS = ("2.13.2", "2.16.2", "3.0")
+# SageMaker's pairing of managed tracking server versions with MLflow clients ("Integrate MLflow with your
+# environment", docs.aws.amazon.com/sagemaker/latest/dg/mlflow-track-experiments.html): server -> client pin.
+MLFLOW_CLIENTS = {"2.13.2": "2.13.2", "2.16.2": "2.16.2", "3.0": "3.0.0"}
+IMAGE_LOCK = Path(__file__).resolve().parents[1] / "processing" / "constraints-image.txt"
+
+
+def image_mlflow_client(lock: Path = IMAGE_LOCK) -> str:
+    """The MLflow client the processing image installs: its lock's `mlflow==` pin."""
+    for line in lock.read_text().splitlines():
+        if line.startswith("mlflow=="):
+            return line.removeprefix("mlflow==").strip()
+    raise ConfigError(f"{lock.name}: no mlflow== pin")
 
 
 class TrackingConfig(_Strict):
@@ -227,8 +237,18 @@ class TrackingConfig(_Strict):
     @field_validator("mlflow_version")
     @classmethod
     def _mlflow(cls, value: str) -> str:
-        if value not in MLFLOW_VERSIONS:
-            raise ValueError(f"'{value}' is not a managed MLflow version ({', '.join(MLFLOW_VERSIONS)})")
+        """The server must pair with the client the processing image runs, or runs log to a server they may not
+        speak to correctly; the image is one per app, so every environment runs the same server line."""
+        if value not in MLFLOW_CLIENTS:
+            raise ValueError(f"'{value}' is not a managed MLflow version ({', '.join(MLFLOW_CLIENTS)})")
+        client, image = MLFLOW_CLIENTS[value], image_mlflow_client()
+        if client != image:
+            paired = [server for server, pin in MLFLOW_CLIENTS.items() if pin == image]
+            raise ValueError(
+                f"tracking server {value} pairs with mlflow=={client}, but the processing image installs "
+                f"mlflow=={image} ({IMAGE_LOCK.name}): use {' or '.join(paired) or 'a paired version'} "
+                "or re-lock the image for this server"
+            )
         return value
 
 

@@ -32,7 +32,7 @@ from stacks.tracking_stack import ARTIFACT_PREFIX
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The image's build context is the repository root, reduced to what the Dockerfile copies.
-IMAGE_CONTEXT = ["**", "!processing/**", "!constraints.txt", "**/__pycache__", "processing/**/*.pyc"]
+IMAGE_CONTEXT = ["**", "!processing/**", "**/__pycache__", "processing/**/*.pyc"]
 RUN_PREFIXES = ("runs", "datasets")
 PROCESSING_JOB_LOGS = "/aws/sagemaker/ProcessingJobs"  # SageMaker's name, shared by the account's jobs
 MODEL_IMPORT_PREFIX = "model-import"

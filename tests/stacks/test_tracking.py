@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
-from tests.stacks.conftest import ENVIRONMENTS
+from stacks.config import IMAGE_LOCK, MLFLOW_CLIENTS, ConfigError, image_mlflow_client, load_app_config
+from tests.stacks.conftest import ENVIRONMENTS, ROOT, cdk_context
 from tests.stacks.iam_checks import as_list, assert_least_privilege
 
 SIZES = {"dev": "Small", "staging": "Small", "prod": "Medium"}
@@ -68,3 +72,66 @@ def test_a_retained_environment_keeps_its_run_history_and_the_role_that_reads_it
     for kind in ("AWS::SageMaker::MlflowTrackingServer", "AWS::IAM::Role"):
         (resource,) = template.find_resources(kind).values()
         assert resource["DeletionPolicy"] == policy, kind
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith(("#", "-")):
+            name, _, version = line.partition("==")
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_tracking_server_pairs_with_the_mlflow_client_the_processing_image_installs(templates, env):
+    """SageMaker's table: server 3.0.x -> mlflow==3.0.0, 2.16.x -> 2.16.2, 2.13.x -> 2.13.2."""
+    version = server(templates, env)["MlflowVersion"]
+    assert MLFLOW_CLIENTS[version] == image_mlflow_client() == _pins(IMAGE_LOCK)["mlflow"]
+
+
+def test_a_server_version_the_image_client_does_not_pair_with_is_refused_naming_both():
+    context = cdk_context()
+    context["ragops"]["environments"]["prod"]["tracking"]["mlflow_version"] = "2.16.2"
+    with pytest.raises(ConfigError) as error:
+        load_app_config(context)
+    message = str(error.value)
+    assert "ragops.environments.prod.tracking.mlflow_version" in message
+    assert "tracking server 2.16.2 pairs with mlflow==2.16.2" in message
+    assert "the processing image installs mlflow==3.0.0 (constraints-image.txt): use 3.0" in message
+
+
+def test_the_image_runs_the_tested_libraries_except_where_its_mlflow_client_needs_older_ones():
+    """Every direct pin of the pipeline reaches the image unchanged but mlflow's; the lock's other departures from
+    constraints.txt are the packages mlflow 3.0.0 caps (named in the lock's header)."""
+    direct, image, local = (
+        _pins(ROOT / "processing" / "requirements.txt"),
+        _pins(IMAGE_LOCK),
+        _pins(ROOT / "constraints.txt"),
+    )
+    assert {name: image.get(name) for name in direct if name != "mlflow"} == {
+        name: pin for name, pin in direct.items() if name != "mlflow"
+    }
+    assert direct["mlflow"] == local["mlflow"] != image["mlflow"]
+    older = {name for name, pin in image.items() if name in local and local[name] != pin}
+    assert older == {
+        "mlflow",
+        "mlflow-skinny",
+        "gunicorn",
+        "pandas",
+        "pyarrow",
+        "cachetools",
+        "importlib-metadata",
+        "protobuf",
+        "packaging",
+        "sqlalchemy",
+    }
+    header = IMAGE_LOCK.read_text().split("\n\n", 1)[0]
+    assert all(name.split("-")[0] in header.lower() for name in older - {"mlflow-skinny"})
+
+
+def test_the_image_installs_requirements_without_their_mlflow_pin_and_mlflow_from_its_own_lock():
+    dockerfile = (ROOT / "processing" / "Dockerfile").read_text()
+    assert "grep -v '^mlflow==' requirements.txt > requirements-image.txt" in dockerfile
+    assert "-r requirements-image.txt mlflow -c constraints-image.txt" in dockerfile
+    assert "COPY processing/requirements.txt processing/constraints-image.txt ./" in dockerfile
