@@ -1,7 +1,8 @@
 """The run config: one typed, frozen object per pipeline run, validated once and passed to every stage.
 
 Every field is a flat scalar because each one is also a SageMaker pipeline parameter. Backend names are
-checked against `processing.backends.factory`, so registering a backend there makes it selectable here.
+checked against `processing.backends.names`, a leaf module the factory builds its constructors from, so this
+module imports no backend.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from urllib.parse import urlparse
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from processing.backends.cloud import REQUIRED_FIELDS
-from processing.backends.factory import REGISTRIES
+from processing.backends.names import BACKEND_NAMES, REQUIRED_FIELDS
 
 PACKAGED_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 PACKAGED_EMBEDDING_DIMENSION = 384
@@ -89,7 +89,7 @@ class RunConfig(BaseModel):
     @field_validator("embeddings", "vector_store", "generator", "judge")
     @classmethod
     def _registered_backend(cls, value: str, info: Any) -> str:
-        known = REGISTRIES[info.field_name]
+        known = BACKEND_NAMES[info.field_name]
         if value not in known:
             raise ValueError(f"unknown backend {value!r}; registered: {', '.join(sorted(known))}")
         return value

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from processing.backends.names import REQUIRED_FIELDS
+
 if TYPE_CHECKING:
     import boto3
     from opensearchpy.connection import Connection
@@ -19,14 +21,6 @@ if TYPE_CHECKING:
     from processing.config import RunConfig
     from processing.interfaces import Embedder, Generator, Judge, VectorStore
 
-# (config field, backend name) -> the config field that backend cannot start without.
-REQUIRED_FIELDS: dict[tuple[str, str], str] = {
-    ("embeddings", "sagemaker"): "sagemaker_embedding_endpoint",
-    ("vector_store", "opensearch"): "opensearch_endpoint",
-    ("generator", "sagemaker-tgi"): "generator_endpoint",
-    ("generator", "bedrock-cmi"): "generator_endpoint",
-    ("judge", "bedrock"): "judge_model_id",
-}
 GENERATOR_READ_TIMEOUT_S = 120.0
 
 

@@ -1,8 +1,8 @@
-"""Backend names a run config may choose, mapped to constructors.
+"""The backend names of `processing.backends.names`, mapped to constructors.
 
-Plain dicts so other modules can register more backends (for example ``EMBEDDERS["sagemaker"] = build``)
-without touching this file's callers. Constructors import their heavy libraries lazily, which keeps this
-module importable from the config and the CDK app with only the standard library.
+Constructors import their heavy libraries lazily, which keeps this module importable from the CDK app with
+only the standard library. The names live in the leaf module so the run config can validate them without
+importing any backend; a test holds these dicts and that module equal.
 """
 
 from __future__ import annotations
