@@ -59,15 +59,18 @@ def sagemaker_embedder(config: RunConfig, *, session: boto3.Session | None = Non
 def opensearch_store(
     config: RunConfig,
     directory: Path | None = None,
+    version: str = "preflight",
     *,
     session: boto3.Session | None = None,
     connection_class: type[Connection] | None = None,
 ) -> VectorStore:
-    """The k-NN index behind the alias `index_name`; `directory` (local state) is not used by a remote store."""
+    """Version `version` of the k-NN index behind the alias `index_name`; `directory` (local state) is not used
+    by a remote store. Building makes no request, so the preflight builds it with a placeholder version."""
     from opensearchpy import RequestsHttpConnection
 
     from processing.backends.aws_session import opensearch_endpoint_region
-    from processing.backends.opensearch_store import SPACE_TYPES, OpenSearchVectorStore, opensearch_client
+    from processing.backends.opensearch_ops import opensearch_client
+    from processing.backends.opensearch_store import SPACE_TYPES, OpenSearchVectorStore
 
     endpoint = config.opensearch_endpoint
     context = _aws(
@@ -83,6 +86,7 @@ def opensearch_store(
     return OpenSearchVectorStore(
         client,
         index=config.index_name,
+        version=version,
         dimension=config.embedding_dimension,
         space_type=store_space_type,
         m=config.hnsw_m,
@@ -91,6 +95,7 @@ def opensearch_store(
         shards=config.opensearch_shards,
         replicas=config.opensearch_replicas,
         bm25_weight=config.opensearch_bm25_weight or None,
+        retention_hours=config.index_retention_hours,
     )
 
 

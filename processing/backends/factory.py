@@ -25,11 +25,12 @@ def _local_embedder(config: RunConfig) -> Embedder:
     return LocalEmbedder(config.embedding_model, batch_size=config.embedding_batch_size)
 
 
-def _faiss_store(config: RunConfig, directory: Path) -> VectorStore:
+def _faiss_store(config: RunConfig, directory: Path, version: str) -> VectorStore:
     from processing.backends.faiss_store import FaissStore, HnswParams
 
     params = HnswParams(config.hnsw_m, config.hnsw_ef_construction, config.hnsw_ef_search, config.space_type)
-    return FaissStore(directory / config.index_name, params=params, embedding_model=config.embedding_model)
+    store_dir = directory / config.index_name
+    return FaissStore(store_dir, version=version, params=params, embedding_model=config.embedding_model)
 
 
 def _extractive_generator(config: RunConfig, embedder: Embedder) -> Generator:
@@ -64,7 +65,7 @@ def _local_generator(config: RunConfig, embedder: Embedder) -> Generator:
 
 # name -> constructor(config) -> Embedder
 EMBEDDERS: dict[str, Callable[..., Any]] = {"local": _local_embedder}
-# name -> constructor(config, directory for local state) -> VectorStore
+# name -> constructor(config, directory for local state, index version) -> VectorStore
 VECTOR_STORES: dict[str, Callable[..., Any]] = {"faiss": _faiss_store}
 # name -> constructor(config, embedder) -> Generator
 GENERATORS: dict[str, Callable[..., Any]] = {
@@ -94,8 +95,9 @@ def build_embedder(config: RunConfig) -> Embedder:
     return EMBEDDERS[config.embeddings](config)
 
 
-def build_vector_store(config: RunConfig, directory: Path) -> VectorStore:
-    return VECTOR_STORES[config.vector_store](config, directory)
+def build_vector_store(config: RunConfig, directory: Path, version: str) -> VectorStore:
+    """The store opened at `version`, the index version every writer and reader of one run shares."""
+    return VECTOR_STORES[config.vector_store](config, directory, version)
 
 
 def build_generator(config: RunConfig, embedder: Embedder) -> Generator:

@@ -60,7 +60,8 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
     from processing.agent.graph import build_agent
 
     generator = context.backends.generator()
-    agent = build_agent(context.backends.embedder(), context.backends.vector_store(inputs["index"]), generator, config)
+    store = context.backends.vector_store(inputs["index"], context.index_version)
+    agent = build_agent(context.backends.embedder(), store, generator, config)
     rows, latencies = [], []
     for record in read_records(inputs["prepared"]):
         started = time.perf_counter()

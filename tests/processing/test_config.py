@@ -104,7 +104,7 @@ def test_synth_time_modules_import_with_the_standard_library_only(module, probe,
 def test_every_stage_function_resolves() -> None:
     from processing.stages.registry import STAGES
 
-    assert [s.stage_id for s in STAGES] == ["prepare", "chunk", "ingest", "retrieve", "evaluate"]
+    assert [s.stage_id for s in STAGES] == ["prepare", "chunk", "ingest", "publish", "retrieve", "evaluate"]
     assert all(callable(s.load()) for s in STAGES)
 
 
