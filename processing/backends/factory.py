@@ -59,7 +59,11 @@ def _local_generator(config: RunConfig, embedder: Embedder) -> Generator:
     from processing.local_llm.generator import LocalLLMGenerator
     from processing.local_llm.server import ServerSettings
 
-    settings = ServerSettings(context_size=config.local_llm_context_size, threads=config.local_llm_threads)
+    settings = ServerSettings(
+        context_size=config.local_llm_context_size,
+        threads=config.local_llm_threads,
+        slots=config.generation_concurrency,  # one slot per question in flight
+    )
     return LocalLLMGenerator(config.local_llm_model, settings=settings, top_logprobs=config.top_logprobs)
 
 
