@@ -161,10 +161,11 @@ class OpenSearchVectorStore:
     def publish(self, expected: int) -> int:
         """Reconcile the version's count with `expected`, restore its settings, then move the alias to it."""
         name = self.version_index
-        if not self._client.indices.exists(index=name):
-            raise CountMismatchError(f"index {name} (never written)", expected=expected, indexed=0)
-        try:
+        try:  # a refresh, not HEAD: the pipeline role may send GET, POST, PUT and DELETE only
             self._client.indices.refresh(index=name)
+        except NotFoundError:
+            raise CountMismatchError(f"index {name} (never written)", expected=expected, indexed=0) from None
+        try:
             stored = int(self._client.count(index=name)["count"])
             if stored != expected:
                 raise CountMismatchError(f"index {name}", expected=expected, indexed=stored)

@@ -1,7 +1,7 @@
 """An in-memory OpenSearch behind a real `opensearchpy.Connection` subclass, for driving the store offline.
 
 Only the APIs the store calls are modelled, and each answers with the response shape OpenSearch documents
-(cluster and index health, index exists, get alias, create index, get and update settings, bulk, refresh,
+(cluster and index health, get alias, create index, get and update settings, bulk, refresh,
 count, aliases, delete, k-NN search, search pipelines). Every request is recorded with its parsed body and its
 size in bytes, so tests assert exactly what was sent. Indices carry `index.creation_date` from the cluster's
 `clock` (seconds; tests move it). Faults are injected explicitly: `respond_once` replaces the next matching
@@ -118,8 +118,6 @@ class FakeCluster:
                     return self._missing(name)
                 self.indices[name].settings["index"].update(body["index"])
                 return 200, {"acknowledged": True}
-            case "HEAD", [name]:
-                return (200, None) if name in self.indices else (404, None)
             case "PUT", ["_search", "pipeline", name]:
                 self.pipelines[name] = body
                 return 200, {"acknowledged": True}
@@ -305,9 +303,7 @@ class FakeClusterConnection(Connection):
         raw_body = body.decode() if isinstance(body, bytes) else body
         decoded = {key: value.decode() if isinstance(value, bytes) else value for key, value in (params or {}).items()}
         status, payload = self.cluster.handle(method, url, decoded, raw_body)
-        raw = "" if payload is None else json.dumps(payload)
-        if method == "HEAD":
-            return status, {"content-type": "application/json"}, raw
+        raw = json.dumps(payload)
         if not 200 <= status < 300 and status not in ignore:
             self._raise_error(status, raw, "application/json")
         return status, {"content-type": "application/json"}, raw

@@ -152,7 +152,6 @@ def test_publish_reconciles_restores_the_settings_waits_for_green_then_adds_the_
     assert store.publish(3) == 3
 
     assert cluster.calls()[written:] == [
-        "HEAD /pubmed-r1",
         "POST /pubmed-r1/_refresh",
         "POST /pubmed-r1/_count",
         "GET /_cluster/health",
