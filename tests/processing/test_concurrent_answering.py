@@ -37,7 +37,8 @@ class InFlight:
         time.sleep(DELAY_S)
         with self.lock:
             self.now -= 1
-        question = body["messages"][-1]["content"].rsplit("Question:", 1)[-1].strip()[:40]
+        prompt = body["messages"][-1]["content"]
+        question = prompt[prompt.index("<question>") :][:50]
         message = {"role": "assistant", "content": f"Yes. {question}"}
         return 200, {"model": "m", "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
 
