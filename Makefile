@@ -18,7 +18,7 @@ REQUIREMENTS := requirements.txt requirements-dev.txt processing/requirements.tx
 LLAMA_SERVER := $(VENV)/bin/llama-server
 LLAMA_SOURCES := processing/local_llm/llama-source.txt processing/local_llm/build-llama-server.sh
 
-.PHONY: help install install-llm run bench bench-confidence synth test lint format lock clean
+.PHONY: help install install-llm run bench bench-confidence bench-scale synth test lint format lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ bench: install ## Benchmark ingest throughput, HNSW recall/latency, retrieval qu
 
 bench-confidence: install-llm ## Confidence measures (AUROC, ECE), decision accuracy and both pruning shapes on 200 PubMedQA questions with the embedded LLM (JSON in bench/results/)
 	$(PY) bench/confidence_bench.py --dataset $(PUBMEDQA) --limit 200 $(BENCH_SET)
+
+bench-scale: install-llm ## Questions/s at concurrency 1-8 (fixed-delay server, embedded LLM), ingest chunks/s on 1 and 2 shards, projections per environment (JSON in bench/results/)
+	$(PY) bench/scale_bench.py --dataset $(PUBMEDQA) $(BENCH_SET)
 
 synth: install ## Synthesize every environment with the cdk-nag gate (templates in cdk.out/)
 	$(CDK) synth --quiet "**"

@@ -9,12 +9,10 @@ Writes bench/results/pipeline-<UTC timestamp>.json and prints it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from statistics import fmean
 
@@ -24,6 +22,8 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from results_file import write_result  # noqa: E402
 
 from processing.backends.factory import build_vector_store  # noqa: E402
 from processing.backends.local_embedder import LocalEmbedder  # noqa: E402
@@ -36,6 +36,7 @@ from processing.stages.ingest import ingest  # noqa: E402
 
 DEFAULT_DATASET = REPO_ROOT.parent / "shared" / "data" / "pubmedqa" / "ori_pqal.json"
 K = 5
+VERSION = "bench"
 
 
 def _retrieval_quality(retrieved: list[list[str]], gold: list[frozenset[str]]) -> dict[str, float]:
@@ -45,8 +46,8 @@ def _retrieval_quality(retrieved: list[list[str]], gold: list[frozenset[str]]) -
 
 
 def _throughput(config, embedder, chunks, rounds: int) -> tuple[list[float], list[float]]:
-    """Chunks/s of the bare encoder and of the pipeline's ingest (embed + HNSW upsert + atomic save), measured
-    in alternating rounds so that load from other processes affects both alike."""
+    """Chunks/s of the bare encoder and of the pipeline's ingest (embed, write, then publish: HNSW build and
+    atomic save), measured in alternating rounds so that load from other processes affects both alike."""
     texts = [c.text for c in chunks]
     raw, pipeline = [], []
     for _ in range(rounds):
@@ -55,7 +56,9 @@ def _throughput(config, embedder, chunks, rounds: int) -> tuple[list[float], lis
         raw.append(len(texts) / (time.perf_counter() - started))
         with tempfile.TemporaryDirectory() as directory:
             started = time.perf_counter()
-            ingest(chunks, embedder, build_vector_store(config, Path(directory)))
+            store = build_vector_store(config, Path(directory), VERSION)
+            ingest(chunks, embedder, store)
+            store.publish(len(chunks))
             pipeline.append(len(texts) / (time.perf_counter() - started))
     return raw, pipeline
 
@@ -81,8 +84,9 @@ def main() -> None:
     raw_rates, pipeline_rates = _throughput(config, embedder, chunks[: args.throughput_chunks], args.rounds)
 
     with tempfile.TemporaryDirectory() as directory:
-        store = build_vector_store(config, Path(directory))
+        store = build_vector_store(config, Path(directory), VERSION)
         ingest(chunks, embedder, store)
+        store.publish(len(chunks))
         stored_ids, stored = store.stored_vectors()
         questions = embedder.embed([r.question for r in dataset.records])
         exact = faiss.IndexFlatIP(stored.shape[1])
@@ -120,11 +124,7 @@ def main() -> None:
         "exact": _retrieval_quality(exact_retrieved, gold),
         "targets": {"ingest_vs_raw_ratio_best": 0.9, f"hit_at_{K}": 0.985},
     }
-    out = REPO_ROOT / "bench" / "results" / f"pipeline-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2), encoding="utf-8")
-    print(json.dumps(result, indent=2))
-    print(f"written: {out}")
+    write_result("pipeline", result)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,19 @@ def _config_options(parser: argparse.ArgumentParser) -> None:
         metavar="FIELD=VALUE",
         help=f"override a field: {fields}",
     )
+    parser.add_argument(
+        "--ingest-shards",
+        type=int,
+        metavar="N",
+        help="ingest with N worker processes (the same as --set ingest_shards=N); the index is the same for any N",
+    )
+
+
+def _load(args: argparse.Namespace) -> RunConfig:
+    overrides = parse_overrides(args.overrides)
+    if args.ingest_shards is not None:
+        overrides["ingest_shards"] = str(args.ingest_shards)
+    return load_config(args.config, overrides)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -96,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     from processing.runner import run_pipeline
 
-    config = load_config(args.config, parse_overrides(args.overrides))
+    config = _load(args)
     work_dir = args.work_dir or LOCAL_STORE / "runs" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
     parent, report = run_pipeline(config, args.dataset, work_dir, mode=args.mode)
     summary = json.loads(report.read_text(encoding="utf-8"))
@@ -122,7 +135,7 @@ def _stage(args: argparse.Namespace) -> int:
     from processing.stages.registry import stage
     from processing.tracking import ParentRun, start_parent
 
-    config = load_config(args.config, parse_overrides(args.overrides))
+    config = _load(args)
     preflight(config)
     inputs = _named_dirs(args.inputs)
     candidates = [args.parent_run_file] if args.parent_run_file else [d / PARENT_RUN_FILE for d in inputs.values()]

@@ -1,7 +1,8 @@
 """The run config: one typed, frozen object per pipeline run, validated once and passed to every stage.
 
 Every field is a flat scalar because each one is also a SageMaker pipeline parameter. Backend names are
-checked against `processing.backends.factory`, so registering a backend there makes it selectable here.
+checked against `processing.backends.names`, a leaf module the factory builds its constructors from, so this
+module imports no backend.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from urllib.parse import urlparse
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from processing.backends.cloud import REQUIRED_FIELDS
-from processing.backends.factory import REGISTRIES
+from processing.backends.names import BACKEND_NAMES, REQUIRED_FIELDS
 
 PACKAGED_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 PACKAGED_EMBEDDING_DIMENSION = 384
@@ -40,7 +40,13 @@ class RunConfig(BaseModel):
     embedding_model: str = PACKAGED_EMBEDDING_MODEL
     embedding_batch_size: int = Field(64, ge=1, le=1024)
     vector_store: str = "faiss"
-    index_name: str = Field("ragops-chunks", pattern=r"^[a-z0-9][a-z0-9_-]{0,254}$")
+    index_name: str = Field(
+        "ragops-chunks", pattern=r"^[a-z0-9][a-z0-9_-]{0,180}$", description="alias over the runs' index versions"
+    )
+    index_retention_hours: int = Field(
+        24, ge=1, le=8760, description="publish deletes this index name's other versions older than this"
+    )
+    ingest_shards: int = Field(1, ge=1, le=64, description="ingest worker processes, each writing its share")
     hnsw_m: int = Field(16, ge=2, le=100)
     hnsw_ef_construction: int = Field(128, ge=2, le=4096)
     hnsw_ef_search: int = Field(100, ge=1, le=4096)
@@ -51,6 +57,9 @@ class RunConfig(BaseModel):
     local_llm_threads: int = Field(0, ge=0, le=256, description="local server CPU threads; 0: every core")
     top_logprobs: int = Field(10, ge=0, le=20, description="alternatives per token (decision-label confidence)")
     max_answer_tokens: int = Field(256, ge=1, le=8192)
+    generation_concurrency: int = Field(
+        1, ge=1, le=64, description="questions answered (and judged) at once; the local server gets as many slots"
+    )
     extractive_sentences: int = Field(2, ge=1, le=20, description="sentences the extractive baseline returns")
     judge: str = "none"
     relevance_threshold: float = Field(0.3, ge=-1.0, le=1.0, description="min retrieval score the grader keeps")
@@ -102,7 +111,7 @@ class RunConfig(BaseModel):
     @field_validator("embeddings", "vector_store", "generator", "judge")
     @classmethod
     def _registered_backend(cls, value: str, info: Any) -> str:
-        known = REGISTRIES[info.field_name]
+        known = BACKEND_NAMES[info.field_name]
         if value not in known:
             raise ValueError(f"unknown backend {value!r}; registered: {', '.join(sorted(known))}")
         return value

@@ -30,8 +30,8 @@ class Backends:
             self.embedder_instance = factory.build_embedder(self.config)
         return self.embedder_instance
 
-    def vector_store(self, directory: Path) -> VectorStore:
-        return factory.build_vector_store(self.config, directory)
+    def vector_store(self, directory: Path, version: str) -> VectorStore:
+        return factory.build_vector_store(self.config, directory, version)
 
     def generator(self) -> Generator:
         if self.generator_instance is None:
@@ -60,3 +60,9 @@ class Backends:
 class StageContext:
     parent: ParentRun
     backends: Backends
+
+    @property
+    def index_version(self) -> str:
+        """The run's index version: its MLflow parent run id, which every stage and ingest shard of the run
+        reads from the same parent-run file, in any process or on any instance."""
+        return self.parent.run_id

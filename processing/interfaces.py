@@ -84,21 +84,41 @@ class Embedder(Protocol):
         ...
 
 
+class CountMismatchError(RuntimeError):
+    """A version holds a different number of chunks than the run produced, so it was not published."""
+
+    def __init__(self, target: str, *, expected: int, indexed: int) -> None:
+        super().__init__(f"{target} holds {indexed} chunks, expected {expected}: not published")
+        self.expected, self.indexed = expected, indexed
+
+
 @runtime_checkable
 class VectorStore(Protocol):
-    """A chunk index. One `upsert` call carries a run's whole corpus: a store may publish each call as a
-    complete new version that replaces what it held (OpenSearch: a new index behind the alias) or merge it
-    into what it holds (faiss), so callers never split a corpus over several calls."""
+    """A chunk index written as versions, opened at one version (`version`, the same for every writer of a run).
 
-    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> int:
-        """Insert or replace by `chunk_id`; returns the number of distinct chunks written."""
+    Every ingest writer of a run, in any process or on any instance, calls `write` with its share of the
+    chunks; then one `publish` checks that the version holds exactly the chunks the run produced and only then
+    makes it the store's current one (OpenSearch: moves the alias; faiss: replaces the manifest). `search` and
+    `count` read the store's own version, so concurrent runs never read each other's chunks.
+    """
+
+    version: str
+
+    def write(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> int:
+        """Insert or replace by `chunk_id` into the version; returns the distinct chunks in this call."""
+        ...
+
+    def publish(self, expected: int) -> int:
+        """Make the version current once it holds `expected` chunks (else CountMismatchError); returns the count."""
         ...
 
     def search(self, vector: np.ndarray, k: int) -> list[Hit]:
-        """The k nearest chunks to one query vector, best first."""
+        """The k nearest chunks of the published version to one query vector, best first."""
         ...
 
-    def count(self) -> int: ...
+    def count(self) -> int:
+        """Chunks in the published version; 0 before it is published."""
+        ...
 
 
 @runtime_checkable

@@ -209,10 +209,16 @@ class ModelsConfig(_Strict):
 
 
 class ProcessingConfig(_Strict):
+    """Processing jobs. `instance_count` is the sharded ingest step's (every other step runs on one instance);
+    `generation_concurrency` the questions answered at once; `index_retention_hours` how long an execution's
+    index version outlives it (unset: the longest an execution can run, see EnvironmentConfig)."""
+
     instance_type: SageMakerInstance = "ml.m5.xlarge"
-    instance_count: PositiveInt = 1
+    instance_count: Annotated[int, Field(ge=1, le=100)] = 1
     volume_size_gib: PositiveInt = 30
-    max_runtime_seconds: PositiveInt = 3600
+    max_runtime_seconds: Annotated[int, Field(ge=60, le=432000)] = 3600  # CreateProcessingJob's bounds: 5 days
+    generation_concurrency: Annotated[int, Field(ge=1, le=64)] = 1
+    index_retention_hours: Annotated[int, Field(ge=1, le=8760)] | None = None
 
 
 # SageMaker's pairing of managed tracking server versions with MLflow clients ("Integrate MLflow with your
@@ -318,6 +324,27 @@ class EnvironmentConfig(_Strict):
         if self.opensearch.zone_awareness_azs > len(self.network.availability_zones):
             raise ValueError("opensearch.zone_awareness_azs exceeds the number of network.availability_zones")
         return self
+
+    @model_validator(mode="after")
+    def _index_outlives_executions(self) -> EnvironmentConfig:
+        """An execution can run until the clean-up stops it: its TTL plus one schedule period. A concurrent
+        publish deletes index versions only past the retention, so the retention must cover that."""
+        longest = self.longest_execution_hours
+        retention = self.processing.index_retention_hours
+        if retention is not None and retention < longest:
+            raise ValueError(
+                f"processing.index_retention_hours ({retention}) must be at least cleanup.pipeline_execution_ttl_hours"
+                f" + cleanup.schedule_rate_hours ({longest}): a running execution's index would be deleted"
+            )
+        return self
+
+    @property
+    def longest_execution_hours(self) -> int:
+        return self.cleanup.pipeline_execution_ttl_hours + self.cleanup.schedule_rate_hours
+
+    @property
+    def index_retention_hours(self) -> int:
+        return self.processing.index_retention_hours or self.longest_execution_hours
 
     @model_validator(mode="after")
     def _names_fit(self) -> EnvironmentConfig:

@@ -3,11 +3,15 @@
 Two shapes of the same pipeline: `single` runs every stage in one processing job (`python -m processing run`),
 `multi` runs one processing job per stage (`python -m processing stage <id>`). Either way each stage's output
 directory lands in `s3://<data bucket>/runs/<execution id>/<output>/` (the report in `.../report/report.json`,
-where the promotion hook looks for it). Both end in the same quality gate: a condition on
-the evaluation report that leads to the promotion Lambda or to a Fail step naming the missed thresholds. The
-promotion hook applies the environment's own thresholds (the pipeline's are overridable parameters) and returns
-a rejection as its decision, not as an error; a second condition on that decision fails the execution with the
-hook's reasons, so a rejected run never ends Succeeded and a rejection never counts as a Lambda error.
+where the promotion hook looks for it). In `multi`, the ingest step runs on the environment's processing
+instance count: SageMaker hands each instance a share of the chunk shard files (`ShardedByS3Key`), every
+instance writes its share into the execution's index version, and the separate IndexPublish step after it
+reconciles the count and moves the alias. Every other step, and the `single` job, runs on one instance.
+Both shapes end in the same quality gate: a condition on the evaluation report that leads to the promotion
+Lambda or to a Fail step naming the missed thresholds. The promotion hook applies the environment's own
+thresholds (the pipeline's are overridable parameters) and returns a rejection as its decision, not as an
+error; a second condition on that decision fails the execution with the hook's reasons, so a rejected run
+never ends Succeeded and a rejection never counts as a Lambda error.
 Values may be CDK tokens; the stack resolves them with `Stack.to_json_string`.
 """
 
@@ -17,8 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from processing.paths import PARENT_RUN_FILE
 from processing.pipelines.parameters import DATASET_URI, GIT_SHA, IMAGE_URI, declare, run_parameters
-from processing.stages.registry import DATASET_INPUT, STAGES, StageSpec
+from processing.stages.registry import DATASET_INPUT, SHARDS_DIR, STAGES, StageSpec
 
 DEFINITION_VERSION = "2020-12-01"
 CONTAINER_ROOT = "/opt/ml/processing"
@@ -46,7 +51,7 @@ class JobSettings:
     subnet_ids: Sequence[str]
     security_group_ids: Sequence[str]
     instance_type: str
-    instance_count: int
+    instance_count: int  # of the sharded ingest step; every other step runs on one instance
     volume_size_gib: int
     max_runtime_seconds: int
     environment: Mapping[str, str] = field(default_factory=dict)
@@ -78,30 +83,45 @@ def run_prefix(bucket: str, output: str) -> dict[str, Any]:
 def config_arguments() -> list[Any]:
     """`--set field=<parameter>` for every run-config field, so a run is parameterised end to end.
 
-    The index name gets the execution id appended: concurrent executions of one environment (single and multi,
-    or a manual run beside CI) each publish and query their own index instead of swapping one shared alias.
+    Concurrent executions of one environment (single and multi, or a manual run beside CI) each write and query
+    their own index version (`<index_name>-<parent run id>`); the alias `<index_name>` names the latest published.
     """
-    arguments: list[Any] = []
-    for parameter in run_parameters():
-        value: list[Any] = [f"{parameter.field}=", get(f"Parameters.{parameter.name}")]
-        if parameter.field == "index_name":
-            value += ["-", get("Execution.PipelineExecutionId")]
-        arguments += ["--set", join(*value)]
-    return arguments
+    return [
+        arg
+        for parameter in run_parameters()
+        for arg in ("--set", join(f"{parameter.field}=", get(f"Parameters.{parameter.name}")))
+    ]
 
 
-def _processing_input(name: str, source: Any) -> dict[str, Any]:
+def _processing_input(name: str, source: Any, local_path: str = "", distribution: str = "FullyReplicated") -> dict:
     return {
         "InputName": name,
         "AppManaged": False,
         "S3Input": {
             "S3Uri": source,
-            "LocalPath": f"{CONTAINER_ROOT}/input/{name}",
+            "LocalPath": local_path or f"{CONTAINER_ROOT}/input/{name}",
             "S3DataType": "S3Prefix",
             "S3InputMode": "File",
-            "S3DataDistributionType": "FullyReplicated",
+            "S3DataDistributionType": distribution,
         },
     }
+
+
+def _sharded_inputs(name: str, source: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    """The chunk shard files split between the step's instances, and the parent-run file every instance needs
+    (a sharded prefix would give it to one instance only); returns the inputs and the CLI arguments."""
+    run_input = f"{name}-run"
+    inputs = [
+        _processing_input(
+            name,
+            join(source, SHARDS_DIR, on="/"),
+            f"{CONTAINER_ROOT}/input/{name}/{SHARDS_DIR}",
+            "ShardedByS3Key",
+        ),
+        _processing_input(run_input, join(source, PARENT_RUN_FILE, on="/")),
+    ]
+    arguments = ["--input", f"{name}={CONTAINER_ROOT}/input/{name}"]
+    return inputs, [*arguments, "--parent-run-file", f"{CONTAINER_ROOT}/input/{run_input}/{PARENT_RUN_FILE}"]
 
 
 def _processing_output(name: str, bucket: str) -> dict[str, Any]:
@@ -122,13 +142,14 @@ def processing_arguments(
     arguments: list[Any],
     inputs: list[dict[str, Any]],
     outputs: list[dict[str, Any]],
+    instance_count: int = 1,
 ) -> dict[str, Any]:
     """A CreateProcessingJob request without its name (the pipeline names each job)."""
     return {
         "ProcessingResources": {
             "ClusterConfig": {
                 "InstanceType": job.instance_type,
-                "InstanceCount": job.instance_count,
+                "InstanceCount": instance_count,
                 "VolumeSizeInGB": job.volume_size_gib,
                 "VolumeKmsKeyId": job.kms_key_arn,
             }
@@ -195,9 +216,18 @@ def _stage_source(spec: StageSpec, name: str) -> Any:
 
 
 def stage_step(spec: StageSpec, job: JobSettings) -> dict[str, Any]:
-    """One stage as its own job; reading earlier outputs by step property also orders the steps."""
-    inputs = [_processing_input(name, _stage_source(spec, name)) for name in spec.inputs]
-    arguments = [arg for name in spec.inputs for arg in ("--input", f"{name}={CONTAINER_ROOT}/input/{name}")]
+    """One stage as its own job; reading earlier outputs by step property also orders the steps. A stage with a
+    sharded input runs on `job.instance_count` instances, each given a share of that input's shard files."""
+    inputs: list[dict[str, Any]] = []
+    arguments: list[Any] = []
+    for name in spec.inputs:
+        if name == spec.sharded_input:
+            sharded, sharded_arguments = _sharded_inputs(name, _stage_source(spec, name))
+            inputs += sharded
+            arguments += sharded_arguments
+        else:
+            inputs.append(_processing_input(name, _stage_source(spec, name)))
+            arguments += ["--input", f"{name}={CONTAINER_ROOT}/input/{name}"]
     arguments += ["--output-dir", f"{CONTAINER_ROOT}/output/{spec.output}", *config_arguments()]
     step = _processing_step(
         spec.run_name,
@@ -207,6 +237,7 @@ def stage_step(spec: StageSpec, job: JobSettings) -> dict[str, Any]:
             arguments,
             inputs,
             [_processing_output(spec.output, job.data_bucket)],
+            instance_count=job.instance_count if spec.sharded_input else 1,
         ),
     )
     if spec is STAGES[-1]:

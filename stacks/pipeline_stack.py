@@ -295,6 +295,8 @@ class PipelineStack(cdk.Stack):
             "min_hit_at_k": thresholds.get("hit_at_k", 0.0),
             "min_mrr": thresholds.get("mrr", 0.0),
             "min_answer_similarity": thresholds.get("answer_similarity", 0.0),
+            "generation_concurrency": config.processing.generation_concurrency,
+            "index_retention_hours": config.index_retention_hours,
             IMAGE_URI: self.image.image_uri,
             DATASET_URI: f"s3://{inputs.data_bucket_name}/datasets/",
         }

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from processing.backends.names import REQUIRED_FIELDS
+
 if TYPE_CHECKING:
     import boto3
     from opensearchpy.connection import Connection
@@ -19,14 +21,6 @@ if TYPE_CHECKING:
     from processing.config import RunConfig
     from processing.interfaces import Embedder, Generator, Judge, VectorStore
 
-# (config field, backend name) -> the config field that backend cannot start without.
-REQUIRED_FIELDS: dict[tuple[str, str], str] = {
-    ("embeddings", "sagemaker"): "sagemaker_embedding_endpoint",
-    ("vector_store", "opensearch"): "opensearch_endpoint",
-    ("generator", "sagemaker-tgi"): "generator_endpoint",
-    ("generator", "bedrock-cmi"): "generator_endpoint",
-    ("judge", "bedrock"): "judge_model_id",
-}
 GENERATOR_READ_TIMEOUT_S = 120.0
 
 
@@ -65,15 +59,18 @@ def sagemaker_embedder(config: RunConfig, *, session: boto3.Session | None = Non
 def opensearch_store(
     config: RunConfig,
     directory: Path | None = None,
+    version: str = "preflight",
     *,
     session: boto3.Session | None = None,
     connection_class: type[Connection] | None = None,
 ) -> VectorStore:
-    """The k-NN index behind the alias `index_name`; `directory` (local state) is not used by a remote store."""
+    """Version `version` of the k-NN index behind the alias `index_name`; `directory` (local state) is not used
+    by a remote store. Building makes no request, so the preflight builds it with a placeholder version."""
     from opensearchpy import RequestsHttpConnection
 
     from processing.backends.aws_session import opensearch_endpoint_region
-    from processing.backends.opensearch_store import SPACE_TYPES, OpenSearchVectorStore, opensearch_client
+    from processing.backends.opensearch_ops import opensearch_client
+    from processing.backends.opensearch_store import SPACE_TYPES, OpenSearchVectorStore
 
     endpoint = config.opensearch_endpoint
     context = _aws(
@@ -89,6 +86,7 @@ def opensearch_store(
     return OpenSearchVectorStore(
         client,
         index=config.index_name,
+        version=version,
         dimension=config.embedding_dimension,
         space_type=store_space_type,
         m=config.hnsw_m,
@@ -97,6 +95,7 @@ def opensearch_store(
         shards=config.opensearch_shards,
         replicas=config.opensearch_replicas,
         bm25_weight=config.opensearch_bm25_weight or None,
+        retention_hours=config.index_retention_hours,
     )
 
 

@@ -1,8 +1,8 @@
-"""Backend names a run config may choose, mapped to constructors.
+"""The backend names of `processing.backends.names`, mapped to constructors.
 
-Plain dicts so other modules can register more backends (for example ``EMBEDDERS["sagemaker"] = build``)
-without touching this file's callers. Constructors import their heavy libraries lazily, which keeps this
-module importable from the config and the CDK app with only the standard library.
+Constructors import their heavy libraries lazily, which keeps this module importable from the CDK app with
+only the standard library. The names live in the leaf module so the run config can validate them without
+importing any backend; a test holds these dicts and that module equal.
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ def _local_embedder(config: RunConfig) -> Embedder:
     return LocalEmbedder(config.embedding_model, batch_size=config.embedding_batch_size)
 
 
-def _faiss_store(config: RunConfig, directory: Path) -> VectorStore:
+def _faiss_store(config: RunConfig, directory: Path, version: str) -> VectorStore:
     from processing.backends.faiss_store import FaissStore, HnswParams
 
     params = HnswParams(config.hnsw_m, config.hnsw_ef_construction, config.hnsw_ef_search, config.space_type)
-    return FaissStore(directory / config.index_name, params=params, embedding_model=config.embedding_model)
+    store_dir = directory / config.index_name
+    return FaissStore(store_dir, version=version, params=params, embedding_model=config.embedding_model)
 
 
 def _extractive_generator(config: RunConfig, embedder: Embedder) -> Generator:
@@ -58,13 +59,17 @@ def _local_generator(config: RunConfig, embedder: Embedder) -> Generator:
     from processing.local_llm.generator import LocalLLMGenerator
     from processing.local_llm.server import ServerSettings
 
-    settings = ServerSettings(context_size=config.local_llm_context_size, threads=config.local_llm_threads)
+    settings = ServerSettings(
+        context_size=config.local_llm_context_size,
+        threads=config.local_llm_threads,
+        slots=config.generation_concurrency,  # one slot per question in flight
+    )
     return LocalLLMGenerator(config.local_llm_model, settings=settings, top_logprobs=config.top_logprobs)
 
 
 # name -> constructor(config) -> Embedder
 EMBEDDERS: dict[str, Callable[..., Any]] = {"local": _local_embedder}
-# name -> constructor(config, directory for local state) -> VectorStore
+# name -> constructor(config, directory for local state, index version) -> VectorStore
 VECTOR_STORES: dict[str, Callable[..., Any]] = {"faiss": _faiss_store}
 # name -> constructor(config, embedder) -> Generator
 GENERATORS: dict[str, Callable[..., Any]] = {
@@ -94,8 +99,9 @@ def build_embedder(config: RunConfig) -> Embedder:
     return EMBEDDERS[config.embeddings](config)
 
 
-def build_vector_store(config: RunConfig, directory: Path) -> VectorStore:
-    return VECTOR_STORES[config.vector_store](config, directory)
+def build_vector_store(config: RunConfig, directory: Path, version: str) -> VectorStore:
+    """The store opened at `version`, the index version every writer and reader of one run shares."""
+    return VECTOR_STORES[config.vector_store](config, directory, version)
 
 
 def build_generator(config: RunConfig, embedder: Embedder) -> Generator:

@@ -1,10 +1,15 @@
 """Vector store on an Amazon OpenSearch Service k-NN index, with the same HNSW parameters as the local index.
 
-Each `upsert` publishes a complete, verified version: chunks go into a new physical index `<index>-v<N>`,
-which must hold exactly the unique chunks after a refresh before the alias `<index>` moves to it in one
-atomic `_aliases` call. Readers therefore never see a half-written or short index, and a failed ingest
-deletes its own index and leaves the alias where it was. The index behind the alias holds the chunks of the
-last successful ingest (one run's corpus), so stages call `upsert` once with every chunk of the run.
+A run's chunks go into one physical index, the version `<index>-<version>`; every ingest writer of the run
+(processes, processing instances) bulk-writes its share into it, loading as OpenSearch's operators advise:
+`refresh_interval: -1` and no replicas while loading, bulk requests bounded in bytes. `publish` then refreshes
+the version, checks it holds exactly the chunks the run produced (else fails naming both numbers and deletes it),
+restores the refresh interval and the replicas, waits for them, and only then moves the alias `<index>` to it in
+one atomic `_aliases` call. Readers of the run search its version; the alias names the deployment's latest.
+
+At publish, older versions of this index name are deleted once they are older than `retention_hours`
+(their `index.creation_date`): never the version the alias now points to, and never a younger one, which a
+concurrent execution may still be reading. Set the retention at least as long as an execution may run.
 
 OpenSearch reports k-NN scores on its own scale (cosinesimil (1 + cos) / 2, innerproduct 1 + ip or
 1 / (1 - ip) below zero, l2 1 / (1 + d^2)); `search` maps them back to the local index's scale (cosine, inner
@@ -20,73 +25,37 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-import boto3
 import numpy as np
-from opensearchpy import AWSV4SignerAuth, NotFoundError, OpenSearch, RequestsHttpConnection, helpers
-from opensearchpy.connection import Connection
+from opensearchpy import NotFoundError, OpenSearch, RequestError
 
 from processing.backends.errors import CloudBackendError
-from processing.interfaces import Chunk, Hit
+from processing.backends.opensearch_ops import TEXT_FIELD, VECTOR_FIELD, IngestError, bulk_index, expired_versions
+from processing.interfaces import Chunk, CountMismatchError, Hit
 
 logger = logging.getLogger(__name__)
 
 # Our space names (shared with the local HNSW index) -> OpenSearch k-NN space types.
 SPACE_TYPES = {"cosine": "cosinesimil", "innerproduct": "innerproduct", "l2": "l2"}
-VECTOR_FIELD = "embedding"
-TEXT_FIELD = "text"
-_INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,200}$")
-_MAX_REPORTED_ERRORS = 5
-
-
-class IngestError(CloudBackendError):
-    """An ingest did not publish; `item_errors` holds the per-document failures OpenSearch reported."""
-
-    def __init__(self, message: str, item_errors: Sequence[dict[str, Any]] = ()) -> None:
-        super().__init__(message)
-        self.item_errors = list(item_errors)
-
-
-def opensearch_client(
-    endpoint: str,
-    *,
-    region: str,
-    session: boto3.Session,
-    connection_class: type[Connection] = RequestsHttpConnection,
-    timeout: int = 60,
-    max_retries: int = 3,
-) -> OpenSearch:
-    """A SigV4-signed client for an OpenSearch Service domain; transport errors 5xx are retried by the client."""
-    credentials = session.get_credentials()
-    if credentials is None:
-        raise CloudBackendError(f"OpenSearch domain {endpoint} needs AWS credentials: none found")
-    match = re.fullmatch(r"(?:https://)?([^/:]+)(?::(\d+))?/?", endpoint)
-    if not match:
-        raise CloudBackendError(f"opensearch endpoint '{endpoint}' is not an https://host[:port] URL")
-    return OpenSearch(
-        hosts=[{"host": match[1], "port": int(match[2] or 443)}],
-        http_auth=AWSV4SignerAuth(credentials, region, "es"),
-        use_ssl=True,
-        verify_certs=True,
-        connection_class=connection_class,
-        timeout=timeout,
-        max_retries=max_retries,
-        retry_on_status=(500, 502, 503, 504),
-        retry_on_timeout=True,
-    )
+_INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,180}$")
+_VERSION_NAME = re.compile(r"^[a-z0-9]{1,64}$")
+# Well under the 10 MiB HTTP payload that OpenSearch Service accepts on its smaller instance types.
+BULK_MAX_BYTES = 5 * 1024 * 1024
 
 
 class OpenSearchVectorStore:
-    """`interfaces.VectorStore` on an alias over versioned k-NN indices (faiss HNSW)."""
+    """`interfaces.VectorStore` on versioned k-NN indices (faiss HNSW) behind an alias."""
 
     def __init__(
         self,
         client: OpenSearch,
         *,
         index: str,
+        version: str,
         dimension: int,
         space_type: str = "cosine",
         m: int = 16,
@@ -95,41 +64,57 @@ class OpenSearchVectorStore:
         shards: int = 1,
         replicas: int = 1,
         bulk_chunk_size: int = 500,
+        bulk_max_bytes: int = BULK_MAX_BYTES,
         bulk_max_retries: int = 5,
         bulk_initial_backoff: float = 2.0,
         bulk_max_backoff: float = 60.0,
         bm25_weight: float | None = None,
-        keep_versions: int = 2,
+        retention_hours: float = 24.0,
+        refresh_interval: str = "1s",
+        publish_timeout_s: int = 600,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not _INDEX_NAME.match(index):
             raise ValueError(f"index '{index}' is not a valid OpenSearch index name (lowercase, digits, - and _)")
+        if not _VERSION_NAME.match(version):
+            raise ValueError(f"index version '{version}' must be 1-64 lowercase letters or digits")
         if space_type not in SPACE_TYPES:
             raise ValueError(f"space_type must be one of {', '.join(SPACE_TYPES)}, got '{space_type}'")
         if bm25_weight is not None and not 0.0 < bm25_weight < 1.0:
             raise ValueError("bm25_weight must be between 0 and 1 (exclusive)")
-        if min(dimension, m, ef_construction, ef_search, shards, bulk_chunk_size, keep_versions) < 1 or replicas < 0:
-            raise ValueError("dimension, HNSW parameters, shards, bulk_chunk_size and keep_versions must be positive")
+        positive = (dimension, m, ef_construction, ef_search, shards, bulk_chunk_size, bulk_max_bytes, retention_hours)
+        if min(positive) <= 0 or replicas < 0:
+            raise ValueError("dimension, HNSW parameters, shards, bulk sizes and retention_hours must be positive")
         self._client = client
         self.index = index
+        self.version = version
         self.dimension = dimension
         self.space_type = space_type
         self.m, self.ef_construction, self.ef_search = m, ef_construction, ef_search
         self.shards, self.replicas = shards, replicas
         self._bulk_options = {
             "chunk_size": bulk_chunk_size,
+            "max_chunk_bytes": bulk_max_bytes,
             "max_retries": bulk_max_retries,
             "initial_backoff": bulk_initial_backoff,
             "max_backoff": bulk_max_backoff,
         }
         self.bm25_weight = bm25_weight
-        self.keep_versions = keep_versions
+        self.retention_hours = retention_hours
+        self.refresh_interval = refresh_interval
+        self.publish_timeout_s = publish_timeout_s
+        self._clock = clock
+
+    @property
+    def version_index(self) -> str:
+        return f"{self.index}-{self.version}"
 
     @property
     def hybrid_pipeline(self) -> str:
         return f"{self.index}-hybrid"
 
     def index_body(self, replicas: int) -> dict[str, Any]:
-        """Settings and explicit mapping of one physical index version."""
+        """Settings (as while loading: no refresh) and explicit mapping of one physical index version."""
         return {
             "settings": {
                 "index": {
@@ -137,6 +122,7 @@ class OpenSearchVectorStore:
                     "knn.algo_param.ef_search": self.ef_search,
                     "number_of_shards": self.shards,
                     "number_of_replicas": replicas,
+                    "refresh_interval": "-1",
                 }
             },
             "mappings": {
@@ -160,37 +146,45 @@ class OpenSearchVectorStore:
             },
         }
 
-    def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> int:
-        """Publish the chunks as a new verified index version behind the alias; returns the unique chunk count."""
+    def write(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> int:
+        """Bulk-write into the version (created on first write by whichever writer comes first)."""
         matrix = np.asarray(vectors, dtype=np.float32)
         if matrix.shape != (len(chunks), self.dimension):
             raise ValueError(f"vectors must have shape ({len(chunks)}, {self.dimension}), got {matrix.shape}")
         unique = {chunk.chunk_id: (chunk, vector) for chunk, vector in zip(chunks, matrix, strict=True)}
         if not unique:
             return 0
-        versions = self._versions()
-        new_index = f"{self.index}-v{max(versions, default=0) + 1}"
-        self._client.indices.create(index=new_index, body=self.index_body(self._replicas()))
+        self._create_version()
+        bulk_index(self._client, self.version_index, unique, self._bulk_options)
+        return len(unique)
+
+    def publish(self, expected: int) -> int:
+        """Reconcile the version's count with `expected`, restore its settings, then move the alias to it."""
+        name = self.version_index
+        try:  # a refresh, not HEAD: the pipeline role may send GET, POST, PUT and DELETE only
+            self._client.indices.refresh(index=name)
+        except NotFoundError:
+            raise CountMismatchError(f"index {name} (never written)", expected=expected, indexed=0) from None
         try:
-            self._bulk(new_index, unique)
-            self._client.indices.refresh(index=new_index)
-            stored = self._client.count(index=new_index)["count"]
-            if stored != len(unique):
-                raise IngestError(
-                    f"index {new_index} holds {stored} documents after refresh, expected {len(unique)} unique chunks"
-                )
+            stored = int(self._client.count(index=name)["count"])
+            if stored != expected:
+                raise CountMismatchError(f"index {name}", expected=expected, indexed=stored)
+            replicas = self._replicas()
+            settings = {"index": {"refresh_interval": self.refresh_interval, "number_of_replicas": replicas}}
+            self._client.indices.put_settings(index=name, body=settings)
+            self._wait_for_replicas(name)
             if self.bm25_weight is not None:
                 self._put_hybrid_pipeline()
-            self._swap_alias([name for name, aliased in versions.values() if aliased], new_index)
+            self._swap_alias(name)
         except Exception:
-            self._discard(new_index)
+            self._discard(name)
             raise
-        self._prune(sorted(versions), new_index)
-        return len(unique)
+        self._delete_expired()
+        return stored
 
     def search(self, vector: np.ndarray, k: int) -> list[Hit]:
         body = {"size": k, "_source": {"excludes": [VECTOR_FIELD]}, "query": self._knn_clause(vector, k)}
-        hits = self._hits(self._client.search(index=self.index, body=body))
+        hits = self._hits(self._client.search(index=self.version_index, body=body))
         return [replace(hit, score=similarity(self.space_type, hit.score)) for hit in hits]
 
     def hybrid_search(self, text: str, vector: np.ndarray, k: int) -> list[Hit]:
@@ -202,11 +196,12 @@ class OpenSearchVectorStore:
             "_source": {"excludes": [VECTOR_FIELD]},
             "query": {"hybrid": {"queries": [{"match": {TEXT_FIELD: {"query": text}}}, self._knn_clause(vector, k)]}},
         }
-        return self._hits(self._client.search(index=self.index, body=body, search_pipeline=self.hybrid_pipeline))
+        response = self._client.search(index=self.version_index, body=body, search_pipeline=self.hybrid_pipeline)
+        return self._hits(response)
 
     def count(self) -> int:
         try:
-            return int(self._client.count(index=self.index)["count"])
+            return int(self._client.count(index=self.version_index)["count"])
         except NotFoundError:
             return 0
 
@@ -228,18 +223,13 @@ class OpenSearchVectorStore:
             for hit in response["hits"]["hits"]
         ]
 
-    def _versions(self) -> dict[int, tuple[str, bool]]:
-        """Existing physical versions: number -> (index name, whether the alias points at it)."""
+    def _create_version(self) -> None:
+        """Create the version without replicas; another writer having created it first is fine."""
         try:
-            indices = self._client.indices.get_alias(index=f"{self.index}-v*")
-        except NotFoundError:
-            return {}
-        pattern = re.compile(rf"^{re.escape(self.index)}-v(\d+)$")
-        return {
-            int(match[1]): (name, self.index in details.get("aliases", {}))
-            for name, details in indices.items()
-            if (match := pattern.match(name))
-        }
+            self._client.indices.create(index=self.version_index, body=self.index_body(replicas=0))
+        except RequestError as error:
+            if error.error != "resource_already_exists_exception":
+                raise
 
     def _replicas(self) -> int:
         """Requested replicas capped at data nodes - 1: a replica never shares a node with its primary."""
@@ -251,34 +241,22 @@ class OpenSearchVectorStore:
             )
         return replicas
 
-    def _bulk(self, index: str, unique: dict[str, tuple[Chunk, np.ndarray]]) -> None:
-        actions = (
-            {
-                "_op_type": "index",
-                "_index": index,
-                "_id": chunk_id,
-                "_source": {
-                    "chunk_id": chunk_id,
-                    "source_id": chunk.source_id,
-                    TEXT_FIELD: chunk.text,
-                    "metadata": dict(chunk.metadata),
-                    VECTOR_FIELD: vector.tolist(),
-                },
-            }
-            for chunk_id, (chunk, vector) in unique.items()
+    def _wait_for_replicas(self, name: str) -> None:
+        """Green (every replica assigned) before the alias moves, so readers never land on a lone primary."""
+        wait = f"{self.publish_timeout_s}s"
+        # OpenSearch answers 408 with the health body when the wait times out. The client reads a bare `timeout`
+        # as its own socket timeout; given `request_timeout`, it sends `timeout` to the API as the wait.
+        health = self._client.cluster.health(
+            index=name,
+            wait_for_status="green",
+            timeout=wait,
+            request_timeout=self.publish_timeout_s + 30,
+            ignore=408,
         )
-        failures = [
-            item
-            for ok, item in helpers.streaming_bulk(
-                self._client, actions, raise_on_error=False, raise_on_exception=False, **self._bulk_options
-            )
-            if not ok
-        ]
-        if failures:
-            details = [_describe_failure(item) for item in failures[:_MAX_REPORTED_ERRORS]]
+        if health.get("timed_out") or health.get("status") != "green":
             raise IngestError(
-                f"{len(failures)} of {len(unique)} chunks failed to index into {index}: {'; '.join(details)}",
-                failures,
+                f"index {name} is {health.get('status')} after {wait}: its replicas were not"
+                f" assigned ({health.get('unassigned_shards')} unassigned shards)"
             )
 
     def _put_hybrid_pipeline(self) -> None:
@@ -295,26 +273,36 @@ class OpenSearchVectorStore:
             },
         )
 
-    def _swap_alias(self, current: list[str], new_index: str) -> None:
-        actions = [{"remove": {"index": name, "alias": self.index}} for name in current]
+    def _swap_alias(self, new_index: str) -> None:
+        try:
+            current = sorted(self._client.indices.get_alias(name=self.index))
+        except NotFoundError:
+            current = []
+        actions = [{"remove": {"index": name, "alias": self.index}} for name in current if name != new_index]
         actions.append({"add": {"index": new_index, "alias": self.index}})
         self._client.indices.update_aliases(body={"actions": actions})
 
-    def _discard(self, new_index: str) -> None:
+    def _discard(self, name: str) -> None:
         try:
-            self._client.indices.delete(index=new_index)
+            self._client.indices.delete(index=name)
         except Exception:
-            logger.exception("could not delete the unpublished index %s; delete it by hand", new_index)
+            logger.exception("could not delete the unpublished index %s; delete it by hand", name)
 
-    def _prune(self, existing: list[int], new_index: str) -> None:
-        """Delete versions older than the newest `keep_versions` (the new one included); keep one for rollback."""
-        stale = [f"{self.index}-v{number}" for number in existing[: max(0, len(existing) + 1 - self.keep_versions)]]
-        if not stale:
-            return
+    def _delete_expired(self) -> None:
+        """Delete this index name's versions older than the retention, except the one the alias points to."""
         try:
-            self._client.indices.delete(index=",".join(stale))
+            expired = expired_versions(
+                self._client,
+                self.index,
+                keep=self.version_index,
+                max_age_s=self.retention_hours * 3600,
+                now_s=self._clock(),
+            )
+            if expired:
+                self._client.indices.delete(index=",".join(expired))
+                logger.info("%s: deleted versions older than %s h: %s", self.index, self.retention_hours, expired)
         except Exception:
-            logger.exception("published %s but could not delete old versions %s", new_index, stale)
+            logger.exception("published %s but could not delete expired versions of %s", self.version_index, self.index)
 
 
 def similarity(space_type: str, score: float) -> float:
@@ -324,11 +312,3 @@ def similarity(space_type: str, score: float) -> float:
     if space_type == "innerproduct":
         return score - 1.0 if score >= 1.0 else 1.0 - 1.0 / score
     return score
-
-
-def _describe_failure(item: dict[str, Any]) -> str:
-    """One line per failed bulk item: id, status and the error type/reason OpenSearch gave."""
-    _, info = next(iter(item.items()))
-    error = info.get("error")
-    reason = f"{error.get('type')}: {error.get('reason')}" if isinstance(error, dict) else str(error)
-    return f"id={info.get('_id')} status={info.get('status')} {reason}"

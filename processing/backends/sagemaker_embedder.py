@@ -8,6 +8,10 @@ Two request/response shapes exist for the same model family, chosen by `payload_
 - "tei": `{"inputs": [...]}` -> `[[...], ...]` (Hugging Face Text Embeddings Inference).
 Rows are checked against the expected dimension and L2-normalised here, so cosine search behaves exactly as
 with the local encoder whatever the container does.
+
+InvokeEndpoint takes and returns at most 6 MB (`PAYLOAD_LIMIT_BYTES`, the botocore model's bound on `Body`).
+Batches therefore end at `batch_size` texts, at the request bytes their JSON body takes, or at the rows whose
+JSON embeddings fit the response, whichever comes first; a single text too large to send fails naming it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from processing.retry import RetryPolicy, call_with_retries, is_transient_aws_er
 
 PayloadFormat = Literal["jumpstart", "tei"]
 PAYLOAD_FORMATS: tuple[PayloadFormat, ...] = ("jumpstart", "tei")
+PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024  # InvokeEndpoint's request and response Body, real-time endpoints
+# A float32 in a JSON response: sign, "0.", up to 17 significant digits, an exponent and a separator.
+RESPONSE_BYTES_PER_VALUE = 26
 
 
 class SageMakerEmbedder:
@@ -39,6 +46,7 @@ class SageMakerEmbedder:
         model_id: str | None = None,
         batch_size: int = 32,
         retry: RetryPolicy | None = None,
+        payload_limit: int = PAYLOAD_LIMIT_BYTES,
     ) -> None:
         if payload_format not in PAYLOAD_FORMATS:
             raise ValueError(f"payload_format must be one of {', '.join(PAYLOAD_FORMATS)}, got '{payload_format}'")
@@ -49,19 +57,46 @@ class SageMakerEmbedder:
         self.dimension = dimension
         self.payload_format = payload_format
         self.model_id = model_id or f"sagemaker:{endpoint_name}"
-        self.batch_size = batch_size
+        self.payload_limit = payload_limit
+        rows_that_fit = (payload_limit - 64) // (dimension * RESPONSE_BYTES_PER_VALUE + 4)
+        if rows_that_fit < 1:
+            raise ValueError(f"one {dimension}-dimensional embedding does not fit a {payload_limit}-byte response")
+        self.batch_size = min(batch_size, rows_that_fit)
         self._retry = retry or RetryPolicy(initial_delay_s=0.5)
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        batches = [texts[start : start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
-        rows = [self._embed_batch(list(batch)) for batch in batches]
-        return np.vstack(rows) if rows else np.empty((0, self.dimension), dtype=np.float32)
-
-    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+    def _request(self, texts: list[str]) -> bytes:
         request = (
             {"text_inputs": texts, "mode": "embedding"} if self.payload_format == "jumpstart" else {"inputs": texts}
         )
-        body = json.dumps(request).encode()
+        return json.dumps(request).encode()
+
+    def batches(self, texts: Sequence[str]) -> list[bytes]:
+        """Request bodies, in order, each within `batch_size` texts and the payload limit."""
+        bodies: list[bytes] = []
+        batch: list[str] = []
+        size = len(self._request([]))
+        for position, text in enumerate(texts):
+            cost = len(json.dumps(text).encode()) + 2  # the encoded string and its ", " separator
+            if batch and (len(batch) == self.batch_size or size + cost > self.payload_limit):
+                bodies.append(self._request(batch))
+                batch, size = [], len(self._request([]))
+            if size + cost > self.payload_limit:
+                raise CloudBackendError(
+                    f"SageMaker endpoint '{self.endpoint_name}': text {position} ({len(text)} characters) alone"
+                    f" exceeds the {self.payload_limit}-byte request limit"
+                )
+            batch.append(text)
+            size += cost
+        if batch:
+            bodies.append(self._request(batch))
+        return bodies
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        rows = [self._embed_batch(body) for body in self.batches(texts)]
+        return np.vstack(rows) if rows else np.empty((0, self.dimension), dtype=np.float32)
+
+    def _embed_batch(self, body: bytes) -> np.ndarray:
+        expected_rows = len(json.loads(body)["text_inputs" if self.payload_format == "jumpstart" else "inputs"])
         try:
             response = call_with_retries(
                 lambda: self._invoke(body),
@@ -72,7 +107,7 @@ class SageMakerEmbedder:
             )
         except (ClientError, BotoCoreError) as error:
             raise CloudBackendError(f"SageMaker endpoint '{self.endpoint_name}' failed: {error}") from error
-        return self._parse(response["Body"].read(), expected_rows=len(texts))
+        return self._parse(response["Body"].read(), expected_rows=expected_rows)
 
     def _invoke(self, body: bytes) -> dict[str, Any]:
         return self._client.invoke_endpoint(

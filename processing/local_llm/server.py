@@ -40,15 +40,17 @@ class LocalServerError(RuntimeError):
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """How the server runs. One slot and no prompt cache keep memory flat (~250 MB with SmolLM2): the default
-    cache grew it to 3 GB over 120 questions."""
+    """How the server runs. No prompt cache keeps memory flat (~250 MB with SmolLM2 and one slot): the default
+    cache grew it to 3 GB over 120 questions. `slots` requests are decoded together (continuous batching);
+    the server's context is `context_size` per slot, so concurrent answers keep the context a lone one has."""
 
     context_size: int = 4096
     threads: int = 0  # 0: every core
+    slots: int = 1
     ready_timeout_s: float = 120.0
 
     def __post_init__(self) -> None:
-        if self.context_size < 256 or self.threads < 0 or self.ready_timeout_s <= 0:
+        if self.context_size < 256 or self.threads < 0 or self.slots < 1 or self.ready_timeout_s <= 0:
             raise ValueError(f"invalid local server settings: {self}")
 
 
@@ -121,7 +123,7 @@ class LlamaServer:
         return [
             str(self.binary),
             *("--model", str(self.model), "--alias", self.alias, "--host", LOOPBACK, "--port", str(port)),
-            *("--ctx-size", str(s.context_size), "--parallel", "1", "--cache-ram", "0"),
+            *("--ctx-size", str(s.context_size * s.slots), "--parallel", str(s.slots), "--cache-ram", "0"),
             *(("--threads", str(s.threads)) if s.threads else ()),
             # --poll 0: worker threads sleep instead of spinning while waiting for work, so two servers (a test
             # run beside a bench) sharing cores do not starve each other into request timeouts.

@@ -1,7 +1,13 @@
-"""DataChunking: split every context and document; ids come from the content, so duplicates collapse."""
+"""DataChunking: split every context and document; ids come from the content, so duplicates collapse.
+
+The unique chunks are written as shard files (`shards/part-<n>.jsonl`, at most `CHUNKS_PER_SHARD` each): the
+SageMaker ingest step hands whole files to its instances (`ShardedByS3Key`), so many files spread a large
+corpus evenly over any instance count. `manifest.json` records the unique chunk count publish checks against.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from statistics import fmean
@@ -11,7 +17,8 @@ from processing.config import RunConfig
 from processing.context import StageContext
 from processing.interfaces import Chunk
 from processing.stages.files import (
-    CHUNKS_FILE,
+    CHUNK_MANIFEST_FILE,
+    CHUNK_SHARDS_DIR,
     DOCUMENTS_FILE,
     GOLD_FILE,
     read_jsonl,
@@ -51,7 +58,7 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
     sources = [(r.record_id, f"context-{i}", text) for r in records for i, text in enumerate(r.contexts)]
     sources += [(d["doc_id"], "document", d["text"]) for d in read_jsonl(prepared / DOCUMENTS_FILE)]
     unique, by_source, produced = chunk_corpus(config, sources)
-    write_jsonl(output_dir / CHUNKS_FILE, ({**vars(c), "metadata": dict(c.metadata)} for c in unique.values()))
+    write_chunk_shards(list(unique.values()), output_dir)
     write_json_atomic(output_dir / GOLD_FILE, {r.record_id: by_source[r.record_id] for r in records})
     mlflow.log_params(
         {
@@ -70,5 +77,38 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
     )
 
 
+CHUNKS_PER_SHARD = 10_000  # 1M chunks: 100 files, about 12 MB each
+
+
+def write_chunk_shards(chunks: list[Chunk], output_dir: Path, per_shard: int = CHUNKS_PER_SHARD) -> list[str]:
+    """Write the chunks as shard files and the manifest naming them; returns the files' names."""
+    shards = output_dir / CHUNK_SHARDS_DIR
+    shards.mkdir(parents=True, exist_ok=True)
+    names = []
+    for number, start in enumerate(range(0, len(chunks), per_shard)):
+        names.append(f"part-{number:05d}.jsonl")
+        rows = ({**vars(c), "metadata": dict(c.metadata)} for c in chunks[start : start + per_shard])
+        write_jsonl(shards / names[-1], rows)
+    write_json_atomic(output_dir / CHUNK_MANIFEST_FILE, {"unique_chunks": len(chunks), "shard_files": names})
+    return names
+
+
 def read_chunks(directory: Path) -> list[Chunk]:
-    return [Chunk(r["chunk_id"], r["text"], r["source_id"], r["metadata"]) for r in read_jsonl(directory / CHUNKS_FILE)]
+    """Every chunk in the shard files present under `directory` (on a sharded instance: its share), in order."""
+    shards = directory / CHUNK_SHARDS_DIR
+    if not shards.is_dir():
+        raise ValueError(f"{shards}: no chunk shards (the chunk stage writes them)")
+    return [
+        Chunk(r["chunk_id"], r["text"], r["source_id"], r["metadata"])
+        for path in sorted(shards.glob("part-*.jsonl"))
+        for r in read_jsonl(path)
+    ]
+
+
+def expected_chunks(directory: Path) -> int:
+    """The unique chunk count the chunk stage produced, from its manifest."""
+    path = directory / CHUNK_MANIFEST_FILE
+    try:
+        return int(json.loads(path.read_text(encoding="utf-8"))["unique_chunks"])
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"{path}: no unique chunk count ({error})") from error

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from processing.datasets import QaRecord
+from processing.stages.registry import SHARDS_DIR
 
 QA_FILE = "qa.jsonl"
 DOCUMENTS_FILE = "documents.jsonl"
-CHUNKS_FILE = "chunks.jsonl"
+CHUNK_SHARDS_DIR = SHARDS_DIR  # part-<n>.jsonl: the chunks, in files the ingest step shards by S3 key
+CHUNK_MANIFEST_FILE = "manifest.json"  # the unique chunk count publish reconciles the index against
 GOLD_FILE = "gold.json"
 ANSWERS_FILE = "answers.jsonl"
 REPORT_FILE = "report.json"

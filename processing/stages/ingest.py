@@ -1,13 +1,18 @@
-"""DataIngestion: embed the run's unique chunks and write them to the vector store in one upsert.
+"""DataIngestion: embed this instance's chunks and write them into the run's index version.
 
-One call with the whole corpus is what a versioned store needs (OpenSearch publishes each call as a complete
-new index behind the alias) and is equally right for a store that merges (faiss); see `VectorStore`.
+The chunks are those of the shard files present: all of them locally, an instance's share in a sharded
+SageMaker ingest step. With `ingest_shards` > 1 they are split into that many contiguous parts, each embedded
+and written by its own worker process (spawned, since torch and faiss are not fork-safe), the cores shared
+between them. Nothing is searchable until the publish stage has checked the version's count and published it.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 from processing.config import RunConfig
@@ -17,33 +22,66 @@ from processing.stages.chunk import read_chunks
 
 
 class IngestCountError(RuntimeError):
-    """The store reports a different number of chunks written than the run produced."""
+    """The store reports a different number of chunks written than it was given."""
 
 
 def ingest(chunks: list[Chunk], embedder: Embedder, store: VectorStore) -> dict[str, float]:
-    """Embed the unique chunks and upsert them in one call; returns counts and timings."""
+    """Embed the unique chunks and write them into the store's version; returns counts and timings."""
     chunks = list({chunk.chunk_id: chunk for chunk in chunks}.values())
     started = time.perf_counter()
     vectors = embedder.embed([c.text for c in chunks])
     embedded = time.perf_counter()
-    written = store.upsert(chunks, vectors)
+    written = store.write(chunks, vectors)
     finished = time.perf_counter()
     if written != len(chunks):
         raise IngestCountError(f"vector store wrote {written} chunks, expected {len(chunks)} unique chunks")
     return {
         "ingested_count": written,
-        "index_document_count": store.count(),
         "embedding_seconds": embedded - started,
-        "upsert_seconds": finished - embedded,
+        "write_seconds": finished - embedded,
         "ingest_chunks_per_second": len(chunks) / max(finished - started, 1e-9),
+    }
+
+
+def _share_cores(threads: int) -> None:
+    """Worker initializer: OpenMP (torch, faiss) reads this when it loads, so workers do not oversubscribe."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
+def _ingest_part(config: RunConfig, directory: Path, version: str, chunks: list[Chunk]) -> dict[str, float]:
+    from processing.backends import factory
+
+    return ingest(chunks, factory.build_embedder(config), factory.build_vector_store(config, directory, version))
+
+
+def ingest_in_workers(
+    config: RunConfig, chunks: list[Chunk], directory: Path, version: str, workers: int
+) -> dict[str, float]:
+    """Split the unique chunks into `workers` contiguous parts, one worker process each; sums their counts."""
+    chunks = list({chunk.chunk_id: chunk for chunk in chunks}.values())
+    size = -(-len(chunks) // workers)
+    parts = [chunks[start : start + size] for start in range(0, len(chunks), size)] if chunks else []
+    threads = max(1, len(os.sched_getaffinity(0)) // workers)
+    started = time.perf_counter()
+    with ProcessPoolExecutor(
+        len(parts) or 1, mp_context=get_context("spawn"), initializer=_share_cores, initargs=(threads,)
+    ) as pool:
+        futures = [pool.submit(_ingest_part, config, directory, version, part) for part in parts]
+        results = [future.result() for future in futures]
+    elapsed = time.perf_counter() - started
+    return {
+        "ingested_count": sum(r["ingested_count"] for r in results),
+        "embedding_seconds": max((r["embedding_seconds"] for r in results), default=0.0),
+        "write_seconds": max((r["write_seconds"] for r in results), default=0.0),
+        "ingest_chunks_per_second": len(chunks) / max(elapsed, 1e-9),
     }
 
 
 def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context: StageContext) -> None:
     import mlflow
 
+    chunks = read_chunks(inputs["chunks"])
     embedder = context.backends.embedder()
-    store = context.backends.vector_store(output_dir)
     mlflow.log_params(
         {
             "embeddings": config.embeddings,
@@ -51,10 +89,17 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
             "embedding_dimension": embedder.dimension,
             "vector_store": config.vector_store,
             "index_name": config.index_name,
+            "index_version": context.index_version,
+            "ingest_shards": config.ingest_shards,
+            "ingest_host": os.uname().nodename,
             "hnsw_m": config.hnsw_m,
             "hnsw_ef_construction": config.hnsw_ef_construction,
             "hnsw_ef_search": config.hnsw_ef_search,
             "space_type": config.space_type,
         }
     )
-    mlflow.log_metrics(ingest(read_chunks(inputs["chunks"]), embedder, store))
+    if config.ingest_shards > 1:
+        metrics = ingest_in_workers(config, chunks, output_dir, context.index_version, config.ingest_shards)
+    else:
+        metrics = ingest(chunks, embedder, context.backends.vector_store(output_dir, context.index_version))
+    mlflow.log_metrics(metrics)

@@ -20,6 +20,7 @@ class StageSpec:
     function: str  # "module:function" with signature (config, inputs, output_dir, context) -> None
     inputs: tuple[str, ...]  # names of the directories the stage reads (outputs of earlier stages or "dataset")
     output: str  # name of the directory the stage writes
+    sharded_input: str | None = None  # an input whose SHARDS_DIR files the stage's instances split between them
 
     def load(self) -> Callable[..., Any]:
         module, _, name = self.function.partition(":")
@@ -27,11 +28,13 @@ class StageSpec:
 
 
 DATASET_INPUT = "dataset"
+SHARDS_DIR = "shards"  # in a sharded input, the sub-directory of its shard files
 
 STAGES: tuple[StageSpec, ...] = (
     StageSpec("prepare", "DataPreparation", "processing.stages.prepare:run", (DATASET_INPUT,), "prepared"),
     StageSpec("chunk", "DataChunking", "processing.stages.chunk:run", ("prepared",), "chunks"),
-    StageSpec("ingest", "DataIngestion", "processing.stages.ingest:run", ("chunks",), "index"),
+    StageSpec("ingest", "DataIngestion", "processing.stages.ingest:run", ("chunks",), "staged", sharded_input="chunks"),
+    StageSpec("publish", "IndexPublish", "processing.stages.publish:run", ("chunks", "staged"), "index"),
     StageSpec("retrieve", "RAGRetrieval", "processing.stages.retrieve:run", ("prepared", "index"), "answers"),
     StageSpec(
         "evaluate", "RAGEvaluation", "processing.stages.evaluate:run", ("prepared", "chunks", "answers"), "report"

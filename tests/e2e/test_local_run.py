@@ -23,7 +23,8 @@ EXPECTED = {
         ["chunking_strategy_type", "chunking_strategy_chunk_size"],
         ["total_source_contexts_entries", "total_contexts_chunked", "total_unique_chunks_final"],
     ),
-    "DataIngestion": (["embedding_model", "hnsw_m", "space_type"], ["ingested_count", "index_document_count"]),
+    "DataIngestion": (["embedding_model", "hnsw_m", "space_type", "index_version"], ["ingested_count"]),
+    "IndexPublish": (["index_name", "index_version"], ["expected_chunk_count", "index_document_count"]),
     "RAGRetrieval": (["generator_kind", "top_k", "confidence"], ["abstention_rate", "question_count"]),
     "RAGEvaluation": (["metric_answer_similarity"], ["hit_at_k", "mrr", "ndcg_at_k", "answer_similarity"]),
 }

@@ -11,8 +11,10 @@ from tests.processing.helpers import sample_records
 def make_agent(embedder, tmp_path, threshold=0.3):
     contexts = [c for r in sample_records(4).values() for c in r["CONTEXTS"]]
     chunks = [Chunk(chunk_id(c), c, f"ctx-{i}") for i, c in enumerate(contexts)]
-    store = FaissStore(tmp_path, params=HnswParams(16, 64, 64, "cosinesimil"), embedding_model=embedder.model_id)
-    store.upsert(chunks, embedder.embed(contexts))
+    params = HnswParams(16, 64, 64, "cosinesimil")
+    store = FaissStore(tmp_path, version="r1", params=params, embedding_model=embedder.model_id)
+    store.write(chunks, embedder.embed(contexts))
+    store.publish(len({c.chunk_id for c in chunks}))
     generator = ExtractiveGenerator(embedder, sentences=2)
     config = RunConfig(top_k=3, relevance_threshold=threshold, max_answer_tokens=200)
     return build_agent(embedder, store, generator, config)

@@ -29,10 +29,15 @@ CONFIG = RunConfig(
 class ListStore:
     """Returns the first k of fixed hits and records each k asked for."""
 
+    version = "fixed"
+
     def __init__(self) -> None:
         self.ks: list[int] = []
 
-    def upsert(self, chunks, vectors) -> int:
+    def write(self, chunks, vectors) -> int:
+        raise NotImplementedError
+
+    def publish(self, expected: int) -> int:
         raise NotImplementedError
 
     def search(self, vector: np.ndarray, k: int) -> list[Hit]:

@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from processing.backends import factory
+from processing.backends.names import BACKEND_NAMES
 from processing.config import ConfigError, RunConfig, load_config, parse_overrides
 from processing.stages.registry import STAGES
 from tests.processing.helpers import REPO_ROOT
@@ -69,9 +70,18 @@ def test_bad_file_and_bad_override_syntax(tmp_path) -> None:
         parse_overrides(["top_k"])
 
 
-def test_registering_a_backend_makes_it_selectable(monkeypatch) -> None:
-    monkeypatch.setitem(factory.GENERATORS, "scripted", lambda config, embedder: None)
-    assert load_config(None, {"generator": "scripted"}).generator == "scripted"
+def test_the_config_and_the_factory_share_one_list_of_backend_names() -> None:
+    constructors = {role: sorted(registry) for role, registry in factory.REGISTRIES.items()}
+    assert constructors == {role: sorted(names) for role, names in BACKEND_NAMES.items()}
+    with pytest.raises(ConfigError, match="unknown backend 'scripted'; registered: bedrock-cmi, extractive"):
+        load_config(None, {"generator": "scripted"})
+
+
+def test_the_config_imports_no_backend_module() -> None:
+    """The config validates names from a leaf module, so config and backends never import each other."""
+    script = "import sys, processing.config; print(sorted(m for m in sys.modules if m.startswith('processing.b')))"
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(["processing.backends", "processing.backends.names"])
 
 
 HEAVY = ("boto3", "botocore", "opensearchpy", "numpy", "mlflow", "torch", "faiss", "langgraph", "pydantic")
@@ -94,7 +104,7 @@ def test_synth_time_modules_import_with_the_standard_library_only(module, probe,
 def test_every_stage_function_resolves() -> None:
     from processing.stages.registry import STAGES
 
-    assert [s.stage_id for s in STAGES] == ["prepare", "chunk", "ingest", "retrieve", "evaluate"]
+    assert [s.stage_id for s in STAGES] == ["prepare", "chunk", "ingest", "publish", "retrieve", "evaluate"]
     assert all(callable(s.load()) for s in STAGES)
 
 

@@ -32,6 +32,7 @@ from tests.stacks.conftest import ENVIRONMENTS, ROOT, cdk_context
 CONFIG = load_app_config(cdk_context())
 ON_DEMAND = {name for name, env in CONFIG.environments.items() if env.models.embedding.on_demand}
 
+ANY_RUN_FILE = "/opt/ml/processing/input/chunks-run/parent_run.json"
 TOKEN = "token-resolved-at-deploy"  # stands for any intrinsic; hostname-shaped like the domain endpoint
 
 
@@ -151,12 +152,53 @@ def topological_order(graph: dict[str, set[str]]) -> list[str]:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_multi_step_graph_is_acyclic_and_runs_the_five_stages_in_order(pipeline_definitions, env):
+def test_multi_step_graph_is_acyclic_and_runs_the_stages_in_order(pipeline_definitions, env):
     definition = pipeline_definitions[env][pipeline_name(env, "multi")]
     order = topological_order(step_dependencies(definition))
     assert order == [stage.run_name for stage in STAGES] + [GATE_STEP]
     single = pipeline_definitions[env][pipeline_name(env, "single")]
     assert topological_order(step_dependencies(single)) == ["RAGPipeline", GATE_STEP]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_ingest_is_sharded_by_s3_key_over_the_environments_instances_and_published_after(pipeline_definitions, env):
+    definition = pipeline_definitions[env][pipeline_name(env, "multi")]
+    steps = {step["Name"]: step["Arguments"] for step in definition["Steps"] if step["Type"] == "Processing"}
+    counts = {name: args["ProcessingResources"]["ClusterConfig"]["InstanceCount"] for name, args in steps.items()}
+    assert counts.pop("DataIngestion") == CONFIG.environments[env].processing.instance_count
+    assert set(counts.values()) == {1}
+    inputs = {i["InputName"]: i["S3Input"] for i in steps["DataIngestion"]["ProcessingInputs"]}
+    assert inputs["chunks"]["S3DataDistributionType"] == "ShardedByS3Key"
+    chunks = "Steps.DataChunking.ProcessingOutputConfig.Outputs['chunks'].S3Output.S3Uri"
+    assert inputs["chunks"]["S3Uri"] == {"Std:Join": {"On": "/", "Values": [{"Get": chunks}, "shards"]}}
+    assert inputs["chunks"]["LocalPath"] == "/opt/ml/processing/input/chunks/shards"
+    assert inputs["chunks-run"]["S3DataDistributionType"] == "FullyReplicated"  # every instance opens the parent run
+    assert inputs["chunks-run"]["S3Uri"] == {"Std:Join": {"On": "/", "Values": [{"Get": chunks}, "parent_run.json"]}}
+    arguments = steps["DataIngestion"]["AppSpecification"]["ContainerArguments"]
+    assert arguments[:4] == ["--input", "chunks=/opt/ml/processing/input/chunks", "--parent-run-file", ANY_RUN_FILE]
+    graph = step_dependencies(definition)
+    assert "DataIngestion" in graph["IndexPublish"]
+    assert "IndexPublish" in graph["RAGRetrieval"]
+    publish = {i["InputName"]: i["S3Input"] for i in steps["IndexPublish"]["ProcessingInputs"]}
+    assert {i["S3DataDistributionType"] for i in publish.values()} == {"FullyReplicated"}
+    single = pipeline_definitions[env][pipeline_name(env, "single")]
+    (job,) = [s for s in single["Steps"] if s["Type"] == "Processing"]
+    assert job["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 1
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_index_name_is_the_alias_and_concurrency_and_retention_come_from_the_environment(pipeline_definitions, env):
+    config = CONFIG.environments[env]
+    for definition in pipeline_definitions[env].values():
+        defaults = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+        assert defaults["GenerationConcurrency"] == config.processing.generation_concurrency
+        assert defaults["IndexRetentionHours"] == (
+            config.cleanup.pipeline_execution_ttl_hours + config.cleanup.schedule_rate_hours
+        )
+        for step in (s for s in all_steps(definition["Steps"]) if s["Type"] == "Processing"):
+            arguments = step["Arguments"]["AppSpecification"]["ContainerArguments"]
+            index = next(a for a in arguments if isinstance(a, dict) and "index_name=" in a["Std:Join"]["Values"])
+            assert index == {"Std:Join": {"On": "", "Values": ["index_name=", {"Get": "Parameters.IndexName"}]}}
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

@@ -82,6 +82,9 @@ def test_removal_policy_differs_between_dev_and_prod(context):
         ("dev", "opensearch.multi_az_with_standby", True, "multi_az_with_standby needs zone_awareness_azs 3"),
         ("dev", "opensearch.instance_count", 2, "instance_count 2 without dedicated masters loses its"),
         ("dev", "notifications.email_addresses", ["ops at example.org"], "notifications.email_addresses.0"),
+        ("dev", "processing.index_retention_hours", 7, "index_retention_hours (7) must be at least cleanup.pipeline_e"),
+        ("dev", "processing.generation_concurrency", 0, "ragops.environments.dev.processing.generation_concurrency"),
+        ("prod", "processing.max_runtime_seconds", 500000, "ragops.environments.prod.processing.max_runtime_seconds"),
         ("prod", "generation", 0, "ragops.environments.prod.generation"),
         ("prod", "generation", 10, "ragops.environments.prod.generation"),
         (
@@ -98,6 +101,13 @@ def test_bad_values_name_environment_and_key(context, env, key, value, expected)
     assert expected in str(error.value)
     if "environment" not in expected:
         assert f"'{env}'" in str(error.value)
+
+
+def test_index_retention_defaults_to_the_longest_an_execution_can_run_and_may_be_longer(context):
+    dev = load_app_config(context).environments["dev"]
+    assert dev.index_retention_hours == 6 + 2  # pipeline_execution_ttl_hours + schedule_rate_hours
+    longer = load_app_config(with_value(context, "dev", "processing.index_retention_hours", 48)).environments["dev"]
+    assert longer.index_retention_hours == 48
 
 
 def test_a_later_generation_renames_everything_named_from_the_prefix_but_not_the_pipelines(context):

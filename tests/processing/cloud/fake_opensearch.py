@@ -1,9 +1,11 @@
 """An in-memory OpenSearch behind a real `opensearchpy.Connection` subclass, for driving the store offline.
 
 Only the APIs the store calls are modelled, and each answers with the response shape OpenSearch documents
-(cluster health, get alias, create index, bulk, refresh, count, aliases, delete, k-NN search, search
-pipelines). Every request is recorded with its parsed body so tests assert exactly what was sent. Faults are
-injected explicitly: `respond_once` replaces the next matching response, `reject_item` fails one bulk item.
+(cluster and index health, get alias, create index, get and update settings, bulk, refresh,
+count, aliases, delete, k-NN search, search pipelines). Every request is recorded with its parsed body and its
+size in bytes, so tests assert exactly what was sent. Indices carry `index.creation_date` from the cluster's
+`clock` (seconds; tests move it). Faults are injected explicitly: `respond_once` replaces the next matching
+response, `reject_item` fails one bulk item.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +28,7 @@ class Request:
     path: str
     params: dict[str, Any]
     body: Any  # parsed JSON, a list of parsed NDJSON lines for _bulk, or None
+    size: int = 0  # bytes of the raw body
 
 
 @dataclass
@@ -44,8 +49,9 @@ _BULK_ITEM_ERRORS = {429: "es_rejected_execution_exception", 400: "mapper_parsin
 
 
 class FakeCluster:
-    def __init__(self, data_nodes: int = 1) -> None:
+    def __init__(self, data_nodes: int = 1, clock: Callable[[], float] = time.time) -> None:
         self.data_nodes = data_nodes
+        self.clock = clock
         self.requests: list[Request] = []
         self.indices: dict[str, _Index] = {}
         self.pipelines: dict[str, Any] = {}
@@ -74,7 +80,7 @@ class FakeCluster:
     def handle(self, method: str, url: str, params: dict[str, Any], raw_body: str | None) -> tuple[int, Any]:
         path = url.split("?")[0]
         body = self._parse_body(path, raw_body)
-        self.requests.append(Request(method, path, params, body))
+        self.requests.append(Request(method, path, params, body, len((raw_body or "").encode())))
         for position, (o_method, pattern, status, response) in enumerate(self._overrides):
             if o_method == method and pattern.fullmatch(path):
                 del self._overrides[position]
@@ -93,8 +99,25 @@ class FakeCluster:
         match method, parts:
             case "GET", ["_cluster", "health"]:
                 return 200, self.health()
+            case "GET", ["_cluster", "health", name]:
+                if name not in self.indices:
+                    return self._missing(name)
+                health = self.health([name])
+                return (408 if health["timed_out"] else 200), health
+            case "GET", ["_alias", alias]:
+                found = self.alias_targets(alias)
+                if not found:
+                    return 404, {"error": f"alias [{alias}] missing", "status": 404}
+                return 200, {name: {"aliases": {alias: {}}} for name in found}
             case "GET", [pattern, "_alias"]:
                 return 200, self._get_alias(pattern)
+            case "GET", [pattern, "_settings", *setting]:
+                return self._get_settings(pattern, setting[0] if setting else "*")
+            case "PUT", [name, "_settings"]:
+                if name not in self.indices:
+                    return self._missing(name)
+                self.indices[name].settings["index"].update(body["index"])
+                return 200, {"acknowledged": True}
             case "PUT", ["_search", "pipeline", name]:
                 self.pipelines[name] = body
                 return 200, {"acknowledged": True}
@@ -117,20 +140,40 @@ class FakeCluster:
                 return self._delete(names.split(","))
         return _error(400, "illegal_argument_exception", f"fake cluster does not model {method} /{'/'.join(parts)}")
 
-    def health(self) -> dict[str, Any]:
+    def health(self, names: list[str] | None = None) -> dict[str, Any]:
+        """Cluster health, or that of the named indices: yellow while a replica has no node of its own."""
+        indices = [self.indices[name] for name in names] if names is not None else list(self.indices.values())
         unassigned = sum(
             int(index.settings["index"]["number_of_replicas"]) * int(index.settings["index"]["number_of_shards"])
-            for index in self.indices.values()
+            for index in indices
             if int(index.settings["index"]["number_of_replicas"]) > self.data_nodes - 1
         )
         return {
             "cluster_name": "111111111111:ragops-dev",
             "status": "yellow" if unassigned else "green",
-            "timed_out": False,
+            "timed_out": bool(unassigned and names),  # waiting for green on an index that cannot turn green
             "number_of_nodes": self.data_nodes,
             "number_of_data_nodes": self.data_nodes,
-            "active_primary_shards": len(self.indices),
+            "active_primary_shards": len(indices),
             "unassigned_shards": unassigned,
+        }
+
+    def _get_settings(self, pattern: str, setting: str) -> tuple[int, Any]:
+        """GET <pattern>/_settings[/<setting>]: values as the strings OpenSearch returns; 404 for a missing name."""
+        found = {name: index for name, index in self.indices.items() if fnmatch.fnmatchcase(name, pattern)}
+        if not found and "*" not in pattern:
+            return self._missing(pattern)
+        return 200, {
+            name: {
+                "settings": {
+                    "index": {
+                        key: str(value)
+                        for key, value in index.settings["index"].items()
+                        if fnmatch.fnmatchcase(f"index.{key}", setting)
+                    }
+                }
+            }
+            for name, index in found.items()
         }
 
     def _get_alias(self, pattern: str) -> dict[str, Any]:
@@ -143,7 +186,8 @@ class FakeCluster:
     def _create(self, name: str, body: dict[str, Any]) -> tuple[int, Any]:
         if name in self.indices:
             return _error(400, "resource_already_exists_exception", f"index [{name}] already exists")
-        self.indices[name] = _Index(settings=body["settings"], mappings=body["mappings"])
+        settings = {"index": {**body["settings"]["index"], "creation_date": int(self.clock() * 1000)}}
+        self.indices[name] = _Index(settings=settings, mappings=body["mappings"])
         return 200, {"acknowledged": True, "shards_acknowledged": True, "index": name}
 
     def _bulk(self, lines: list[dict[str, Any]]) -> dict[str, Any]:

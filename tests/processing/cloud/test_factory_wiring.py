@@ -94,9 +94,11 @@ def test_opensearch_store_gets_the_config_hnsw_settings_and_maps_the_space_type(
             opensearch_replicas=2,
         ),
         tmp_path,
+        "r1",
     )
     assert isinstance(store, OpenSearchVectorStore)
-    assert (store.index, store.dimension, store.space_type) == ("ragops-chunks", 384, store_space)
+    assert (store.index, store.version, store.dimension, store.space_type) == ("ragops-chunks", "r1", 384, store_space)
+    assert store.retention_hours == 24
     assert (store.m, store.ef_construction, store.ef_search, store.shards, store.replicas) == (24, 256, 80, 3, 2)
     assert store.bm25_weight is None
     connection = store._client.transport.get_connection()
@@ -107,14 +109,14 @@ def test_opensearch_store_gets_the_config_hnsw_settings_and_maps_the_space_type(
 
 @pytest.mark.usefixtures("aws_credentials")
 def test_a_bm25_weight_enables_the_hybrid_pipeline_of_the_store(tmp_path: Path) -> None:
-    store = factory.build_vector_store(config(opensearch_bm25_weight=0.25), tmp_path)
+    store = factory.build_vector_store(config(opensearch_bm25_weight=0.25), tmp_path, "r1")
     assert store.bm25_weight == 0.25
 
 
 @pytest.mark.usefixtures("aws_credentials")
 def test_opensearch_domain_in_another_region_fails_the_build(tmp_path: Path) -> None:
     with pytest.raises(CloudBackendError) as raised:
-        factory.build_vector_store(config(aws_region="us-east-1"), tmp_path)
+        factory.build_vector_store(config(aws_region="us-east-1"), tmp_path, "r1")
     assert str(raised.value) == (
         f"vector_store=opensearch: OpenSearch domain {DOMAIN} is in eu-west-1 but the configured region is us-east-1"
     )

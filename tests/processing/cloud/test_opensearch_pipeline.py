@@ -68,17 +68,25 @@ def stage_metrics(uri: str, parent_id: str, run_name: str) -> dict[str, float]:
     return next(c for c in children if c.info.run_name == run_name).data.metrics
 
 
-def test_ingest_publishes_every_unique_chunk_once_behind_the_alias(runs: dict[str, Any]) -> None:
+def test_ingest_writes_every_unique_chunk_once_and_publish_moves_the_alias(runs: dict[str, Any]) -> None:
     cluster, uri = runs["cluster"], runs["uri"]
     parent = runs["opensearch"]["parent"].run_id
+    version = f"ragops-chunks-{parent}"  # the run's index version is named by its parent run
     unique = stage_metrics(uri, parent, "DataChunking")["total_unique_chunks_final"]
-    ingestion = stage_metrics(uri, parent, "DataIngestion")
-    assert ingestion["ingested_count"] == ingestion["index_document_count"] == unique > 0
-    assert cluster.alias_targets("ragops-chunks") == ["ragops-chunks-v1"]
-    assert len(cluster.indices["ragops-chunks-v1"].docs) == unique
-    assert cluster.calls().count("PUT /ragops-chunks-v1") == 1  # one upsert call: one published version
-    assert "POST /ragops-chunks-v1/_count" in cluster.calls()  # the store's count check after refresh
-    mapping = cluster.indices["ragops-chunks-v1"].mappings["properties"]["embedding"]
+    assert stage_metrics(uri, parent, "DataIngestion")["ingested_count"] == unique > 0
+    published = stage_metrics(uri, parent, "IndexPublish")
+    assert published["expected_chunk_count"] == published["index_document_count"] == unique
+    assert cluster.alias_targets("ragops-chunks") == [version]
+    assert len(cluster.indices[version].docs) == unique
+    assert cluster.calls().count(f"PUT /{version}") == 1
+    calls = cluster.calls()
+    assert (
+        calls.index(f"POST /{version}/_count")
+        < calls.index(f"PUT /{version}/_settings")
+        < calls.index("POST /_aliases")
+    )
+    assert cluster.indices[version].settings["index"]["refresh_interval"] == "1s"
+    mapping = cluster.indices[version].mappings["properties"]["embedding"]
     assert mapping["dimension"] == 384
     assert mapping["method"]["space_type"] == "cosinesimil"
     assert not (runs["opensearch"]["dir"] / "index" / "ragops-chunks").exists()  # no local index was written
@@ -91,7 +99,8 @@ def test_retrieval_through_opensearch_measures_what_faiss_measures(runs: dict[st
     for metric in ("hit_at_k", "mrr", "ndcg_at_k", "answer_similarity", "token_f1"):
         assert opensearch["metrics"][metric] == pytest.approx(faiss["metrics"][metric], abs=1e-4), metric
     assert opensearch["metrics"]["hit_at_k"] > 0.5
-    searches = [r for r in runs["cluster"].requests if r.path == "/ragops-chunks/_search"]
+    version = f"ragops-chunks-{runs['opensearch']['parent'].run_id}"
+    searches = [r for r in runs["cluster"].requests if r.path == f"/{version}/_search"]
     assert len(searches) == 4
     assert all(set(r.body["query"]) == {"knn"} and r.body["size"] == 5 for r in searches)
 
@@ -114,23 +123,25 @@ def test_hybrid_retrieval_sends_the_question_text_through_the_normalisation_pipe
 ) -> None:
     cluster = FakeCluster()
     use_cluster(monkeypatch, cluster)
-    store = factory.build_vector_store(RunConfig(**OPENSEARCH, opensearch_bm25_weight=0.4), tmp_path)
+    store = factory.build_vector_store(RunConfig(**OPENSEARCH, opensearch_bm25_weight=0.4), tmp_path, "r1")
     chunks = [
         Chunk("c-statin", "Statins lower LDL cholesterol.", "doc-1"),
         Chunk("c-fever", "Aspirin reduces fever.", "doc-2"),
     ]
-    store.upsert(chunks, embedder.embed([c.text for c in chunks]))
+    store.write(chunks, embedder.embed([c.text for c in chunks]))
+    store.publish(2)
     processor = cluster.pipelines["ragops-chunks-hybrid"]["phase_results_processors"][0]["normalization-processor"]
     assert processor["combination"]["parameters"]["weights"] == [0.4, 0.6]
     source = {"chunk_id": "c-statin", "source_id": "doc-1", "text": chunks[0].text, "metadata": {}}
-    hit = {"_index": "ragops-chunks-v1", "_id": "c-statin", "_score": 0.9, "_source": source}
-    cluster.respond_once("POST", "/ragops-chunks/_search", 200, {"took": 1, "hits": {"max_score": 0.9, "hits": [hit]}})
+    hit = {"_index": "ragops-chunks-r1", "_id": "c-statin", "_score": 0.9, "_source": source}
+    response = {"took": 1, "hits": {"max_score": 0.9, "hits": [hit]}}
+    cluster.respond_once("POST", "/ragops-chunks-r1/_search", 200, response)
     generator = ExtractiveGenerator(embedder, sentences=1)
     agent = build_agent(embedder, store, generator, HYBRID)
 
     state = agent.invoke({"question": "Do statins lower cholesterol?"})
 
-    request = cluster.last("POST", "/ragops-chunks/_search")
+    request = cluster.last("POST", "/ragops-chunks-r1/_search")
     assert request.params == {"search_pipeline": "ragops-chunks-hybrid"}
     text_query, knn_query = request.body["query"]["hybrid"]["queries"]
     assert text_query == {"match": {"text": {"query": "Do statins lower cholesterol?"}}}
@@ -142,7 +153,7 @@ def test_hybrid_retrieval_sends_the_question_text_through_the_normalisation_pipe
 
 
 def test_hybrid_retrieval_needs_a_store_that_supports_it(embedder: Any, tmp_path: Path) -> None:
-    store = FaissStore(tmp_path, params=HnswParams(16, 128, 100, "cosinesimil"), embedding_model="m")
+    store = FaissStore(tmp_path, version="r1", params=HnswParams(16, 128, 100, "cosinesimil"), embedding_model="m")
     with pytest.raises(ValueError, match="hybrid retrieval needs a store with hybrid_search; FaissStore has none"):
         build_agent(embedder, store, ExtractiveGenerator(embedder), HYBRID)
 

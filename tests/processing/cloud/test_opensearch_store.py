@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -9,8 +10,9 @@ import requests
 from opensearchpy import AWSV4SignerAuth
 
 from processing.backends.errors import CloudBackendError
-from processing.backends.opensearch_store import IngestError, OpenSearchVectorStore, opensearch_client, similarity
-from processing.interfaces import Chunk, VectorStore
+from processing.backends.opensearch_ops import opensearch_client
+from processing.backends.opensearch_store import IngestError, OpenSearchVectorStore, similarity
+from processing.interfaces import Chunk, CountMismatchError, VectorStore
 from tests.processing.cloud.conftest import fake_session
 from tests.processing.cloud.fake_opensearch import FakeCluster, connection_for
 
@@ -21,14 +23,24 @@ CHUNKS = [
     Chunk("c-insulin", "Insulin regulates glucose.", "doc-3"),
 ]
 VECTORS = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.6, 0.8]], dtype=np.float32)
+HOUR = 3600.0
 
 
-def make_store(cluster: FakeCluster, **overrides: Any) -> OpenSearchVectorStore:
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_store(cluster: FakeCluster, version: str = "r1", **overrides: Any) -> OpenSearchVectorStore:
     client = opensearch_client(
         ENDPOINT, region="us-east-1", session=fake_session(), connection_class=connection_for(cluster)
     )
     arguments: dict[str, Any] = {
         "index": "pubmed",
+        "version": version,
         "dimension": 4,
         "space_type": "cosine",
         "m": 16,
@@ -36,8 +48,16 @@ def make_store(cluster: FakeCluster, **overrides: Any) -> OpenSearchVectorStore:
         "ef_search": 64,
         "replicas": 2,
         "bulk_initial_backoff": 0,
+        "clock": cluster.clock,
     }
     return OpenSearchVectorStore(client, **(arguments | overrides))
+
+
+def ingested(cluster: FakeCluster, version: str = "r1", chunks=CHUNKS, vectors=VECTORS, **overrides: Any):
+    store = make_store(cluster, version, **overrides)
+    store.write(chunks, vectors)
+    store.publish(len({c.chunk_id for c in chunks}))
+    return store
 
 
 def test_client_is_sigv4_signed_tls_with_the_injected_connection_class() -> None:
@@ -57,28 +77,21 @@ def test_client_is_sigv4_signed_tls_with_the_injected_connection_class() -> None
     assert client.transport.retry_on_status == (500, 502, 503, 504)
 
 
-def test_first_ingest_creates_the_exact_index_caps_replicas_on_one_node_and_adds_the_alias() -> None:
+def test_write_loads_without_refresh_or_replicas_and_nothing_is_aliased_before_publish() -> None:
     cluster = FakeCluster(data_nodes=1)
     store = make_store(cluster)
 
-    assert store.upsert(CHUNKS, VECTORS) == 3
+    assert store.write(CHUNKS, VECTORS) == 3
 
-    assert cluster.calls() == [
-        "GET /pubmed-v*/_alias",
-        "GET /_cluster/health",
-        "PUT /pubmed-v1",
-        "POST /_bulk",
-        "POST /pubmed-v1/_refresh",
-        "POST /pubmed-v1/_count",
-        "POST /_aliases",
-    ]
-    assert cluster.last("PUT", "/pubmed-v1").body == {
+    assert cluster.calls() == ["PUT /pubmed-r1", "POST /_bulk"]
+    assert cluster.last("PUT", "/pubmed-r1").body == {
         "settings": {
             "index": {
                 "knn": True,
                 "knn.algo_param.ef_search": 64,
                 "number_of_shards": 1,
                 "number_of_replicas": 0,
+                "refresh_interval": "-1",
             }
         },
         "mappings": {
@@ -102,7 +115,7 @@ def test_first_ingest_creates_the_exact_index_caps_replicas_on_one_node_and_adds
         },
     }
     assert cluster.last("POST", "/_bulk").body == [
-        {"index": {"_index": "pubmed-v1", "_id": "c-aspirin"}},
+        {"index": {"_index": "pubmed-r1", "_id": "c-aspirin"}},
         {
             "chunk_id": "c-aspirin",
             "source_id": "doc-1",
@@ -110,7 +123,7 @@ def test_first_ingest_creates_the_exact_index_caps_replicas_on_one_node_and_adds
             "metadata": {"page": "1"},
             "embedding": [1.0, 0.0, 0.0, 0.0],
         },
-        {"index": {"_index": "pubmed-v1", "_id": "c-statin"}},
+        {"index": {"_index": "pubmed-r1", "_id": "c-statin"}},
         {
             "chunk_id": "c-statin",
             "source_id": "doc-2",
@@ -118,7 +131,7 @@ def test_first_ingest_creates_the_exact_index_caps_replicas_on_one_node_and_adds
             "metadata": {},
             "embedding": [0.0, 1.0, 0.0, 0.0],
         },
-        {"index": {"_index": "pubmed-v1", "_id": "c-insulin"}},
+        {"index": {"_index": "pubmed-r1", "_id": "c-insulin"}},
         {
             "chunk_id": "c-insulin",
             "source_id": "doc-3",
@@ -127,131 +140,236 @@ def test_first_ingest_creates_the_exact_index_caps_replicas_on_one_node_and_adds
             "embedding": [0.0, 0.0, 0.6000000238418579, 0.800000011920929],
         },
     ]
-    assert cluster.last("POST", "/_aliases").body == {"actions": [{"add": {"index": "pubmed-v1", "alias": "pubmed"}}]}
+    assert cluster.alias_targets("pubmed") == []
+
+
+def test_publish_reconciles_restores_the_settings_waits_for_green_then_adds_the_alias() -> None:
+    cluster = FakeCluster(data_nodes=3)
+    store = make_store(cluster)
+    store.write(CHUNKS, VECTORS)
+    written = len(cluster.requests)
+
+    assert store.publish(3) == 3
+
+    assert cluster.calls()[written:] == [
+        "POST /pubmed-r1/_refresh",
+        "POST /pubmed-r1/_count",
+        "GET /_cluster/health",
+        "PUT /pubmed-r1/_settings",
+        "GET /_cluster/health/pubmed-r1",
+        "GET /_alias/pubmed",
+        "POST /_aliases",
+        "GET /pubmed-*/_settings/index.creation_date",
+        "GET /_alias/pubmed",
+    ]
+    assert cluster.last("PUT", "/pubmed-r1/_settings").body == {
+        "index": {"refresh_interval": "1s", "number_of_replicas": 2}
+    }
+    assert cluster.last("GET", "/_cluster/health/pubmed-r1").params == {"wait_for_status": "green", "timeout": "600s"}
+    assert cluster.last("POST", "/_aliases").body == {"actions": [{"add": {"index": "pubmed-r1", "alias": "pubmed"}}]}
     assert cluster.health()["status"] == "green"
     assert store.count() == 3
 
 
-@pytest.mark.parametrize(("data_nodes", "requested", "expected"), [(3, 1, 1), (3, 5, 2), (2, 0, 0)])
-def test_replicas_never_exceed_data_nodes_minus_one(data_nodes: int, requested: int, expected: int) -> None:
+@pytest.mark.parametrize(("data_nodes", "requested", "expected"), [(3, 1, 1), (3, 5, 2), (2, 0, 0), (1, 2, 0)])
+def test_replicas_restored_at_publish_never_exceed_data_nodes_minus_one(
+    data_nodes: int, requested: int, expected: int
+) -> None:
     cluster = FakeCluster(data_nodes=data_nodes)
-    make_store(cluster, replicas=requested).upsert(CHUNKS, VECTORS)
-    assert cluster.last("PUT", "/pubmed-v1").body["settings"]["index"]["number_of_replicas"] == expected
+    ingested(cluster, replicas=requested)
+    assert cluster.last("PUT", "/pubmed-r1").body["settings"]["index"]["number_of_replicas"] == 0
+    assert cluster.last("PUT", "/pubmed-r1/_settings").body["index"]["number_of_replicas"] == expected
 
 
-def test_reingest_swaps_the_alias_atomically_and_keeps_one_previous_version() -> None:
+def test_writers_of_one_run_share_the_version_whoever_creates_it_first() -> None:
     cluster = FakeCluster()
-    store = make_store(cluster)
-    store.upsert(CHUNKS, VECTORS)
-    store.upsert(CHUNKS[:2], VECTORS[:2])
+    first, second = make_store(cluster), make_store(cluster)
+    assert second.write(CHUNKS[1:], VECTORS[1:]) == 2
+    assert first.write(CHUNKS[:1], VECTORS[:1]) == 1  # its create meets resource_already_exists: fine
+
+    assert [c for c in cluster.calls() if c.startswith("PUT")] == ["PUT /pubmed-r1", "PUT /pubmed-r1"]
+    assert sorted(cluster.indices) == ["pubmed-r1"]
+    assert first.publish(3) == 3
+    assert cluster.alias_targets("pubmed") == ["pubmed-r1"]
+
+
+def test_bulk_requests_are_bounded_in_bytes() -> None:
+    cluster = FakeCluster()
+    chunks = [Chunk(f"c-{i}", "word " * 60, f"doc-{i}") for i in range(40)]
+    vectors = np.tile(np.array([0.1, 0.2, 0.3, 0.4], dtype=np.float32), (40, 1))
+    assert make_store(cluster, bulk_max_bytes=2_000).write(chunks, vectors) == 40
+
+    bulks = [request for request in cluster.requests if request.path == "/_bulk"]
+    assert len(bulks) > 5
+    assert max(request.size for request in bulks) <= 2_000
+    assert sum(len(request.body) // 2 for request in bulks) == 40
+
+
+def test_a_new_version_moves_the_alias_atomically() -> None:
+    cluster = FakeCluster()
+    ingested(cluster, "r1")
+    second = ingested(cluster, "r2", CHUNKS[:2], VECTORS[:2])
 
     assert cluster.last("POST", "/_aliases").body == {
         "actions": [
-            {"remove": {"index": "pubmed-v1", "alias": "pubmed"}},
-            {"add": {"index": "pubmed-v2", "alias": "pubmed"}},
+            {"remove": {"index": "pubmed-r1", "alias": "pubmed"}},
+            {"add": {"index": "pubmed-r2", "alias": "pubmed"}},
         ]
     }
-    assert sorted(cluster.indices) == ["pubmed-v1", "pubmed-v2"]
-    assert store.count() == 2
+    assert sorted(cluster.indices) == ["pubmed-r1", "pubmed-r2"]  # r1 is younger than the retention
+    assert second.count() == 2
+    assert make_store(cluster, "r1").count() == 3  # a concurrent run still reads its own version
 
-    store.upsert(CHUNKS, VECTORS)
-    assert cluster.calls()[-1] == "DELETE /pubmed-v1"
-    assert sorted(cluster.indices) == ["pubmed-v2", "pubmed-v3"]
-    assert cluster.alias_targets("pubmed") == ["pubmed-v3"]
+
+def test_publish_deletes_this_index_names_versions_older_than_the_retention_only() -> None:
+    clock = Clock()
+    cluster = FakeCluster(clock=clock)
+    ingested(cluster, "r1", retention_hours=24)
+    legacy = make_store(cluster).index_body(replicas=0)  # an execution's index from before versions had an alias
+    for name in ("pubmed-k3x9q2m7w1p0-v1", "pubmed-chunks-v1", "pubmedx-r1"):
+        cluster.handle("PUT", f"/{name}", {}, json.dumps(legacy))
+    clock.now += 10 * HOUR
+    ingested(cluster, "r2", retention_hours=24)
+    assert len(cluster.indices) == 5
+
+    clock.now += 20 * HOUR  # r1 and the legacy index are 30 h old, r2 is 20 h old
+    ingested(cluster, "r3", retention_hours=24)
+
+    assert "DELETE /pubmed-k3x9q2m7w1p0-v1,pubmed-r1" in cluster.calls()
+    assert sorted(cluster.indices) == ["pubmed-chunks-v1", "pubmed-r2", "pubmed-r3", "pubmedx-r1"]
+    assert cluster.alias_targets("pubmed") == ["pubmed-r3"]
+
+
+def test_the_version_the_alias_points_to_is_never_deleted_however_old() -> None:
+    clock = Clock()
+    cluster = FakeCluster(clock=clock)
+    store = ingested(cluster, "r1", retention_hours=1)
+    clock.now += 48 * HOUR
+    assert store.publish(3) == 3  # published again, e.g. a retried step
+    assert sorted(cluster.indices) == ["pubmed-r1"]
+    assert not [c for c in cluster.calls() if c.startswith("DELETE")]
+
+
+def test_failed_expiry_is_logged_and_the_publish_still_succeeds(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    cluster = FakeCluster(clock=clock)
+    ingested(cluster, "r1", retention_hours=1)
+    clock.now += 2 * HOUR
+    cluster.respond_once("DELETE", "/pubmed-r1", 403, {"error": {"type": "security_exception"}, "status": 403})
+    with caplog.at_level(logging.ERROR):
+        ingested(cluster, "r2", retention_hours=1)
+    assert "published pubmed-r2 but could not delete expired versions of pubmed" in caplog.text
+    assert cluster.alias_targets("pubmed") == ["pubmed-r2"]
 
 
 def test_duplicate_chunk_ids_are_ingested_once_and_counted_once() -> None:
     cluster = FakeCluster()
     store = make_store(cluster)
-    assert store.upsert([*CHUNKS, CHUNKS[0]], np.vstack([VECTORS, VECTORS[:1]])) == 3
+    assert store.write([*CHUNKS, CHUNKS[0]], np.vstack([VECTORS, VECTORS[:1]])) == 3
     assert len(cluster.last("POST", "/_bulk").body) == 6
 
 
-def test_partial_bulk_failure_reports_each_item_deletes_the_new_index_and_keeps_the_alias() -> None:
+def test_partial_bulk_failure_reports_each_item_and_leaves_the_alias() -> None:
     cluster = FakeCluster()
-    store = make_store(cluster)
-    store.upsert(CHUNKS, VECTORS)
+    ingested(cluster, "r1")
     cluster.reject_item("c-statin", 400)
 
     with pytest.raises(IngestError) as raised:
-        store.upsert(CHUNKS, VECTORS)
+        make_store(cluster, "r2").write(CHUNKS, VECTORS)
 
     assert str(raised.value) == (
-        "1 of 3 chunks failed to index into pubmed-v2: id=c-statin status=400 mapper_parsing_exception:"
+        "1 of 3 chunks failed to index into pubmed-r2: id=c-statin status=400 mapper_parsing_exception:"
         " failed to index [c-statin]"
     )
     assert len(raised.value.item_errors) == 1
-    assert cluster.calls()[-1] == "DELETE /pubmed-v2"
-    assert "POST /_aliases" not in cluster.calls()[7:]
-    assert sorted(cluster.indices) == ["pubmed-v1"]
-    assert cluster.alias_targets("pubmed") == ["pubmed-v1"]
+    assert cluster.alias_targets("pubmed") == ["pubmed-r1"]
 
 
 def test_rejected_items_429_are_retried_alone_then_succeed() -> None:
     cluster = FakeCluster()
     cluster.reject_item("c-insulin", 429, 429)
 
-    assert make_store(cluster, bulk_max_retries=3).upsert(CHUNKS, VECTORS) == 3
+    assert make_store(cluster, bulk_max_retries=3).write(CHUNKS, VECTORS) == 3
 
     bulks = [request.body for request in cluster.requests if request.path == "/_bulk"]
     assert len(bulks) == 3
     assert [line["index"]["_id"] for line in bulks[1][0::2]] == ["c-insulin"]
-    assert cluster.alias_targets("pubmed") == ["pubmed-v1"]
 
 
-def test_items_still_rejected_when_retries_run_out_fail_the_ingest() -> None:
+def test_items_still_rejected_when_retries_run_out_fail_the_write() -> None:
     cluster = FakeCluster()
     cluster.reject_item("c-insulin", 429, 429)
     with pytest.raises(IngestError, match="id=c-insulin status=429 es_rejected_execution_exception"):
-        make_store(cluster, bulk_max_retries=1).upsert(CHUNKS, VECTORS)
-    assert cluster.indices == {}
+        make_store(cluster, bulk_max_retries=1).write(CHUNKS, VECTORS)
 
 
 def test_whole_request_429_then_success() -> None:
     cluster = FakeCluster()
     cluster.respond_once("POST", "/_bulk", 429, {"error": {"type": "too_many_requests"}, "status": 429})
-    assert make_store(cluster).upsert(CHUNKS, VECTORS) == 3
+    assert make_store(cluster).write(CHUNKS, VECTORS) == 3
     assert [call for call in cluster.calls() if call == "POST /_bulk"] == ["POST /_bulk"] * 2
 
 
 def test_bulk_503_is_retried_by_the_client_transport() -> None:
     cluster = FakeCluster()
     cluster.respond_once("POST", "/_bulk", 503, {"error": {"type": "unavailable"}, "status": 503})
-    assert make_store(cluster, bulk_max_retries=0).upsert(CHUNKS, VECTORS) == 3
+    assert make_store(cluster, bulk_max_retries=0).write(CHUNKS, VECTORS) == 3
     assert [call for call in cluster.calls() if call == "POST /_bulk"] == ["POST /_bulk"] * 2
 
 
-def test_count_mismatch_fails_loudly_without_swapping() -> None:
+def test_a_short_version_fails_naming_both_counts_is_deleted_and_the_alias_stays() -> None:
+    cluster = FakeCluster()
+    ingested(cluster, "r1")
+    short = make_store(cluster, "r2")
+    short.write(CHUNKS[:2], VECTORS[:2])  # a shard whose writer never ran
+
+    with pytest.raises(CountMismatchError, match="index pubmed-r2 holds 2 chunks, expected 3: not published") as error:
+        short.publish(3)
+
+    assert (error.value.expected, error.value.indexed) == (3, 2)
+    assert cluster.calls()[-2:] == ["POST /pubmed-r2/_count", "DELETE /pubmed-r2"]
+    assert cluster.alias_targets("pubmed") == ["pubmed-r1"]
+    assert make_store(cluster, "r1").count() == 3
+
+
+def test_publishing_a_version_nobody_wrote_fails_with_zero_indexed() -> None:
+    cluster = FakeCluster()
+    with pytest.raises(CountMismatchError, match=r"index pubmed-r1 \(never written\) holds 0 chunks, expected 3"):
+        make_store(cluster).publish(3)
+    assert "POST /_aliases" not in cluster.calls()
+
+
+def test_replicas_that_never_turn_green_fail_the_publish_before_the_alias_moves() -> None:
+    cluster = FakeCluster(data_nodes=2)
+    store = make_store(cluster, replicas=1)
+    store.write(CHUNKS, VECTORS)
+    timed_out = {**cluster.health(), "status": "yellow", "timed_out": True, "unassigned_shards": 1}
+    cluster.respond_once("GET", "/_cluster/health/pubmed-r1", 408, timed_out)
+
+    with pytest.raises(IngestError, match="index pubmed-r1 is yellow after 600s: its replicas were not assigned"):
+        store.publish(3)
+
+    assert "POST /_aliases" not in cluster.calls()
+    assert cluster.indices == {}
+
+
+def test_failed_cleanup_is_logged_and_the_publish_error_still_raised(caplog: pytest.LogCaptureFixture) -> None:
     cluster = FakeCluster()
     store = make_store(cluster)
-    store.upsert(CHUNKS, VECTORS)
-    cluster.respond_once("POST", "/pubmed-v2/_count", 200, {"count": 2, "_shards": {"total": 1}})
-
-    with pytest.raises(IngestError, match="index pubmed-v2 holds 2 documents after refresh, expected 3 unique chunks"):
-        store.upsert(CHUNKS, VECTORS)
-
-    assert cluster.calls()[-2:] == ["POST /pubmed-v2/_count", "DELETE /pubmed-v2"]
-    assert cluster.alias_targets("pubmed") == ["pubmed-v1"]
-    assert store.count() == 3
+    store.write(CHUNKS[:2], VECTORS[:2])
+    cluster.respond_once("DELETE", "/pubmed-r1", 403, {"error": {"type": "security_exception"}, "status": 403})
+    with caplog.at_level(logging.ERROR), pytest.raises(CountMismatchError):
+        store.publish(3)
+    assert "could not delete the unpublished index pubmed-r1" in caplog.text
 
 
-def test_failed_cleanup_is_logged_and_the_ingest_error_still_raised(caplog: pytest.LogCaptureFixture) -> None:
+def test_knn_search_reads_the_runs_own_version_and_returns_hits_best_first() -> None:
     cluster = FakeCluster()
-    cluster.reject_item("c-aspirin", 400)
-    cluster.respond_once("DELETE", "/pubmed-v1", 403, {"error": {"type": "security_exception"}, "status": 403})
-    with caplog.at_level(logging.ERROR), pytest.raises(IngestError):
-        make_store(cluster).upsert(CHUNKS, VECTORS)
-    assert "could not delete the unpublished index pubmed-v1" in caplog.text
-
-
-def test_knn_search_sends_the_exact_query_and_returns_hits_best_first() -> None:
-    cluster = FakeCluster()
-    store = make_store(cluster)
-    store.upsert(CHUNKS, VECTORS)
+    store = ingested(cluster)
 
     hits = store.search(np.array([0.0, 0.0, 0.0, 1.0], dtype=np.float32), k=2)
 
-    assert cluster.last("POST", "/pubmed/_search").body == {
+    assert cluster.last("POST", "/pubmed-r1/_search").body == {
         "size": 2,
         "_source": {"excludes": ["embedding"]},
         "query": {"knn": {"embedding": {"vector": [0.0, 0.0, 0.0, 1.0], "k": 2}}},
@@ -265,9 +383,9 @@ def test_knn_search_sends_the_exact_query_and_returns_hits_best_first() -> None:
 
 def test_hybrid_search_registers_the_normalisation_pipeline_and_uses_it() -> None:
     cluster = FakeCluster()
-    store = make_store(cluster, bm25_weight=0.3)
-    store.upsert(CHUNKS, VECTORS)
-    assert cluster.calls()[-2:] == ["PUT /_search/pipeline/pubmed-hybrid", "POST /_aliases"]
+    store = ingested(cluster, bm25_weight=0.3)
+    assert "PUT /_search/pipeline/pubmed-hybrid" in cluster.calls()
+    assert cluster.calls().index("PUT /_search/pipeline/pubmed-hybrid") < cluster.calls().index("POST /_aliases")
     assert cluster.pipelines["pubmed-hybrid"] == {
         "description": "BM25 + k-NN score normalisation for pubmed",
         "phase_results_processors": [
@@ -280,12 +398,12 @@ def test_hybrid_search_registers_the_normalisation_pipeline_and_uses_it() -> Non
         ],
     }
     source = {"chunk_id": "c-statin", "source_id": "doc-2", "text": "Statins lower cholesterol.", "metadata": {}}
-    hit = {"_index": "pubmed-v1", "_id": "c-statin", "_score": 0.7, "_source": source}
-    cluster.respond_once("POST", "/pubmed/_search", 200, {"took": 4, "hits": {"max_score": 0.7, "hits": [hit]}})
+    hit = {"_index": "pubmed-r1", "_id": "c-statin", "_score": 0.7, "_source": source}
+    cluster.respond_once("POST", "/pubmed-r1/_search", 200, {"took": 4, "hits": {"max_score": 0.7, "hits": [hit]}})
 
     hits = store.hybrid_search("cholesterol drugs", np.array([0.0, 1.0, 0.0, 0.0]), k=1)
 
-    request = cluster.last("POST", "/pubmed/_search")
+    request = cluster.last("POST", "/pubmed-r1/_search")
     assert request.params == {"search_pipeline": "pubmed-hybrid"}
     assert request.body == {
         "size": 1,
@@ -307,7 +425,7 @@ def test_hybrid_search_without_a_weight_is_a_configuration_error() -> None:
         make_store(FakeCluster()).hybrid_search("q", np.zeros(4), k=1)
 
 
-def test_count_of_a_never_ingested_index_is_zero_and_the_class_is_a_vector_store() -> None:
+def test_count_of_a_never_ingested_version_is_zero_and_the_class_is_a_vector_store() -> None:
     store = make_store(FakeCluster())
     assert store.count() == 0
     assert isinstance(store, VectorStore)
@@ -318,7 +436,9 @@ def test_count_of_a_never_ingested_index_is_zero_and_the_class_is_a_vector_store
     [
         ({"space_type": "dot"}, "space_type must be one of cosine, innerproduct, l2"),
         ({"index": "PubMed"}, "is not a valid OpenSearch index name"),
+        ({"version": "run-1"}, "index version 'run-1' must be 1-64 lowercase letters or digits"),
         ({"bm25_weight": 1.0}, "bm25_weight must be between 0 and 1"),
+        ({"retention_hours": 0}, "retention_hours must be positive"),
     ],
 )
 def test_invalid_settings_are_refused(overrides: dict[str, Any], message: str) -> None:
@@ -329,7 +449,7 @@ def test_invalid_settings_are_refused(overrides: dict[str, Any], message: str) -
 def test_misaligned_vectors_are_refused_before_any_request() -> None:
     cluster = FakeCluster()
     with pytest.raises(ValueError, match=r"vectors must have shape \(3, 4\), got \(2, 4\)"):
-        make_store(cluster).upsert(CHUNKS, VECTORS[:2])
+        make_store(cluster).write(CHUNKS, VECTORS[:2])
     assert cluster.requests == []
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -8,6 +9,7 @@ import pytest
 from botocore.stub import Stubber
 
 from processing.backends.errors import CloudBackendError
+from processing.backends.sagemaker_embedder import PAYLOAD_LIMIT_BYTES as LIMIT
 from processing.backends.sagemaker_embedder import SageMakerEmbedder
 from processing.interfaces import Embedder
 from processing.retry import RetryPolicy
@@ -135,3 +137,30 @@ def test_empty_input_makes_no_call_and_the_class_is_an_embedder(runtime: Any, re
 def test_unknown_payload_format_is_rejected() -> None:
     with pytest.raises(ValueError, match="payload_format must be one of jumpstart, tei"):
         SageMakerEmbedder(boto3, endpoint_name=ENDPOINT, dimension=2, payload_format="openai")  # type: ignore[arg-type]
+
+
+def test_batches_stay_under_the_6_mb_request_limit(runtime: Any, retry: RetryPolicy) -> None:
+    texts = [letter * 2_000_000 for letter in "abcde"]  # 2 MB each: three fit in 6 MiB, a fourth does not
+    model = embedder(runtime, retry, batch_size=64)
+    bodies = model.batches(texts)
+    assert [len(json.loads(body)["text_inputs"]) for body in bodies] == [3, 2]
+    assert max(len(body) for body in bodies) <= LIMIT
+    assert [t for body in bodies for t in json.loads(body)["text_inputs"]] == texts
+    with Stubber(runtime) as stubber:
+        for body in bodies:
+            rows = len(json.loads(body)["text_inputs"])
+            expect_invoke(stubber, body, {"embedding": [[1.0, 0.0]] * rows})
+        assert model.embed(texts).shape == (5, 2)
+        stubber.assert_no_pending_responses()
+
+
+def test_batches_also_stay_under_the_limit_for_the_response() -> None:
+    wide = SageMakerEmbedder(object(), endpoint_name=ENDPOINT, dimension=4096, batch_size=1024)
+    assert wide.batch_size * 4096 * 26 < LIMIT
+    assert wide.batch_size == (LIMIT - 64) // (4096 * 26 + 4)
+    assert SageMakerEmbedder(object(), endpoint_name=ENDPOINT, dimension=384, batch_size=64).batch_size == 64
+
+
+def test_a_text_too_large_for_one_request_is_named(runtime: Any, retry: RetryPolicy) -> None:
+    with pytest.raises(CloudBackendError, match=r"text 1 \(6300000 characters\) alone exceeds the 6291456-byte"):
+        embedder(runtime, retry).batches(["fine", "x" * 6_300_000])

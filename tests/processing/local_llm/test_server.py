@@ -39,6 +39,14 @@ def test_serves_on_loopback_only_with_its_key_and_stops(weights) -> None:
     assert wait_until_gone({pid}) == set()
 
 
+def test_parallel_slots_each_keep_the_configured_context(weights) -> None:
+    with LlamaServer(find_binary(), weights, MODEL, ServerSettings(context_size=1024, threads=1, slots=3)) as server:
+        headers = {"Authorization": f"Bearer {server.api_key}"}
+        props = requests.get(server.base_url.removesuffix("/v1") + "/props", headers=headers, timeout=5).json()
+    assert props["total_slots"] == 3
+    assert props["default_generation_settings"]["n_ctx"] == 1024
+
+
 def test_a_server_that_cannot_load_its_model_fails_with_its_log_and_leaves_nothing(tmp_path) -> None:
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"not a gguf file")

@@ -1,0 +1,24 @@
+"""The backend names a run config may choose, per role, and the field each cloud backend cannot start without.
+
+A leaf module (standard library only, no project import): `processing.config` validates the names here, and
+`processing.backends.factory` maps the same names to constructors, so the config and the backends never import
+each other. Adding a backend means a name here and a constructor in the factory; a test holds them equal.
+"""
+
+from __future__ import annotations
+
+BACKEND_NAMES: dict[str, tuple[str, ...]] = {
+    "embeddings": ("local", "sagemaker"),
+    "vector_store": ("faiss", "opensearch"),
+    "generator": ("local", "extractive", "openai", "sagemaker-tgi", "bedrock-cmi"),
+    "judge": ("none", "bedrock"),  # none: judge metrics are recorded as skipped
+}
+
+# (config field, backend name) -> the config field that backend cannot start without.
+REQUIRED_FIELDS: dict[tuple[str, str], str] = {
+    ("embeddings", "sagemaker"): "sagemaker_embedding_endpoint",
+    ("vector_store", "opensearch"): "opensearch_endpoint",
+    ("generator", "sagemaker-tgi"): "generator_endpoint",
+    ("generator", "bedrock-cmi"): "generator_endpoint",
+    ("judge", "bedrock"): "judge_model_id",
+}
