@@ -52,6 +52,9 @@ class RunConfig(BaseModel):
     max_answer_tokens: int = Field(256, ge=1, le=8192)
     extractive_sentences: int = Field(2, ge=1, le=20, description="sentences the extractive baseline returns")
     judge: str = "none"
+    pii_action: Literal["report", "redact", "fail"] = Field(
+        "report", description="personal data in the dataset: count it, replace it with <TYPE>, or refuse the dataset"
+    )
     relevance_threshold: float = Field(0.3, ge=-1.0, le=1.0, description="min retrieval score the grader keeps")
     min_hit_at_k: float = Field(0.0, ge=0.0, le=1.0, description="quality gate on hit@k")
     min_mrr: float = Field(0.0, ge=0.0, le=1.0, description="quality gate on MRR")

@@ -18,7 +18,10 @@ EXPERIMENT = "e2e-modes"
 QUESTIONS = 6
 CONFIG = RunConfig(experiment_name=EXPERIMENT, chunk_size=200, chunk_overlap=20, max_answer_tokens=48)
 EXPECTED = {
-    "DataPreparation": (["dataset"], ["total_qa_pairs", "unique_questions", "avg_context_length", "pii_email_count"]),
+    "DataPreparation": (
+        ["dataset"],
+        ["total_qa_pairs", "unique_questions", "avg_context_length", "pii_email_address_count"],
+    ),
     "DataChunking": (
         ["chunking_strategy_type", "chunking_strategy_chunk_size"],
         ["total_source_contexts_entries", "total_contexts_chunked", "total_unique_chunks_final"],
