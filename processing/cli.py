@@ -107,6 +107,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"  {name:<32} {value:.4f}")
     for name, reason in summary["skipped_metrics"].items():
         print(f"  {name:<32} skipped: {reason}")
+    gate = summary["quality_gate"]
+    print(f"quality gate: {'passed' if gate['passed'] else 'failed: ' + '; '.join(gate['failures'])}")
     print(f"report: {report}")
     return 0
 

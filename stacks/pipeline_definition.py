@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from processing.pipelines.parameters import DATASET_URI, GIT_SHA, IMAGE_URI, declare, run_parameters
+from processing.pipelines.parameters import DATASET_URI, GATED_METRICS, GIT_SHA, IMAGE_URI, declare, run_parameters
 from processing.stages.registry import DATASET_INPUT, STAGES, StageSpec
 
 DEFINITION_VERSION = "2020-12-01"
@@ -26,9 +26,6 @@ SINGLE_STEP = "RAGPipeline"
 GATE_STEP = "QualityGate"
 PROMOTE_STEP = "Promote"
 FAIL_STEP = "ThresholdsNotMet"
-
-# Report metric -> the run-config field holding its threshold (the promotion hook checks the same names).
-GATED_METRICS = {"hit_at_k": "min_hit_at_k", "mrr": "min_mrr", "answer_similarity": "min_answer_similarity"}
 
 
 @dataclass(frozen=True)

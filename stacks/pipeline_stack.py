@@ -265,7 +265,7 @@ class PipelineStack(cdk.Stack):
             "judge_model_id": config.bedrock.judge_model_id,
             "min_hit_at_k": thresholds.get("hit_at_k", 0.0),
             "min_mrr": thresholds.get("mrr", 0.0),
-            "min_answer_similarity": thresholds.get("answer_similarity", 0.0),
+            "min_answer_embedding_cosine": thresholds.get("answer_embedding_cosine", 0.0),
             IMAGE_URI: self.image.image_uri,
             DATASET_URI: f"s3://{inputs.data_bucket_name}/datasets/",
         }

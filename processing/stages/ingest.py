@@ -6,6 +6,7 @@ new index behind the alias) and is equally right for a store that merges (faiss)
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +40,22 @@ def ingest(chunks: list[Chunk], embedder: Embedder, store: VectorStore) -> dict[
     }
 
 
+MANIFEST_FILE = "ingest_manifest.json"
+
+
+def manifest(chunks: list[Chunk], measured: Mapping[str, float], config: RunConfig) -> dict:
+    """The DataIngestion artifact: what was written where, and a digest of the chunk ids it holds."""
+    ids = sorted({chunk.chunk_id for chunk in chunks})
+    return {
+        "vector_store": config.vector_store,
+        "index_name": config.index_name,
+        "embedding_model": config.embedding_model,
+        "ingested_count": measured["ingested_count"],
+        "index_document_count": measured["index_document_count"],
+        "chunk_ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
+    }
+
+
 def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context: StageContext) -> None:
     import mlflow
 
@@ -57,4 +74,7 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
             "space_type": config.space_type,
         }
     )
-    mlflow.log_metrics(ingest(read_chunks(inputs["chunks"]), embedder, store))
+    chunks = read_chunks(inputs["chunks"])
+    measured = ingest(chunks, embedder, store)
+    mlflow.log_metrics(measured)
+    mlflow.log_dict(manifest(chunks, measured, config), MANIFEST_FILE)

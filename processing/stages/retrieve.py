@@ -1,4 +1,8 @@
-"""RAGRetrieval: the agent answers every question (retrieve -> grade -> generate -> assess, or abstain)."""
+"""RAGRetrieval: the agent answers every question (retrieve -> grade -> generate -> assess, or abstain).
+
+Each question's agent run is an MLflow trace (LangChain autolog over the LangGraph graph: one trace per
+question, a span per node), and the answers file is logged as the run's artifact.
+"""
 
 from __future__ import annotations
 
@@ -62,12 +66,18 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
     generator = context.backends.generator()
     agent = build_agent(context.backends.embedder(), context.backends.vector_store(inputs["index"]), generator, config)
     rows, latencies = [], []
-    for record in read_records(inputs["prepared"]):
-        started = time.perf_counter()
-        state = agent.invoke({"question": record.question})
-        latencies.append((time.perf_counter() - started) * 1000)
-        rows.append(answer_row(record.record_id, state))
+    mlflow.langchain.autolog(log_traces=True, silent=True)
+    try:
+        for record in read_records(inputs["prepared"]):
+            started = time.perf_counter()
+            state = agent.invoke({"question": record.question})
+            latencies.append((time.perf_counter() - started) * 1000)
+            rows.append(answer_row(record.record_id, state))
+    finally:
+        mlflow.langchain.autolog(disable=True)
+        mlflow.flush_trace_async_logging()
     write_jsonl(output_dir / ANSWERS_FILE, rows)
+    mlflow.log_artifact(str(output_dir / ANSWERS_FILE))
     status = confidence_status(rows)
     if status != "available":
         logger.info("agent confidence edges skipped for unscored answers: confidence %s", status)

@@ -19,12 +19,12 @@ EXECUTION_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}/execu
 REPORT_URI = f"s3://{BUCKET}/runs/{EXECUTION_ID}/report/report.json"
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/ragops-processing@sha256:{'a' * 64}"
 GIT_SHA = "0123456789abcdef0123456789abcdef01234567"
-THRESHOLDS = {"hit_at_k": 0.85, "mrr": 0.7, "answer_similarity": 0.5}
+THRESHOLDS = {"hit_at_k": 0.85, "mrr": 0.7, "answer_embedding_cosine": 0.5}
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def report(**metrics: object) -> dict:
-    values = {"hit_at_k": 0.9, "mrr": 0.75, "ndcg_at_k": 0.8, "token_f1": 0.4, "answer_similarity": 0.6}
+    values = {"hit_at_k": 0.9, "mrr": 0.75, "ndcg_at_k": 0.8, "token_f1": 0.4, "answer_embedding_cosine": 0.6}
     return {
         "schema_version": 1,
         "mlflow_experiment": "ragops-dev",
@@ -141,7 +141,7 @@ def test_passing_run_is_promoted_to_the_next_environment_with_its_full_record(wo
     assert pointer["execution_arn"] == EXECUTION_ARN
     assert pointer["image_uri"] == IMAGE
     assert pointer["git_sha"] == GIT_SHA
-    assert pointer["metrics"] == {"hit_at_k": 0.9, "mrr": 0.75, "answer_similarity": 0.6}
+    assert pointer["metrics"] == {"hit_at_k": 0.9, "mrr": 0.75, "answer_embedding_cosine": 0.6}
     key = f"promotions/dev/decisions/{PIPELINE}/{EXECUTION_ID}.json"
     assert pointer["record_s3_uri"] == f"s3://{BUCKET}/{key}"
     stored = clients.s3.get_object(Bucket=BUCKET, Key=key, VersionId=pointer["record_version_id"])
@@ -155,11 +155,11 @@ def test_passing_run_is_promoted_to_the_next_environment_with_its_full_record(wo
 
 def test_failing_run_records_why_promotes_nothing_and_fails_the_pipeline_step(world):
     clients, notifications = world
-    put_report(report(mrr=0.5, answer_similarity=0.1))
-    with pytest.raises(promotion.PromotionRejected, match=r"below the dev thresholds: \['answer_similarity"):
+    put_report(report(mrr=0.5, answer_embedding_cosine=0.1))
+    with pytest.raises(promotion.PromotionRejected, match=r"below the dev thresholds: \['answer_embedding_cosine"):
         promotion.promote(step_event(), settings(), clients, NOW)
 
-    failures = ["answer_similarity 0.1000 < 0.5000", "mrr 0.5000 < 0.7000"]
+    failures = ["answer_embedding_cosine 0.1000 < 0.5000", "mrr 0.5000 < 0.7000"]
     assert history(clients, "/ragops/dev/promoted-config") == []
     decision = parameter(clients, "/ragops/dev/last-promotion-decision")
     assert decision["decision"] == "rejected"
@@ -287,8 +287,11 @@ def test_bad_events_are_refused_before_anything_is_written(world, event, message
         (report(mrr=float("nan")), "metric 'mrr' is not finite"),
         (report(hit_at_k="0.9"), "metric 'hit_at_k' is missing or not a number"),
         (report(hit_at_k=True), "metric 'hit_at_k' is missing or not a number"),
-        ({**report(), "metrics": {"hit_at_k": 0.9, "mrr": 0.8}}, "metric 'answer_similarity' is missing"),
-        ({**report(), "skipped_metrics": {"answer_similarity": "no judge"}}, "'answer_similarity' was skipped"),
+        ({**report(), "metrics": {"hit_at_k": 0.9, "mrr": 0.8}}, "metric 'answer_embedding_cosine' is missing"),
+        (
+            {**report(), "skipped_metrics": {"answer_embedding_cosine": "no judge"}},
+            "'answer_embedding_cosine' was skipped",
+        ),
         ({**report(), "schema_version": 2}, "malformed: schema_version"),
         ({k: v for k, v in report().items() if k != "mlflow_parent_run_id"}, "mlflow_parent_run_id: Field required"),
         ({**report(), "question_count": 0}, "question_count: Input should be greater than 0"),
