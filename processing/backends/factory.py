@@ -92,7 +92,8 @@ def _openai_judge(config: RunConfig, local_generator: Generator | None = None) -
 
 def _local_judge(config: RunConfig, local_generator: Generator | None = None) -> Judge:
     """MLflow's judge metrics graded by the packaged model: on the run's own llama-server when the generator is
-    the same local model (`local_generator`), else on a server this judge starts and stops on `close()`."""
+    the same local model (`local_generator`), else on a server this judge starts and stops on `close()`. One
+    call at a time whatever `judge_max_in_flight` says: queued requests would spend their timeout waiting."""
     from processing.backends.mlflow_judge import MlflowJudge, generator_transport
 
     owned = None if local_generator is not None else _local_generator(config, None)
@@ -101,7 +102,7 @@ def _local_judge(config: RunConfig, local_generator: Generator | None = None) ->
         generator_transport(server),  # type: ignore[arg-type]
         model_id=server.model_id,  # type: ignore[union-attr]
         provider="local",
-        max_in_flight=config.judge_max_in_flight,
+        max_in_flight=1,  # the server has one slot: more in flight would only queue there, against the timeout
         release=None if owned is None else owned.close,  # type: ignore[attr-defined]
     )
 

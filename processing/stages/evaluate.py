@@ -194,7 +194,7 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
             "judge": config.judge,
             "judge_model": "none" if judge is None else judge.model_id,
             "judge_metrics": "mlflow.metrics.genai v1, 1-5" if judge is not None else "none",
-            "judge_max_in_flight": config.judge_max_in_flight,
+            "judge_max_in_flight": 0 if judge is None else judge.max_in_flight,
             "decision_majority_label": majority_label,
             **{f"metric_{n}": d for n, d in DESCRIPTIONS.items()},
         }
