@@ -42,7 +42,9 @@ install-llm: install $(LLAMA_SERVER) ## Also build the local LLM server (run, te
 
 # The sample contexts are short paragraphs, so the local run cuts 200-character chunks for the strategies to differ;
 # the embedded model's answers are capped at 96 tokens (a label and a short explanation).
-SAMPLE_CHUNKING := --set chunk_size=200 --set chunk_overlap=40 --set max_answer_tokens=96
+# The embedded model also judges (judge=local: MLflow's judge metrics on the run's own llama-server); a 135M model
+# often writes no parsable grade, which each metric's coverage and the quality gate report.
+SAMPLE_CHUNKING := --set chunk_size=200 --set chunk_overlap=40 --set max_answer_tokens=96 --set judge=local
 PUBMEDQA ?= ../shared/data/pubmedqa/ori_pqal.json
 # The confidence bench answers as make run does (96-token answers); BENCH_SET="--set field=value" changes it.
 BENCH_SET ?= --set max_answer_tokens=96

@@ -120,13 +120,35 @@ def _run(args: argparse.Namespace) -> int:
         print(f"  {name:<32} {value:.4f}")
     for name, reason in summary["skipped_metrics"].items():
         print(f"  {name:<32} skipped: {reason}")
+    gate = summary["quality_gate"]
+    print(f"quality gate: {'passed' if gate['passed'] else 'failed: ' + '; '.join(gate['failures'])}")
     print(f"report: {report}")
     return 0
 
 
-def _named_dirs(pairs: Sequence[str]) -> dict[str, Path]:
-    dirs = parse_overrides(pairs)
-    return {name: Path(value) for name, value in dirs.items()}
+def stage_inputs(stage_id: str, pairs: Sequence[str]) -> dict[str, Path]:
+    """`--input NAME=DIR` flags, checked against the stage's inputs: every one given, known and an existing
+    directory (the dataset may be a file). Raises ValueError naming the flag, before any run exists."""
+    from processing.stages.registry import DATASET_INPUT, stage
+
+    expected = stage(stage_id).inputs
+    dirs: dict[str, Path] = {}
+    for pair in pairs:
+        name, sep, value = (part.strip() for part in pair.partition("="))
+        if not sep or not name or not value:
+            raise ValueError(f"--input {pair!r}: expected NAME=DIR")
+        if name not in expected:
+            raise ValueError(
+                f"--input {pair!r}: stage {stage_id} has no input {name!r} (its inputs: {', '.join(expected)})"
+            )
+        path = Path(value)
+        if not (path.is_dir() or (name == DATASET_INPUT and path.is_file())):
+            raise ValueError(f"--input {pair!r}: {path} is not an existing directory")
+        dirs[name] = path
+    missing = [name for name in expected if name not in dirs]
+    if missing:
+        raise ValueError(f"stage {stage_id} needs " + " ".join(f"--input {name}=DIR" for name in missing))
+    return dirs
 
 
 def _stage(args: argparse.Namespace) -> int:
@@ -136,8 +158,13 @@ def _stage(args: argparse.Namespace) -> int:
     from processing.tracking import ParentRun, start_parent
 
     config = _load(args)
+    inputs = stage_inputs(args.stage_id, args.inputs)
+    if args.output_dir.is_dir() and any(args.output_dir.iterdir()):
+        raise ValueError(
+            f"--output-dir {args.output_dir} is not empty: a stage writes a directory of its own "
+            "(an index left there would be merged into the new one)"
+        )
     preflight(config)
-    inputs = _named_dirs(args.inputs)
     candidates = [args.parent_run_file] if args.parent_run_file else [d / PARENT_RUN_FILE for d in inputs.values()]
     found = next((p for p in candidates if p.is_file()), None)
     if found:
@@ -203,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, DatasetError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (CloudBackendError, GeneratorError, RuntimeError) as error:  # a cloud service or its setup failed
+    except (CloudBackendError, GeneratorError, RuntimeError, OSError) as error:  # a service, its setup or a file
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # the run is already marked FAILED and its local LLM server stopped

@@ -61,11 +61,25 @@ class RunConfig(BaseModel):
         1, ge=1, le=64, description="questions answered (and judged) at once; the local server gets as many slots"
     )
     extractive_sentences: int = Field(2, ge=1, le=20, description="sentences the extractive baseline returns")
-    judge: str = "none"
+    judge: str = Field("none", description="none, bedrock, openai (an OpenAI-compatible server) or local")
+    judge_url: str = Field("", description="judge=openai: API root incl. version, e.g. http://127.0.0.1:8000/v1")
+    judge_model: str = Field("", description="judge=openai: model name the server serves")
+    judge_api_key_env: str = Field(
+        "", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$", description="judge=openai: env var holding the API key"
+    )
+    judge_max_in_flight: int = Field(4, ge=1, le=64, description="judge calls running at once")
+    min_judge_coverage: float = Field(
+        0.9, ge=0.0, le=1.0, description="quality gate: share of rows every judge metric must score"
+    )
+    pii_action: Literal["report", "redact", "fail"] = Field(
+        "report", description="personal data in the dataset: count it, replace it with <TYPE>, or refuse the dataset"
+    )
     relevance_threshold: float = Field(0.3, ge=-1.0, le=1.0, description="min retrieval score the grader keeps")
     min_hit_at_k: float = Field(0.0, ge=0.0, le=1.0, description="quality gate on hit@k")
     min_mrr: float = Field(0.0, ge=0.0, le=1.0, description="quality gate on MRR")
-    min_answer_similarity: float = Field(0.0, ge=0.0, le=1.0, description="quality gate on answer similarity")
+    min_answer_embedding_cosine: float = Field(
+        0.0, ge=0.0, le=1.0, description="quality gate on the answer's embedding cosine to LONG_ANSWER"
+    )
     # AWS backends (processing/backends/cloud.py); "" means not set.
     aws_region: str = Field("", description="region of every AWS client; empty: the boto3 session's region")
     sagemaker_embedding_endpoint: str = Field("", pattern=ENDPOINT_NAME)
@@ -184,8 +198,13 @@ class RunConfig(BaseModel):
             missing = [name for name in ("generator_url", "generator_model") if not getattr(self, name)]
             if missing:
                 raise ValueError(f"generator 'openai' needs {' and '.join(missing)}")
-        if self.generator_url and urlparse(self.generator_url).scheme not in ("http", "https"):
-            raise ValueError(f"generator_url must be an http(s) URL, got {self.generator_url!r}")
+        if self.judge == "openai":
+            missing = [name for name in ("judge_url", "judge_model") if not getattr(self, name)]
+            if missing:
+                raise ValueError(f"judge 'openai' needs {' and '.join(missing)}")
+        for name in ("generator_url", "judge_url"):
+            if getattr(self, name) and urlparse(getattr(self, name)).scheme not in ("http", "https"):
+                raise ValueError(f"{name} must be an http(s) URL, got {getattr(self, name)!r}")
         return self
 
 

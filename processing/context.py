@@ -23,6 +23,7 @@ class Backends:
     config: RunConfig
     embedder_instance: Embedder | None = None
     generator_instance: Generator | None = field(default=None, repr=False)
+    judge_instance: Judge | None = field(default=None, repr=False)
 
     def embedder(self) -> Embedder:
         if self.embedder_instance is None:
@@ -41,13 +42,18 @@ class Backends:
         return self.generator_instance
 
     def judge(self) -> Judge | None:
-        return factory.build_judge(self.config)
+        """The configured judge; `judge=local` grades on the generator's own server when that is the same model."""
+        if self.judge_instance is None:
+            shared = self.config.judge == "local" and self.config.generator == "local"
+            self.judge_instance = factory.build_judge(self.config, self.generator() if shared else None)
+        return self.judge_instance
 
     def close(self) -> None:
-        generator, self.generator_instance = self.generator_instance, None
-        close = getattr(generator, "close", None)
-        if close is not None:
-            close()
+        for backend in (self.judge_instance, self.generator_instance):
+            close = getattr(backend, "close", None)
+            if close is not None:
+                close()
+        self.judge_instance = self.generator_instance = None
 
     def __enter__(self) -> Backends:
         return self

@@ -143,10 +143,19 @@ class JudgeInput:
     ground_truth: str
 
 
+@dataclass(frozen=True)
+class JudgeScores:
+    """One judge metric over the rows: a 1-5 score per row (None: no usable reply) and the judge's reason."""
+
+    scores: tuple[int | None, ...]
+    justifications: tuple[str | None, ...]
+
+
 @runtime_checkable
 class Judge(Protocol):
     model_id: str
+    provider: str
 
-    def score(self, rows: Sequence[JudgeInput]) -> dict[str, list[float | None]]:
-        """Per-metric scores, one per row; None where the judge gave no usable score for that row."""
+    def score(self, rows: Sequence[JudgeInput]) -> dict[str, JudgeScores]:
+        """Per-metric scores and justifications, one per row, keyed by the metric's logged name."""
         ...

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -45,6 +46,19 @@ def stage_dirs(work_dir: Path, dataset: Path) -> dict[str, Path]:
     return {DATASET_INPUT: dataset, **{spec.output: work_dir / spec.output for spec in STAGES}}
 
 
+def clear_work_dir(work_dir: Path) -> None:
+    """Remove what an earlier run left in `work_dir` (every stage output, the parent and config files), so a
+    reused directory never mixes that run's chunks or index into this one's; anything else there is kept."""
+    for spec in STAGES:
+        output = work_dir / spec.output
+        if output.is_dir() and not output.is_symlink():
+            shutil.rmtree(output)
+        else:
+            output.unlink(missing_ok=True)
+    for name in (PARENT_RUN_FILE, CONFIG_FILE):
+        (work_dir / name).unlink(missing_ok=True)
+
+
 def _stage_command(spec: StageSpec, config_file: Path, dirs: Mapping[str, Path], parent_file: Path) -> list[str]:
     command = [sys.executable, "-m", "processing", "stage", spec.stage_id, "--config", str(config_file)]
     for name in spec.inputs:
@@ -57,6 +71,10 @@ def run_pipeline(
 ) -> tuple[ParentRun, Path]:
     """Run every stage; returns the parent run and the report's path. Raises on the first failing stage."""
     preflight(config)
+    outputs = {(work_dir / spec.output).resolve() for spec in STAGES}
+    if outputs & {dataset.resolve(), *dataset.resolve().parents}:
+        raise ValueError(f"--dataset {dataset} lies in a stage output of --work-dir {work_dir}, which a run replaces")
+    clear_work_dir(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     parent = start_parent(config, dataset.name)
     parent_file = work_dir / PARENT_RUN_FILE
@@ -78,8 +96,8 @@ def run_pipeline(
                 done = subprocess.run(_stage_command(spec, work_dir / CONFIG_FILE, dirs, parent_file), check=False)  # noqa: S603
                 if done.returncode:
                     raise StageFailedError(f"stage {spec.stage_id} exited with status {done.returncode}")
-    except BaseException:
-        finish_parent(parent, "FAILED")
+    except BaseException as error:
+        finish_parent(parent, "FAILED", error)
         raise
     return parent, dirs[STAGES[-1].output] / "report.json"
 

@@ -25,6 +25,8 @@ from processing.paths import LOCAL_STORE
 
 ROLE_TAG = "ragops.role"
 PIPELINE_ROLE = "pipeline"
+ERROR_TAG = "ragops.error"  # why a run FAILED, on the stage run and on its parent
+MAX_TAG_CHARS = 5000  # MLflow keeps tag values up to 8,000 characters
 
 
 def tracking_uri() -> str:
@@ -97,8 +99,19 @@ def start_parent(config: RunConfig, dataset: str) -> ParentRun:
     return ParentRun(run.info.run_id, exp)
 
 
-def finish_parent(parent: ParentRun, status: str) -> None:
-    configure().set_terminated(parent.run_id, status)
+def error_text(error: BaseException) -> str:
+    """What a failed run records: the exception's type and message (an interrupt has no message)."""
+    message = str(error) or "no message"
+    return f"{type(error).__name__}: {message}"[:MAX_TAG_CHARS]
+
+
+def finish_parent(parent: ParentRun, status: str, error: BaseException | None = None) -> None:
+    """End the parent run; a failure records its error as the `ragops.error` tag, unless the failing stage's
+    own process already recorded a more precise one."""
+    client = configure()
+    if error is not None and ERROR_TAG not in client.get_run(parent.run_id).data.tags:
+        client.set_tag(parent.run_id, ERROR_TAG, error_text(error))
+    client.set_terminated(parent.run_id, status)
 
 
 def log_parent_metrics(parent: ParentRun, metrics: Mapping[str, float]) -> None:
@@ -109,13 +122,17 @@ def log_parent_metrics(parent: ParentRun, metrics: Mapping[str, float]) -> None:
 
 @contextmanager
 def stage_run(parent: ParentRun, run_name: str) -> Iterator[mlflow.ActiveRun]:
-    """A nested run under `parent`; on error both are marked FAILED and the error propagates."""
+    """A nested run under `parent`; on error both are marked FAILED with the error as a tag, and it propagates."""
     configure()
     try:
         with mlflow.start_run(
             run_name=run_name, experiment_id=parent.experiment_id, parent_run_id=parent.run_id
         ) as run:
-            yield run
-    except BaseException:
-        finish_parent(parent, RunStatus.to_string(RunStatus.FAILED))
+            try:
+                yield run
+            except BaseException as error:
+                mlflow.set_tag(ERROR_TAG, error_text(error))
+                raise
+    except BaseException as error:
+        finish_parent(parent, RunStatus.to_string(RunStatus.FAILED), error)
         raise

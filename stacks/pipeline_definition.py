@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from processing.paths import PARENT_RUN_FILE
-from processing.pipelines.parameters import DATASET_URI, GIT_SHA, IMAGE_URI, declare, run_parameters
+from processing.pipelines.parameters import DATASET_URI, GATED_METRICS, GIT_SHA, IMAGE_URI, declare, run_parameters
 from processing.stages.registry import DATASET_INPUT, SHARDS_DIR, STAGES, StageSpec
 
 DEFINITION_VERSION = "2020-12-01"
@@ -36,9 +36,6 @@ PROMOTE_STEP = "Promote"
 FAIL_STEP = "ThresholdsNotMet"
 DECISION_STEP = "PromotionDecision"
 REJECTED_STEP = "PromotionRejected"
-
-# Report metric -> the run-config field holding its threshold (the promotion hook checks the same names).
-GATED_METRICS = {"hit_at_k": "min_hit_at_k", "mrr": "min_mrr", "answer_similarity": "min_answer_similarity"}
 
 
 @dataclass(frozen=True)

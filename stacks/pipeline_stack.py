@@ -294,7 +294,7 @@ class PipelineStack(cdk.Stack):
             "judge_model_id": config.bedrock.judge_model_id,
             "min_hit_at_k": thresholds.get("hit_at_k", 0.0),
             "min_mrr": thresholds.get("mrr", 0.0),
-            "min_answer_similarity": thresholds.get("answer_similarity", 0.0),
+            "min_answer_embedding_cosine": thresholds.get("answer_embedding_cosine", 0.0),
             "generation_concurrency": config.processing.generation_concurrency,
             "index_retention_hours": config.index_retention_hours,
             IMAGE_URI: self.image.image_uri,

@@ -13,6 +13,14 @@ _NEGATION = re.compile(r"\b(no|not|never|neither|nor|cannot|without|none|fails?|
 _HEDGE = re.compile(r"\b(may|might|unclear|uncertain|possibly|depends|inconclusive|mixed|partly|partially)\b", re.I)
 
 
+def decision_source(answer: str) -> str:
+    """How `parse_decision` read the answer: its leading label, or keyword cues (a guess, not a statement)."""
+    words = re.findall(r"[a-z']+", answer.lower())
+    if not words:
+        return "empty"
+    return "leading label" if words[0] in DECISIONS else "keyword cues"
+
+
 def parse_decision(answer: str) -> str | None:
     """The decision in `answer`, or None for an empty answer."""
     words = re.findall(r"[a-z']+", answer.lower())

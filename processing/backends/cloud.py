@@ -127,13 +127,18 @@ def bedrock_cmi_generator(
         raise CloudBackendError(f"generator=bedrock-cmi: generator_endpoint: {error}") from error
 
 
-def bedrock_judge(config: RunConfig, *, session: boto3.Session | None = None) -> Judge:
+def bedrock_judge(
+    config: RunConfig, local_generator: Generator | None = None, *, session: boto3.Session | None = None
+) -> Judge:
+    """MLflow's judge metrics graded by a Bedrock model through Converse (`backends/bedrock_judge.py`)."""
     from processing.backends.aws_session import arn_region
-    from processing.backends.bedrock_judge import BedrockJudge
+    from processing.backends.bedrock_judge import BedrockConverseTransport
+    from processing.backends.mlflow_judge import MlflowJudge
 
     model = config.judge_model_id
     context = _aws(config, "judge", session, {f"judge model {model}": arn_region(model)})
-    return BedrockJudge(context.client("bedrock-runtime"), model_id=model)
+    transport = BedrockConverseTransport(context.client("bedrock-runtime"), model_id=model)
+    return MlflowJudge(transport, model_id=model, provider="bedrock", max_in_flight=config.judge_max_in_flight)
 
 
 # role -> (endpoint name field, endpoint config field) of the SageMaker endpoints a run may bring up.

@@ -39,16 +39,19 @@ def _extractive_generator(config: RunConfig, embedder: Embedder) -> Generator:
     return ExtractiveGenerator(embedder, sentences=config.extractive_sentences)
 
 
-def _openai_generator(config: RunConfig, embedder: Embedder) -> Generator:
-    """The API key is read from the environment variable the config names, never from the config itself."""
+def _api_key(field: str, key_env: str) -> str | None:
+    """The API key from the environment variable the config names, never from the config itself."""
     import os
 
+    if key_env and not os.environ.get(key_env):
+        raise ValueError(f"{field}: environment variable {key_env} is not set")
+    return os.environ[key_env] if key_env else None
+
+
+def _openai_generator(config: RunConfig, embedder: Embedder) -> Generator:
     from processing.generators.openai_compatible import OpenAICompatibleGenerator
 
-    key_env = config.generator_api_key_env
-    if key_env and not os.environ.get(key_env):
-        raise ValueError(f"generator_api_key_env: environment variable {key_env} is not set")
-    api_key = os.environ[key_env] if key_env else None
+    api_key = _api_key("generator_api_key_env", config.generator_api_key_env)
     return OpenAICompatibleGenerator(
         config.generator_url, config.generator_model, api_key=api_key, top_logprobs=config.top_logprobs
     )
@@ -77,8 +80,40 @@ GENERATORS: dict[str, Callable[..., Any]] = {
     "extractive": _extractive_generator,
     "openai": _openai_generator,
 }
-# name -> constructor(config) -> Judge; "none" means judge metrics are recorded as skipped
-JUDGES: dict[str, Callable[..., Any] | None] = {"none": None}
+
+
+def _openai_judge(config: RunConfig, local_generator: Generator | None = None) -> Judge:
+    """MLflow's judge metrics graded by an OpenAI-compatible server (vLLM, llama.cpp server, Ollama)."""
+    from processing.backends.mlflow_judge import MlflowJudge, generator_transport
+    from processing.generators.openai_compatible import OpenAICompatibleGenerator
+
+    api_key = _api_key("judge_api_key_env", config.judge_api_key_env)
+    server = OpenAICompatibleGenerator(config.judge_url, config.judge_model, api_key=api_key, top_logprobs=0)
+    transport = generator_transport(server)
+    return MlflowJudge(
+        transport, model_id=config.judge_model, provider="openai", max_in_flight=config.judge_max_in_flight
+    )
+
+
+def _local_judge(config: RunConfig, local_generator: Generator | None = None) -> Judge:
+    """MLflow's judge metrics graded by the packaged model: on the run's own llama-server when the generator is
+    the same local model (`local_generator`), else on a server this judge starts and stops on `close()`. One
+    call at a time whatever `judge_max_in_flight` says: queued requests would spend their timeout waiting."""
+    from processing.backends.mlflow_judge import MlflowJudge, generator_transport
+
+    owned = None if local_generator is not None else _local_generator(config, None)
+    server = local_generator or owned
+    return MlflowJudge(
+        generator_transport(server),  # type: ignore[arg-type]
+        model_id=server.model_id,  # type: ignore[union-attr]
+        provider="local",
+        max_in_flight=1,  # the server has one slot: more in flight would only queue there, against the timeout
+        release=None if owned is None else owned.close,  # type: ignore[attr-defined]
+    )
+
+
+# name -> constructor(config, local generator to share or None) -> Judge; "none": judge metrics are skipped
+JUDGES: dict[str, Callable[..., Any] | None] = {"none": None, "openai": _openai_judge, "local": _local_judge}
 
 # AWS backends (processing.backends.cloud): each constructor also works with the config alone.
 EMBEDDERS["sagemaker"] = cloud.sagemaker_embedder
@@ -108,9 +143,9 @@ def build_generator(config: RunConfig, embedder: Embedder) -> Generator:
     return GENERATORS[config.generator](config, embedder)
 
 
-def build_judge(config: RunConfig) -> Judge | None:
+def build_judge(config: RunConfig, local_generator: Generator | None = None) -> Judge | None:
     constructor = JUDGES[config.judge]
-    return None if constructor is None else constructor(config)
+    return None if constructor is None else constructor(config, local_generator)
 
 
 def check_backends(config: RunConfig) -> None:
@@ -119,7 +154,7 @@ def check_backends(config: RunConfig) -> None:
     check that the local generator's server binary and weights are installed."""
     for role, name in cloud.selected(config):
         REGISTRIES[role][name](config)
-    if config.generator == "local":  # binary and hash-checked weights present, before any run is recorded
+    if "local" in (config.generator, config.judge):  # binary and hash-checked weights, before any run exists
         from processing.local_llm.models import resolve_weights
         from processing.local_llm.server import find_binary
 

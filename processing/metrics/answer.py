@@ -27,7 +27,7 @@ def token_f1(row: EvalRow) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def answer_similarity(row: EvalRow) -> float:
+def answer_embedding_cosine(row: EvalRow) -> float:
     """Cosine similarity of the answer's and the long answer's embeddings, clipped to [0, 1]."""
     return float(min(1.0, max(0.0, float(row.answer_vector @ row.reference_vector))))
 

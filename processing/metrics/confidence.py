@@ -1,7 +1,7 @@
 """Confidence across a run: the per-question columns, their aggregates, how well answer confidence separates
 correct from incorrect answers (AUROC) and how calibrated it is (ECE), and what early pruning saved and cost.
 
-Correctness labels come from the judge's `answer_correctness` (>= 0.5 is correct) when a judge scored the
+Correctness labels come from the judge's `answer_correctness/v1` (4 or 5 of 5 is correct) when a judge scored the
 answer, else from an exact match of the answer's yes/no/maybe decision with the gold `final_decision`. When
 the agent abstained for low confidence the judge saw the abstention, not the scored answer, so that answer
 is labelled by its decision. Every metric that cannot be computed is returned as skipped with the reason.
@@ -17,8 +17,8 @@ from typing import Any
 from processing.confidence.assessment import NO_LOGPROBS, AnswerAssessment
 from processing.confidence.measures import CalibrationReport, auroc, calibration_report
 
-JUDGE_CORRECT_AT = 0.5
-PRUNING_COMPARED = ("token_f1", "answer_similarity", "decision_accuracy")
+JUDGE_CORRECT_AT = 4  # answer_correctness/v1 on 1-5: 4 is "mostly correct", 3 still has omissions or errors
+PRUNING_COMPARED = ("token_f1", "answer_embedding_cosine", "decision_accuracy")
 CONFIDENCE_COLUMNS = tuple(AnswerAssessment(unavailable_reason=NO_LOGPROBS).record())
 NO_LABEL = "no answer started with a yes/no/maybe label that had top-k alternatives"
 MEAN_MEASURES = {  # run metric -> per-question column averaged over the answers that have it
@@ -50,7 +50,7 @@ PRUNING_METRICS = (
 
 
 def correctness_label(
-    answer: Mapping[str, Any], gold_decision: str, judge_correctness: float | None
+    answer: Mapping[str, Any], gold_decision: str, judge_correctness: int | None
 ) -> tuple[bool | None, str]:
     """(is the generated answer correct, where the label came from); None when nothing was generated."""
     if judge_correctness is not None and not answer["abstained"]:

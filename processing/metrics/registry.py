@@ -1,7 +1,12 @@
-"""Metric names -> functions, and the judge metrics that need a judge model."""
+"""Offline metric names -> functions, their descriptions, and the majority-label baseline of the decisions.
+
+Judge metrics (MLflow's, `backends/mlflow_judge.py`) have names of their own (`answer_similarity/v1/mean`):
+the offline embedding cosine is `answer_embedding_cosine`, so the two can never be read for each other.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from statistics import fmean
 
@@ -13,7 +18,7 @@ METRICS: dict[str, Callable[[EvalRow], float]] = {
     "mrr": retrieval.mrr,
     "ndcg_at_k": retrieval.ndcg_at_k,
     "token_f1": answer.token_f1,
-    "answer_similarity": answer.answer_similarity,
+    "answer_embedding_cosine": answer.answer_embedding_cosine,
     "decision_accuracy": answer.decision_accuracy,
 }
 
@@ -22,12 +27,17 @@ DESCRIPTIONS: dict[str, str] = {
     "mrr": "mean reciprocal rank of the first gold-context chunk in the top k",
     "ndcg_at_k": "normalised discounted cumulative gain at k, binary relevance",
     "token_f1": "token-overlap F1 of answer vs LONG_ANSWER",
-    "answer_similarity": "offline: embedding cosine of answer vs LONG_ANSWER (run embedding model), clipped to [0,1]",
-    "decision_accuracy": "share of answers whose yes/no/maybe matches final_decision",
+    "answer_embedding_cosine": "offline: embedding cosine of answer vs LONG_ANSWER (run embedding model), "
+    "clipped to [0,1]; not the judge's answer_similarity/v1",
+    "decision_accuracy": "share of answers whose yes/no/maybe matches final_decision: the answer's leading label, "
+    "else keyword cues (agent/decision.py, decision_source column); compare decision_accuracy_majority_baseline",
 }
 
-# Scored by a judge model (LLM-as-judge); "judge_" marks the one whose name the offline metric already uses.
-JUDGE_METRICS: tuple[str, ...] = ("answer_correctness", "judge_answer_similarity", "answer_relevance", "faithfulness")
+
+def majority_baseline(gold_decisions: Sequence[str]) -> tuple[str, float]:
+    """(the most common gold label, the accuracy of always answering it): what decision_accuracy must beat."""
+    label, count = Counter(gold_decisions).most_common(1)[0]
+    return label, count / len(gold_decisions)
 
 
 def score_rows(rows: Sequence[EvalRow]) -> list[dict[str, float]]:

@@ -48,11 +48,26 @@ ENVIRONMENT_FIELDS = frozenset(
         "judge",
         "judge_model_id",
         "generation_concurrency",
+        "judge_url",
+        "judge_model",
+        "judge_api_key_env",
+        "min_judge_coverage",
         "min_hit_at_k",
         "min_mrr",
-        "min_answer_similarity",
+        "min_answer_embedding_cosine",
     }
 )
+
+
+# Report metric -> the run-config field holding its minimum: the evaluation stage's quality gate and the
+# pipeline's QualityGate step check the same pairs (judge_coverage only where a judge is configured locally;
+# the cloud pipeline always has one, so there a report without it fails the gate).
+GATED_METRICS = {
+    "hit_at_k": "min_hit_at_k",
+    "mrr": "min_mrr",
+    "answer_embedding_cosine": "min_answer_embedding_cosine",
+    "judge_coverage": "min_judge_coverage",
+}
 
 
 def pipeline_prefix(environment: str) -> str:

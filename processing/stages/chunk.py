@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from statistics import fmean
+from statistics import fmean, median
 
 from processing.chunking import chunk_id, make_splitter
 from processing.config import RunConfig
@@ -50,6 +50,23 @@ def chunk_corpus(
     return unique, by_source, produced
 
 
+CHUNK_STATISTICS_FILE = "chunk_statistics.json"
+
+
+def chunk_statistics(unique: Mapping[str, Chunk], by_source: Mapping[str, list[str]], produced: int) -> dict:
+    """The DataChunking artifact: chunk lengths, chunks per source, and how many duplicates collapsed."""
+    lengths = sorted(len(c.text) for c in unique.values())
+    per_source = [len(ids) for ids in by_source.values()]
+    return {
+        "chunks_produced": produced,
+        "unique_chunks": len(unique),
+        "duplicates_collapsed": produced - len(unique),
+        "length_chars": {"min": lengths[0], "median": median(lengths), "max": lengths[-1], "mean": fmean(lengths)},
+        "chunks_per_source": {"min": min(per_source), "median": median(per_source), "max": max(per_source)},
+        "sources": len(by_source),
+    }
+
+
 def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context: StageContext) -> None:
     import mlflow
 
@@ -75,6 +92,7 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
             "avg_chunk_length": fmean(len(c.text) for c in unique.values()),
         }
     )
+    mlflow.log_dict(chunk_statistics(unique, by_source, produced), CHUNK_STATISTICS_FILE)
 
 
 CHUNKS_PER_SHARD = 10_000  # 1M chunks: 100 files, about 12 MB each

@@ -7,13 +7,13 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from statistics import fmean
 from typing import Any
 
+from processing.agent.decision import decision_source
 from processing.config import RunConfig
 from processing.context import StageContext
 from processing.datasets import QaRecord
-from processing.interfaces import Judge, JudgeInput
+from processing.interfaces import JudgeInput
 from processing.metrics.confidence import ConfidenceSummary, correctness_label, question_columns, summarize
 from processing.metrics.confidence_plots import (
     CONFIDENCE_PLOT,
@@ -21,8 +21,10 @@ from processing.metrics.confidence_plots import (
     confidence_vs_correctness,
     reliability_diagram,
 )
-from processing.metrics.registry import DESCRIPTIONS, JUDGE_METRICS, mean_scores, score_rows
+from processing.metrics.judge import JudgeSummary, summarize_judge
+from processing.metrics.registry import DESCRIPTIONS, majority_baseline, mean_scores, score_rows
 from processing.metrics.row import EvalRow
+from processing.pipelines.parameters import GATED_METRICS
 from processing.stages.files import (
     ANSWERS_FILE,
     GOLD_FILE,
@@ -60,25 +62,6 @@ def build_rows(
         )
         for i, a in enumerate(answers)
     ]
-
-
-def judge_scores(
-    judge: Judge | None, rows: Sequence[JudgeInput]
-) -> tuple[dict[str, float], dict[str, str], list[float | None]]:
-    """(judge metric means, skipped judge metrics with the reason, per-row answer_correctness); never a zero for
-    a missing score. A judge reports the names in JUDGE_METRICS, each score already scaled to [0, 1].
-    """
-    if judge is None:
-        return {}, dict.fromkeys(JUDGE_METRICS, "no judge configured"), [None] * len(rows)
-    returned = judge.score(rows)
-    scores, skipped = {}, {}
-    for name in JUDGE_METRICS:
-        usable = [v for v in returned.get(name, []) if v is not None]
-        if usable:
-            scores[name] = fmean(usable)
-        else:
-            skipped[name] = f"judge {judge.model_id} returned no usable score"
-    return scores, skipped, list(returned.get("answer_correctness") or [None] * len(rows))
 
 
 def _write_table(path: Path, table: list[dict[str, Any]]) -> None:
@@ -119,6 +102,50 @@ def _log_confidence(summary: ConfidenceSummary, output_dir: Path) -> None:
             plt.close(figure)
 
 
+def gate_failures(metrics: Mapping[str, float], config: RunConfig) -> list[str]:
+    """Why the run misses its quality gate (empty: it passes). A missing metric fails, never passes."""
+    failures = []
+    for metric, field in GATED_METRICS.items():
+        if metric == "judge_coverage" and config.judge == "none":
+            continue
+        minimum, value = getattr(config, field), metrics.get(metric)
+        if value is None:
+            failures.append(f"{metric} missing ({field} {minimum:.4f})")
+        elif value < minimum:
+            failures.append(f"{metric} {value:.4f} < {field} {minimum:.4f}")
+    return failures
+
+
+def question_table(
+    records: Sequence[QaRecord],
+    rows: Sequence[EvalRow],
+    per_row: Sequence[Mapping[str, float]],
+    answers: Sequence[dict],
+    judged: JudgeSummary,
+    baselines: Sequence[Mapping[str, float] | None],
+) -> list[dict[str, Any]]:
+    """One row per question: what was asked and retrieved, what came back, and every score on it."""
+    by_id = {r.record_id: r for r in records}
+    return [
+        {
+            "question_id": r.question_id,
+            "question": by_id[r.question_id].question,
+            "reference": r.reference,
+            "retrieved_ids": [h["chunk_id"] for h in a["retrieved"]],
+            "retrieved_scores": [h["score"] for h in a["retrieved"]],
+            "contexts": list(a["contexts"]),
+            "answer": r.answer,
+            "decision": r.predicted_decision,
+            "decision_source": decision_source(r.answer) if not a["abstained"] else "abstained",
+            "gold_decision": r.gold_decision,
+            **s,
+            **j,
+            **question_columns(a, correctness_label(a, r.gold_decision, c), b),
+        }
+        for r, s, a, j, c, b in zip(rows, per_row, answers, judged.columns, judged.correctness, baselines, strict=True)
+    ]
+
+
 def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context: StageContext) -> None:
     import mlflow
 
@@ -130,9 +157,11 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
     rows = build_rows(records, gold, answers, context, config.top_k)
     per_row = score_rows(rows)
     metrics = mean_scores(per_row)
+    majority_label, metrics["decision_accuracy_majority_baseline"] = majority_baseline([r.gold_decision for r in rows])
     by_id = {r.record_id: r for r in records}
-    judged, skipped, correctness = judge_scores(
-        context.backends.judge(),
+    judge = context.backends.judge()
+    judged = summarize_judge(
+        judge,
         [
             JudgeInput(
                 by_id[a["question_id"]].question, a["answer"], tuple(a["contexts"]), by_id[a["question_id"]].long_answer
@@ -140,22 +169,15 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
             for a in answers
         ],
     )
-    metrics.update(judged)
-    baselines = _baseline_scores(records, gold, answers, context, config.top_k)
-    table = [
-        {
-            "question_id": r.question_id,
-            "answer": r.answer,
-            "decision": r.predicted_decision,
-            "gold_decision": r.gold_decision,
-            **s,
-            **question_columns(a, correctness_label(a, r.gold_decision, judge), baseline),
-        }
-        for r, s, a, judge, baseline in zip(rows, per_row, answers, correctness, baselines, strict=True)
-    ]
+    metrics.update(judged.metrics)
+    skipped = dict(judged.skipped)
+    table = question_table(
+        records, rows, per_row, answers, judged, _baseline_scores(records, gold, answers, context, config.top_k)
+    )
     summary = summarize(table, prune_contexts=config.prune_contexts, measure=config.confidence_measure)
     skipped.update(summary.skipped)
     _write_table(output_dir / PER_QUESTION_FILE, table)
+    failures = gate_failures(metrics, config)
     report = {
         "schema_version": REPORT_SCHEMA_VERSION,
         "mlflow_experiment": config.experiment_name,
@@ -165,13 +187,25 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
         "confidence_metrics": summary.metrics,
         "skipped_metrics": skipped,
         "question_count": len(rows),
+        "quality_gate": {"passed": not failures, "failures": failures},
     }
-    gate = {"hit_at_k": config.min_hit_at_k, "mrr": config.min_mrr, "answer_similarity": config.min_answer_similarity}
-    passed = all(metrics[name] >= minimum for name, minimum in gate.items())
-    mlflow.log_params({"judge": config.judge, **{f"metric_{n}": d for n, d in DESCRIPTIONS.items()}})
+    mlflow.log_params(
+        {
+            "judge": config.judge,
+            "judge_model": "none" if judge is None else judge.model_id,
+            "judge_metrics": "mlflow.metrics.genai v1, 1-5" if judge is not None else "none",
+            "judge_max_in_flight": 0 if judge is None else judge.max_in_flight,
+            "decision_majority_label": majority_label,
+            **{f"metric_{n}": d for n, d in DESCRIPTIONS.items()},
+        }
+    )
     mlflow.log_metrics(metrics | summary.metrics)
     mlflow.set_tags(
-        {"ragops.quality_gate": "passed" if passed else "failed", **{f"skipped.{n}": r for n, r in skipped.items()}}
+        {
+            "ragops.quality_gate": "failed" if failures else "passed",
+            "ragops.quality_gate_failures": "; ".join(failures) or "none",
+            **{f"skipped.{n}": r for n, r in skipped.items()},
+        }
     )
     mlflow.log_table(data={k: [row[k] for row in table] for k in table[0]}, artifact_file=PER_QUESTION_TABLE)
     _log_confidence(summary, output_dir)

@@ -8,6 +8,7 @@ between them. Nothing is searchable until the publish stage has checked the vers
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Mapping
@@ -77,6 +78,22 @@ def ingest_in_workers(
     }
 
 
+MANIFEST_FILE = "ingest_manifest.json"
+
+
+def manifest(chunks: list[Chunk], measured: Mapping[str, float], config: RunConfig, version: str) -> dict:
+    """The DataIngestion artifact: what was written where, and a digest of the chunk ids it holds."""
+    ids = sorted({chunk.chunk_id for chunk in chunks})
+    return {
+        "vector_store": config.vector_store,
+        "index_name": config.index_name,
+        "index_version": version,
+        "embedding_model": config.embedding_model,
+        "ingested_count": measured["ingested_count"],
+        "chunk_ids_sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
+    }
+
+
 def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context: StageContext) -> None:
     import mlflow
 
@@ -103,3 +120,4 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
     else:
         metrics = ingest(chunks, embedder, context.backends.vector_store(output_dir, context.index_version))
     mlflow.log_metrics(metrics)
+    mlflow.log_dict(manifest(chunks, metrics, config, context.index_version), MANIFEST_FILE)

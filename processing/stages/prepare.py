@@ -1,28 +1,86 @@
-"""DataPreparation: validate the dataset, normalise it to JSONL, and describe it (sizes, decisions, PII)."""
+"""DataPreparation: validate the dataset, screen it for personal data, normalise it to JSONL, and describe it
+(sizes, decisions, PII), with the dataset logged as the run's input under a content digest."""
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from statistics import fmean
 
+from processing import pii
 from processing.config import RunConfig
 from processing.context import StageContext
-from processing.datasets import DECISIONS, Dataset, load_dataset
-from processing.pii import count_pii
+from processing.datasets import DECISIONS, Dataset, DatasetError, Document, QaRecord, load_dataset
 from processing.stages.files import DOCUMENTS_FILE, QA_FILE, write_jsonl
 
 HISTOGRAM_FILE = "context_length_histogram.png"
+MAX_NAMED_SOURCES = 10
 
 
-def describe(dataset: Dataset) -> dict[str, float]:
+@dataclass(frozen=True)
+class PiiScreen:
+    counts: dict[str, int]  # every type, zero included
+    sources: tuple[str, ...]  # record or document ids holding any finding
+    dataset: Dataset  # redacted when pii_action=redact, else the input
+
+    @property
+    def detected(self) -> str:
+        return ",".join(name for name, count in self.counts.items() if count) or "none"
+
+
+def _redacted_record(record: QaRecord) -> tuple[QaRecord, Counter[str]]:
+    found: Counter[str] = Counter()
+
+    def clean(text: str) -> str:
+        findings = pii.find(text)
+        found.update(f.entity_type for f in findings)
+        return pii.redact(text, findings)
+
+    redacted = replace(
+        record,
+        question=clean(record.question),
+        long_answer=clean(record.long_answer),
+        contexts=tuple(clean(c) for c in record.contexts),
+    )
+    return redacted, found
+
+
+def screen(dataset: Dataset, action: str) -> PiiScreen:
+    """Count personal data per type; `redact` replaces each finding with `<TYPE>`, `fail` refuses the dataset."""
+    counts: Counter[str] = Counter()
+    sources: list[str] = []
+    records: list[QaRecord] = []
+    for record in dataset.records:
+        redacted, found = _redacted_record(record)
+        records.append(redacted)
+        counts.update(found)
+        sources += [record.record_id] if found else []
+    documents: list[Document] = []
+    for document in dataset.documents:
+        findings = pii.find(document.text)
+        counts.update(f.entity_type for f in findings)
+        sources += [document.doc_id] if findings else []
+        documents.append(replace(document, text=pii.redact(document.text, findings)))
+    result = PiiScreen(
+        {name: counts[name] for name in pii.PII_TYPES},
+        tuple(sources),
+        Dataset(tuple(records), tuple(documents)) if action == "redact" else dataset,
+    )
+    if action == "fail" and sources:
+        found = ", ".join(f"{count} {name}" for name, count in result.counts.items() if count)
+        named = ", ".join(repr(s) for s in sources[:MAX_NAMED_SOURCES])
+        more = f" and {len(sources) - MAX_NAMED_SOURCES} more" if len(sources) > MAX_NAMED_SOURCES else ""
+        raise DatasetError(f"pii_action=fail: the dataset holds personal data ({found}) in {named}{more}")
+    return result
+
+
+def describe(dataset: Dataset, pii_counts: Mapping[str, int]) -> dict[str, float]:
     """The DataPreparation metrics of a validated dataset."""
     lengths = [len(c) for r in dataset.records for c in r.contexts]
     decisions = Counter(r.final_decision for r in dataset.records)
-    texts = [t for r in dataset.records for t in (r.question, r.long_answer, *r.contexts)]
-    pii = count_pii([*texts, *(d.text for d in dataset.documents)])
     return {
         "total_qa_pairs": len(dataset.records),
         "unique_questions": len({" ".join(r.question.split()).casefold() for r in dataset.records}),
@@ -30,9 +88,17 @@ def describe(dataset: Dataset) -> dict[str, float]:
         "avg_context_length": fmean(lengths),
         "document_count": len(dataset.documents),
         **{f"decision_{d}_count": decisions[d] for d in DECISIONS},
-        **{f"pii_{name}_count": count for name, count in pii.items()},
-        "pii_total_count": sum(pii.values()),
+        **{f"pii_{name.lower()}_count": count for name, count in pii_counts.items()},
+        "pii_total_count": sum(pii_counts.values()),
     }
+
+
+def content_digest(output_dir: Path) -> str:
+    """sha256 over the normalised files the later stages read, so equal content gives an equal digest."""
+    digest = hashlib.sha256()
+    for name in (QA_FILE, DOCUMENTS_FILE):
+        digest.update((output_dir / name).read_bytes())
+    return digest.hexdigest()
 
 
 def _histogram(dataset: Dataset, path: Path) -> object:
@@ -49,16 +115,51 @@ def _histogram(dataset: Dataset, path: Path) -> object:
     return figure
 
 
+def _log_input(dataset: Dataset, source: Path, digest: str, context: StageContext) -> None:
+    """The dataset as an MLflow input of this run and of the parent, named by its content digest."""
+    import mlflow
+    import pandas as pd
+    from mlflow.entities import DatasetInput, InputTag
+
+    from processing.tracking import configure
+
+    frame = pd.DataFrame(
+        {
+            "question": [r.question for r in dataset.records],
+            "long_answer": [r.long_answer for r in dataset.records],
+            "final_decision": [r.final_decision for r in dataset.records],
+        },
+        index=[r.record_id for r in dataset.records],
+    )
+    logged = mlflow.data.from_pandas(frame, source=str(source.resolve()), name=source.name, digest=digest[:32])
+    mlflow.log_input(logged, context="dataset")
+    configure().log_inputs(
+        context.parent.run_id, [DatasetInput(logged._to_mlflow_entity(), [InputTag("mlflow.data.context", "dataset")])]
+    )
+
+
 def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context: StageContext) -> None:
     import mlflow
     from matplotlib import pyplot as plt
 
     source = inputs["dataset"]
-    dataset = load_dataset(source)
+    checked = screen(load_dataset(source), config.pii_action)
+    dataset = checked.dataset
     write_jsonl(output_dir / QA_FILE, (r.to_json() for r in dataset.records))
     write_jsonl(output_dir / DOCUMENTS_FILE, (asdict(d) for d in dataset.documents))
-    mlflow.log_params({"dataset": source.name, "dataset_format": "pubmedqa"})
-    mlflow.log_metrics(describe(dataset))
+    digest = content_digest(output_dir)
+    mlflow.log_params(
+        {
+            "dataset": source.name,
+            "dataset_format": "pubmedqa",
+            "dataset_sha256": digest,
+            "pii_action": config.pii_action,
+            "pii_types_detected": checked.detected,
+            "pii_types_not_detected": pii.NOT_DETECTED,
+        }
+    )
+    mlflow.log_metrics(describe(dataset, checked.counts))
+    _log_input(dataset, source, digest, context)
     figure = _histogram(dataset, output_dir / HISTOGRAM_FILE)
     mlflow.log_figure(figure, HISTOGRAM_FILE)
     plt.close(figure)

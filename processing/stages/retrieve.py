@@ -1,4 +1,8 @@
-"""RAGRetrieval: the agent answers every question (retrieve -> grade -> generate -> assess, or abstain)."""
+"""RAGRetrieval: the agent answers every question (retrieve -> grade -> generate -> assess, or abstain).
+
+Each question's agent run is an MLflow trace (LangChain autolog over the LangGraph graph: one trace per
+question, a span per node), and the answers file is logged as the run's artifact.
+"""
 
 from __future__ import annotations
 
@@ -77,10 +81,16 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
     generator = context.backends.generator()
     store = context.backends.vector_store(inputs["index"], context.index_version)
     agent = build_agent(context.backends.embedder(), store, generator, config)
+    mlflow.langchain.autolog(log_traces=True, silent=True)  # one trace per question
     started = time.perf_counter()
-    rows, latencies = answer_all(agent, read_records(inputs["prepared"]), config.generation_concurrency)
+    try:
+        rows, latencies = answer_all(agent, read_records(inputs["prepared"]), config.generation_concurrency)
+    finally:
+        mlflow.langchain.autolog(disable=True)
+        mlflow.flush_trace_async_logging()
     elapsed = time.perf_counter() - started
     write_jsonl(output_dir / ANSWERS_FILE, rows)
+    mlflow.log_artifact(str(output_dir / ANSWERS_FILE))
     status = confidence_status(rows)
     if status != "available":
         logger.info("agent confidence edges skipped for unscored answers: confidence %s", status)

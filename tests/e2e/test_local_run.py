@@ -18,7 +18,10 @@ EXPERIMENT = "e2e-modes"
 QUESTIONS = 6
 CONFIG = RunConfig(experiment_name=EXPERIMENT, chunk_size=200, chunk_overlap=20, max_answer_tokens=48)
 EXPECTED = {
-    "DataPreparation": (["dataset"], ["total_qa_pairs", "unique_questions", "avg_context_length", "pii_email_count"]),
+    "DataPreparation": (
+        ["dataset"],
+        ["total_qa_pairs", "unique_questions", "avg_context_length", "pii_email_address_count"],
+    ),
     "DataChunking": (
         ["chunking_strategy_type", "chunking_strategy_chunk_size"],
         ["total_source_contexts_entries", "total_contexts_chunked", "total_unique_chunks_final"],
@@ -26,7 +29,10 @@ EXPECTED = {
     "DataIngestion": (["embedding_model", "hnsw_m", "space_type", "index_version"], ["ingested_count"]),
     "IndexPublish": (["index_name", "index_version"], ["expected_chunk_count", "index_document_count"]),
     "RAGRetrieval": (["generator_kind", "top_k", "confidence"], ["abstention_rate", "question_count"]),
-    "RAGEvaluation": (["metric_answer_similarity"], ["hit_at_k", "mrr", "ndcg_at_k", "answer_similarity"]),
+    "RAGEvaluation": (
+        ["metric_answer_embedding_cosine", "decision_majority_label"],
+        ["hit_at_k", "mrr", "ndcg_at_k", "answer_embedding_cosine", "decision_accuracy_majority_baseline"],
+    ),
 }
 
 
@@ -52,7 +58,7 @@ def test_single_and_multi_process_runs_measure_the_same(runs) -> None:
         assert 0.0 <= value <= 1.0
     assert single["question_count"] == multi["question_count"] == QUESTIONS
     assert single["confidence_metrics"] == pytest.approx(multi["confidence_metrics"], abs=1e-6)  # greedy decoding
-    assert single["skipped_metrics"]["answer_correctness"] == "no judge configured"
+    assert single["skipped_metrics"]["answer_correctness/v1/mean"] == "no judge configured"
     confidence = single["confidence_metrics"]  # the embedded LLM returns log-probabilities: real numbers
     for name in (
         "mean_sequence_confidence",
@@ -75,6 +81,7 @@ def test_single_and_multi_process_runs_measure_the_same(runs) -> None:
         "confidence_metrics",
         "skipped_metrics",
         "question_count",
+        "quality_gate",
     }
     assert single["run_config"] == CONFIG.model_dump()
 

@@ -97,7 +97,9 @@ def test_report_holds_the_confidence_metrics(run) -> None:
     assert confidence["flagged_answer_share"] == 0.25
     assert confidence["prompt_tokens_saved_total"] > 0
     assert 0.0 < confidence["pruned_context_share"] < 1.0
-    assert {f"pruning_{m}_change" for m in ("token_f1", "answer_similarity", "decision_accuracy")} <= set(confidence)
+    assert {f"pruning_{m}_change" for m in ("token_f1", "answer_embedding_cosine", "decision_accuracy")} <= set(
+        confidence
+    )
     assert "confidence_auroc" not in run["report"]["skipped_metrics"]
 
 

@@ -22,12 +22,12 @@ EXECUTION_ID = "p4jn9xou8a8s"
 EXECUTION_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}/execution/{EXECUTION_ID}"
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/ragops-processing@sha256:{'a' * 64}"
 GIT_SHA = "0123456789abcdef0123456789abcdef01234567"
-THRESHOLDS = {"hit_at_k": 0.85, "mrr": 0.7, "answer_similarity": 0.5}
+THRESHOLDS = {"hit_at_k": 0.85, "mrr": 0.7, "answer_embedding_cosine": 0.5}
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def report(**metrics: object) -> dict:
-    values = {"hit_at_k": 0.9, "mrr": 0.75, "ndcg_at_k": 0.8, "token_f1": 0.4, "answer_similarity": 0.6}
+    values = {"hit_at_k": 0.9, "mrr": 0.75, "ndcg_at_k": 0.8, "token_f1": 0.4, "answer_embedding_cosine": 0.6}
     return {
         "schema_version": 1,
         "mlflow_experiment": "ragops-dev",
@@ -194,7 +194,7 @@ def test_passing_run_is_promoted_to_the_next_environment_with_its_full_record(wo
     assert pointer["execution_arn"] == world.arn
     assert pointer["image_uri"] == IMAGE
     assert pointer["git_sha"] == GIT_SHA
-    assert pointer["metrics"] == {"hit_at_k": 0.9, "mrr": 0.75, "answer_similarity": 0.6}
+    assert pointer["metrics"] == {"hit_at_k": 0.9, "mrr": 0.75, "answer_embedding_cosine": 0.6}
     key = f"promotions/dev/decisions/{PIPELINE}/{world.execution_id}.json"
     assert pointer["record_s3_uri"] == f"s3://{BUCKET}/{key}"
     stored = clients.s3.get_object(Bucket=BUCKET, Key=key, VersionId=pointer["record_version_id"])
@@ -210,10 +210,10 @@ def test_passing_run_is_promoted_to_the_next_environment_with_its_full_record(wo
 
 def test_a_rejection_is_recorded_and_returned_not_raised(world, capsys):
     clients = world.clients
-    put_report(report(mrr=0.5, answer_similarity=0.1), world.report_uri)
+    put_report(report(mrr=0.5, answer_embedding_cosine=0.1), world.report_uri)
     result = promotion.promote(step_event(world.arn), settings(), clients, NOW)
 
-    failures = ["answer_similarity 0.1000 < 0.5000", "mrr 0.5000 < 0.7000"]
+    failures = ["answer_embedding_cosine 0.1000 < 0.5000", "mrr 0.5000 < 0.7000"]
     assert result["decision"] == "rejected"
     assert result["failures"] == failures
     assert result["failure_summary"] == "; ".join(failures)  # what the pipeline's Fail step quotes
@@ -419,8 +419,11 @@ def test_bad_events_are_refused_before_anything_is_written(world, event, message
         (report(mrr=float("nan")), "metric 'mrr' is not finite"),
         (report(hit_at_k="0.9"), "metric 'hit_at_k' is missing or not a number"),
         (report(hit_at_k=True), "metric 'hit_at_k' is missing or not a number"),
-        ({**report(), "metrics": {"hit_at_k": 0.9, "mrr": 0.8}}, "metric 'answer_similarity' is missing"),
-        ({**report(), "skipped_metrics": {"answer_similarity": "no judge"}}, "'answer_similarity' was skipped"),
+        ({**report(), "metrics": {"hit_at_k": 0.9, "mrr": 0.8}}, "metric 'answer_embedding_cosine' is missing"),
+        (
+            {**report(), "skipped_metrics": {"answer_embedding_cosine": "no judge"}},
+            "'answer_embedding_cosine' was skipped",
+        ),
         ({**report(), "schema_version": 2}, "malformed: schema_version"),
         ({k: v for k, v in report().items() if k != "mlflow_parent_run_id"}, "mlflow_parent_run_id: Field required"),
         ({**report(), "question_count": 0}, "question_count: Input should be greater than 0"),

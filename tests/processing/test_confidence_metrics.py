@@ -43,15 +43,16 @@ def answer(
 
 
 def table_row(row, gold="yes", judge=None, scores=None, baseline=None):
-    metrics = scores or {"token_f1": 0.5, "answer_similarity": 0.5, "decision_accuracy": 1.0}
+    metrics = scores or {"token_f1": 0.5, "answer_embedding_cosine": 0.5, "decision_accuracy": 1.0}
     return metrics | question_columns(row, correctness_label(row, gold, judge), baseline)
 
 
 def test_labels_come_from_the_judge_else_from_the_decision() -> None:
-    assert correctness_label(answer(0.9), "no", 0.8) == (True, "judge")
+    assert correctness_label(answer(0.9), "no", 4) == (True, "judge")  # answer_correctness/v1: 4 of 5 is correct
+    assert correctness_label(answer(0.9), "yes", 3) == (False, "judge")  # 3 still has omissions or errors
     assert correctness_label(answer(0.9), "no", None) == (False, "decision_match")
     # the judge scored the abstention text, so the abstained-on answer is labelled by its decision
-    assert correctness_label(answer(0.2, abstained=True), "yes", 0.0) == (True, "decision_match")
+    assert correctness_label(answer(0.2, abstained=True), "yes", 1) == (True, "decision_match")
     assert correctness_label(answer(decision=None), "yes", None) == (None, "unlabelled")
 
 
@@ -116,8 +117,8 @@ def test_pruning_tokens_saved_and_answer_metric_change() -> None:
     def pruned(saved, kept, f1, baseline_f1, abstained=False):
         pruning = {"skipped": None, "contexts_in": 3, "contexts_kept": kept, "prompt_tokens_saved": saved}
         pruning |= {"token_count_method": "generator", "baseline_decision": "yes"}
-        baseline = {"token_f1": baseline_f1, "answer_similarity": 0.5, "decision_accuracy": 1.0}
-        scores = {"token_f1": f1, "answer_similarity": 0.7, "decision_accuracy": 1.0}
+        baseline = {"token_f1": baseline_f1, "answer_embedding_cosine": 0.5, "decision_accuracy": 1.0}
+        scores = {"token_f1": f1, "answer_embedding_cosine": 0.7, "decision_accuracy": 1.0}
         return table_row(answer(0.8, pruning=pruning, abstained=abstained), scores=scores, baseline=baseline)
 
     skipped = {"skipped": "fewer than two contexts", "contexts_in": 1}
@@ -133,7 +134,7 @@ def test_pruning_tokens_saved_and_answer_metric_change() -> None:
     assert metrics["pruned_context_share"] == pytest.approx(1 - 4 / 9)
     # compared where the pruned answer was returned (not the abstained one): (0.1 - 0.2) / 2
     assert metrics["pruning_token_f1_change"] == pytest.approx(-0.05)
-    assert metrics["pruning_answer_similarity_change"] == pytest.approx(0.2)
+    assert metrics["pruning_answer_embedding_cosine_change"] == pytest.approx(0.2)
     assert metrics["pruning_decision_accuracy_change"] == 0.0
     nothing = summarize([table_row(answer(0.8, pruning=skipped))], prune_contexts=True)
     assert nothing.skipped["prompt_tokens_saved_total"] == "no question was pruned (fewer than two contexts)"

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from processing.agent.decision import parse_decision
-from processing.metrics.answer import answer_similarity, decision_accuracy, token_f1
-from processing.metrics.registry import mean_scores, score_rows
+from processing.metrics.answer import answer_embedding_cosine, decision_accuracy, token_f1
+from processing.metrics.registry import majority_baseline, mean_scores, score_rows
 from processing.metrics.retrieval import hit_at_k, mrr, ndcg_at_k
 from processing.metrics.row import EvalRow
 
@@ -24,6 +24,16 @@ def test_retrieval_metrics_by_hand() -> None:
     assert ndcg_at_k(r) == pytest.approx(expected)
 
 
+def test_ndcg_ideal_ranking_is_capped_at_k() -> None:
+    """Three relevant chunks but k=2: both top places relevant is the ideal, so nDCG is 1, not 1/(1 + 1/2)."""
+    r = row(retrieved=("a", "b"), relevant=("a", "b", "c"), k=2)
+    assert ndcg_at_k(r) == pytest.approx(1.0)
+
+
+def test_majority_baseline_is_always_answering_the_commonest_label() -> None:
+    assert majority_baseline(["yes", "no", "yes", "maybe"]) == ("yes", 0.5)
+
+
 def test_relevant_chunk_beyond_k_does_not_count() -> None:
     r = row(retrieved=("x", "y", "b"), relevant=("b",), k=2)
     assert (hit_at_k(r), mrr(r), ndcg_at_k(r)) == (0.0, 0.0, 0.0)
@@ -35,10 +45,10 @@ def test_token_f1_by_hand() -> None:
     assert token_f1(row(answer="nothing shared", reference="cat")) == 0.0
 
 
-def test_answer_similarity_is_clipped_cosine() -> None:
+def test_answer_embedding_cosine_is_clipped_cosine() -> None:
     diagonal = np.array([math.sqrt(0.5), math.sqrt(0.5)], dtype=np.float32)
-    assert answer_similarity(row(vec=diagonal)) == pytest.approx(math.sqrt(0.5))
-    assert answer_similarity(row(vec=-UNIT)) == 0.0
+    assert answer_embedding_cosine(row(vec=diagonal)) == pytest.approx(math.sqrt(0.5))
+    assert answer_embedding_cosine(row(vec=-UNIT)) == 0.0
 
 
 def test_decisions() -> None:

@@ -248,7 +248,7 @@ def test_thresholds_default_to_the_environment_config(pipeline_definitions, env,
         defaults = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
         assert defaults["MinHitAtK"] == thresholds["hit_at_k"]
         assert defaults["MinMrr"] == thresholds["mrr"]
-        assert defaults["MinAnswerSimilarity"] == thresholds["answer_similarity"]
+        assert defaults["MinAnswerEmbeddingCosine"] == thresholds["answer_embedding_cosine"]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

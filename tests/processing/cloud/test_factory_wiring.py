@@ -11,9 +11,10 @@ from botocore.stub import Stubber
 from opensearchpy import RequestsHttpConnection
 
 from processing.backends import factory
-from processing.backends.bedrock_judge import BedrockJudge
+from processing.backends.bedrock_judge import BedrockConverseTransport
 from processing.backends.cloud import REQUIRED_FIELDS
 from processing.backends.errors import CloudBackendError
+from processing.backends.mlflow_judge import MlflowJudge
 from processing.backends.opensearch_store import OpenSearchVectorStore
 from processing.backends.sagemaker_embedder import SageMakerEmbedder
 from processing.config import RunConfig, load_config
@@ -168,9 +169,13 @@ def test_bedrock_cmi_misconfiguration_names_the_field(overrides: dict[str, str],
 @pytest.mark.usefixtures("aws_credentials")
 def test_bedrock_judge_grades_with_the_configured_model() -> None:
     judge = factory.build_judge(config(judge_model_id="anthropic.claude-3-5-haiku-20241022-v1:0"))
-    assert isinstance(judge, BedrockJudge)
-    assert judge.model_id == "anthropic.claude-3-5-haiku-20241022-v1:0"
-    assert judge._client.meta.region_name == "eu-west-1"
+    assert isinstance(judge, MlflowJudge)
+    assert (judge.model_id, judge.provider) == ("anthropic.claude-3-5-haiku-20241022-v1:0", "bedrock")
+    transport = judge.transport
+    assert isinstance(transport, BedrockConverseTransport)
+    assert transport.model_id == judge.model_id
+    assert transport._client.meta.region_name == "eu-west-1"
+    assert transport._client.meta.config.retries["total_max_attempts"] == 1  # processing/retry.py is the only layer
 
 
 @pytest.mark.usefixtures("no_instance_metadata")

@@ -10,7 +10,8 @@ import pytest
 from opensearchpy import OpenSearch
 
 from processing.backends.aws_session import preflight
-from processing.backends.bedrock_judge import BedrockJudge
+from processing.backends.bedrock_judge import BedrockConverseTransport
+from processing.backends.mlflow_judge import MlflowJudge
 from processing.backends.opensearch_store import OpenSearchVectorStore
 from processing.backends.sagemaker_embedder import SageMakerEmbedder
 from processing.interfaces import Chunk, JudgeInput
@@ -69,6 +70,7 @@ def test_sagemaker_embedding_endpoint_returns_normalised_minilm_vectors() -> Non
 @pytest.mark.usefixtures("restored_aws_environment")
 def test_bedrock_judge_grades_an_obviously_correct_answer_high() -> None:
     context = preflight("judge=bedrock", region=None, required={})
-    judge = BedrockJudge(context.client("bedrock-runtime"), metrics=["answer_correctness"])
+    transport = BedrockConverseTransport(context.client("bedrock-runtime"))
+    judge = MlflowJudge(transport, model_id=transport.model_id, provider="bedrock")
     row = JudgeInput("Is water wet?", "Yes, water is wet.", ("Water wets surfaces.",), "Yes.")
-    assert judge.score([row])["answer_correctness"][0] >= 0.75
+    assert judge.score([row])["answer_correctness/v1"].scores[0] >= 4
