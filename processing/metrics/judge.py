@@ -19,6 +19,7 @@ from processing.interfaces import Judge, JudgeInput, JudgeScores
 
 CORRECTNESS = "answer_correctness/v1"
 JUDGE_COVERAGE = "judge_coverage"
+REASON_CHARS = 160  # of the first unscored row's reason, on one line
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,8 @@ def _aggregates(name: str, values: JudgeScores, rows: int) -> tuple[dict[str, fl
     scored = [s for s in values.scores if s is not None]
     metrics = {f"{name}/coverage": len(scored) / rows if rows else 0.0}
     if not scored:
-        reasons = sorted({j for j in values.justifications if j})[:1]
-        return metrics, {f"{name}/mean": f"no row scored ({reasons[0] if reasons else 'no reply'})"[:500]}
+        first = next((" ".join(j.split()) for j in values.justifications if j), "no reply")
+        return metrics, {f"{name}/mean": f"no row scored (first: {first[:REASON_CHARS]})"}
     metrics |= {
         f"{name}/mean": float(np.mean(scored)),
         f"{name}/variance": float(np.var(scored)),
