@@ -11,7 +11,7 @@ BACKEND_NAMES: dict[str, tuple[str, ...]] = {
     "embeddings": ("local", "sagemaker"),
     "vector_store": ("faiss", "opensearch"),
     "generator": ("local", "extractive", "openai", "sagemaker-tgi", "bedrock-cmi"),
-    "judge": ("none", "bedrock"),  # none: judge metrics are recorded as skipped
+    "judge": ("none", "bedrock", "openai", "local"),  # none: judge metrics are recorded as skipped
 }
 
 # (config field, backend name) -> the config field that backend cannot start without.

@@ -117,7 +117,10 @@ def test_stages_log_their_artifacts(finished) -> None:
         assert artifact in {a.path for a in client.list_artifacts(children[stage].info.run_id)}, stage
     manifest = client.download_artifacts(children["DataIngestion"].info.run_id, "ingest_manifest.json")
     ingested = json.loads(Path(manifest).read_text(encoding="utf-8"))
-    assert ingested["ingested_count"] == ingested["index_document_count"]
+    # What this ingestion wrote is what the published index version holds.
+    assert ingested["ingested_count"] == children["IndexPublish"].data.metrics["index_document_count"]
+    assert ingested["index_version"] == children["IndexPublish"].data.params["index_version"]
+    assert len(ingested["chunk_ids_sha256"]) == 64
 
 
 def test_judge_metrics_are_logged_with_their_coverage_and_gate(finished) -> None:

@@ -28,7 +28,7 @@ def test_two_runs_in_one_work_dir_index_exactly_their_own_chunks(tmp_path, embed
     for stages in by_parent.values():
         unique = stages["DataChunking"]["total_unique_chunks_final"]
         assert stages["DataIngestion"]["ingested_count"] == unique
-        assert stages["DataIngestion"]["index_document_count"] == unique
+        assert stages["IndexPublish"]["index_document_count"] == unique  # what the published index holds
         chunk_counts.add(unique)
     assert len(chunk_counts) == 2  # the two chunk sizes really cut different corpora
     assert (work_dir / "notes.txt").read_text() == "kept"

@@ -96,7 +96,7 @@ def test_ingest_writes_every_unique_chunk_once_and_publish_moves_the_alias(runs:
 def test_retrieval_through_opensearch_measures_what_faiss_measures(runs: dict[str, Any]) -> None:
     faiss, opensearch = runs["faiss"]["report"], runs["opensearch"]["report"]
     assert opensearch["question_count"] == faiss["question_count"] == 4
-    for metric in ("hit_at_k", "mrr", "ndcg_at_k", "answer_similarity", "token_f1"):
+    for metric in ("hit_at_k", "mrr", "ndcg_at_k", "answer_embedding_cosine", "token_f1"):
         assert opensearch["metrics"][metric] == pytest.approx(faiss["metrics"][metric], abs=1e-4), metric
     assert opensearch["metrics"]["hit_at_k"] > 0.5
     version = f"ragops-chunks-{runs['opensearch']['parent'].run_id}"

@@ -112,7 +112,10 @@ def test_ctrl_c_during_a_run_stops_the_server_and_fails_the_run(tmp_path) -> Non
         _, stderr = run.communicate(timeout=60)
         assert run.returncode != 0
         assert run.returncode == 130, stderr
-        assert stderr.rstrip().endswith("interrupted")
+        # Our last word is "interrupted", with no traceback; MLflow's trace queue may log its own flush at exit.
+        ours = [line for line in stderr.splitlines() if " INFO mlflow." not in line]
+        assert ours[-1] == "interrupted", stderr
+        assert "Traceback" not in stderr
         assert wait_until_gone(servers) == set()
     finally:
         run.kill()
