@@ -18,6 +18,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from processing.backends.cloud import ON_DEMAND_FIELDS
 from processing.pipelines.parameters import DATASET_URI, IMAGE_URI, VARIANTS, pipeline_name
 from stacks.config import PROJECT, TAG_ENVIRONMENT, TAG_PROJECT, EnvironmentConfig
 from stacks.iam_statements import ecr_pull_statements, vpc_interface_statements
@@ -37,8 +38,6 @@ RUN_PREFIXES = ("runs", "datasets")
 PROCESSING_JOB_LOGS = "/aws/sagemaker/ProcessingJobs"  # SageMaker's name, shared by the account's jobs
 MODEL_IMPORT_PREFIX = "model-import"
 # PyTorch's CPU wheel index: pip then takes torch==2.13.0+cpu, which sorts above the CUDA build of 2.13.0.
-# Run-config field naming an on-demand endpoint's config, by whether the endpoint is the LLM's.
-ON_DEMAND_CONFIG_FIELDS = {False: "sagemaker_embedding_endpoint_config", True: "generator_endpoint_config"}
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
@@ -166,6 +165,10 @@ class PipelineStack(cdk.Stack):
     def _on_demand(self) -> list[ModelEndpoint]:
         return [e for e in (self._inputs.embedding, self._inputs.llm) if e is not None and e.on_demand]
 
+    def _config_field(self, endpoint: ModelEndpoint) -> str:
+        """The run-config field a run brings `endpoint` up from (processing/backends/cloud.py's table)."""
+        return ON_DEMAND_FIELDS["generator" if endpoint is self._inputs.llm else "embeddings"][1]
+
     def _on_demand_statements(self) -> list[iam.PolicyStatement]:
         """A run creates an on-demand endpoint from its config (tagged for the clean-up hook) or moves it to the
         config a later deploy made; it may do so for this environment's endpoints only, and tag nothing else."""
@@ -275,9 +278,7 @@ class PipelineStack(cdk.Stack):
             else {"generator": "extractive"}
         )
         # On-demand endpoints are brought up by the first stage that needs them, from the stack's endpoint config.
-        on_demand = {
-            ON_DEMAND_CONFIG_FIELDS[endpoint is inputs.llm]: endpoint.config_name for endpoint in self._on_demand()
-        }
+        on_demand = {self._config_field(endpoint): endpoint.config_name for endpoint in self._on_demand()}
         return {
             "experiment_name": f"{config.resource_prefix}-pipeline",
             "aws_region": config.region,
@@ -305,7 +306,7 @@ class PipelineStack(cdk.Stack):
         """Same-form values to validate deploy-time tokens with (AWS assigns the domain endpoint)."""
         return {
             "opensearch_endpoint": f"vpc-{self._inputs.domain_name}.{self._config.region}.es.amazonaws.com",
-            **{ON_DEMAND_CONFIG_FIELDS[e is self._inputs.llm]: f"{e.name}-config" for e in self._on_demand()},
+            **{self._config_field(e): f"{e.name}-config" for e in self._on_demand()},
         }
 
     def _model_import_role(self) -> iam.Role:
