@@ -79,7 +79,7 @@ def test_runs_get_the_endpoint_configs_to_bring_up_and_the_environment_to_tag_wi
             assert defaults["environment_name"] == ""
 
 
-def test_an_on_demand_endpoint_cannot_autoscale(tmp_path):
+def test_an_on_demand_endpoint_cannot_autoscale():
     context = cdk_context()
     context["ragops"]["environments"]["staging"]["models"]["llm"]["max_instances"] = 2
     with pytest.raises(ConfigError) as error:
