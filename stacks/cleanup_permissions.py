@@ -1,7 +1,10 @@
 """What the clean-up hook's role may do: list and read everywhere the APIs demand it, act only on its environment.
 
-SageMaker authorizes deletes by the resource's tags, so the delete statement names this project and environment
-and requires the absence of CloudFormation's stack-name tag: what a stack owns is deleted by that stack.
+SageMaker authorizes deletes by the resource's tags, so the delete statement requires this project's and
+environment's tags and the creator tag that the run-time code sets on what it creates (`ragops:created-by`,
+processing/backends/on_demand.py). Ownership is that positive mark: a stack's own resources carry no creator tag,
+and CloudFormation puts no system tags on SageMaker endpoints, endpoint configs or models (their registry schemas
+say `"cloudFormationSystemTags": false`), so no condition on a tag's absence could tell them apart.
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ from collections.abc import Callable
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 
+from processing.backends.on_demand import CREATED_BY_TAG, ON_DEMAND_CREATOR
 from stacks.config import PROJECT, TAG_ENVIRONMENT, TAG_PROJECT
 from stacks.nag import acknowledge
 
-CLOUDFORMATION_STACK_TAG = "aws:cloudformation:stack-name"
+# Whose run-time creations the hook may delete (the hook's own list: lambda/cleanup/inventory.py CREATORS).
+CREATORS = (ON_DEMAND_CREATOR,)
 
 
 def grant_cleanup(role: iam.IRole, sagemaker_arn: str, pipeline_arn: Callable[[str], str], environment: str) -> None:
@@ -40,8 +45,8 @@ def grant_cleanup(role: iam.IRole, sagemaker_arn: str, pipeline_arn: Callable[[s
             resources=[sagemaker["endpoint"], sagemaker["endpoint-config"]],
         )
     )
-    # SageMaker authorizes deletes by the resource's tags: only this project's and environment's, and never
-    # what a stack owns (CloudFormation tags its resources with the stack name; their stacks delete them).
+    # SageMaker authorizes deletes by the resource's tags: only what this environment's run-time code created and
+    # tagged as its creator. A stack's own resources lack the creator tag, so the delete is denied for them.
     role.add_to_principal_policy(
         iam.PolicyStatement(
             actions=["sagemaker:DeleteEndpoint", "sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"],
@@ -50,8 +55,8 @@ def grant_cleanup(role: iam.IRole, sagemaker_arn: str, pipeline_arn: Callable[[s
                 "StringEquals": {
                     f"aws:ResourceTag/{TAG_PROJECT}": PROJECT,
                     f"aws:ResourceTag/{TAG_ENVIRONMENT}": environment,
+                    f"aws:ResourceTag/{CREATED_BY_TAG}": list(CREATORS),
                 },
-                "Null": {f"aws:ResourceTag/{CLOUDFORMATION_STACK_TAG}": "true"},
             },
         )
     )
@@ -69,13 +74,16 @@ def grant_cleanup(role: iam.IRole, sagemaker_arn: str, pipeline_arn: Callable[[s
     for resource, reason in (
         (
             f"{arn}:endpoint/*",
-            "endpoints are created at run time; deletes are conditioned on this environment's tags",
+            "on-demand endpoints are created at run time; deletes need this environment's and the creator's tags",
         ),
         (
             f"{arn}:endpoint-config/*",
-            "endpoint configs are created at run time; deletes need this environment's tags",
+            "deletes need this environment's tags and a run-time creator's tag, which no stack's config carries",
         ),
-        (f"{arn}:model/*", "models are created at run time; deletes are conditioned on this environment's tags"),
+        (
+            f"{arn}:model/*",
+            "deletes need this environment's tags and a run-time creator's tag, which no stack's model carries",
+        ),
         (pipeline_arn("*"), "only pipelines named for this environment are listed"),
         (
             pipeline_arn("*/execution/*"),

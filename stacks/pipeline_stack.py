@@ -19,6 +19,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from processing.backends.cloud import ON_DEMAND_FIELDS
+from processing.backends.on_demand import CREATED_BY_TAG, ON_DEMAND_CREATOR
 from processing.pipelines.parameters import DATASET_URI, IMAGE_URI, VARIANTS, pipeline_name
 from stacks.config import PROJECT, TAG_ENVIRONMENT, TAG_PROJECT, EnvironmentConfig
 from stacks.iam_statements import ecr_pull_statements, vpc_interface_statements
@@ -177,13 +178,16 @@ class PipelineStack(cdk.Stack):
             return []
         endpoints = [e.arn for e in on_demand]
         both = [*endpoints, *(e.config_arn for e in on_demand)]
+        # The creator tag is the clean-up hook's positive mark (stacks/cleanup_permissions.py): a run may create an
+        # endpoint only with it, and may put it on nothing but this environment's on-demand endpoints.
         tags = {
             "StringEquals": {
                 f"aws:RequestTag/{TAG_PROJECT}": PROJECT,
                 f"aws:RequestTag/{TAG_ENVIRONMENT}": self._config.name,
+                f"aws:RequestTag/{CREATED_BY_TAG}": ON_DEMAND_CREATOR,
             }
         }
-        tag_keys = {"ForAllValues:StringEquals": {"aws:TagKeys": [TAG_PROJECT, TAG_ENVIRONMENT]}}
+        tag_keys = {"ForAllValues:StringEquals": {"aws:TagKeys": [TAG_PROJECT, TAG_ENVIRONMENT, CREATED_BY_TAG]}}
         return [
             iam.PolicyStatement(actions=["sagemaker:DescribeEndpoint"], resources=endpoints),
             iam.PolicyStatement(actions=["sagemaker:CreateEndpoint"], resources=both, conditions=tags),

@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 import boto3
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
+from moto.sagemaker import models as sagemaker_models
 from moto.sagemaker.models import sagemaker_backends
 
+from processing.backends.on_demand import CREATED_BY_TAG, ON_DEMAND_CREATOR
 from tests.lambda_handlers import ACCOUNT, REGION, load_handler
 
 cleanup = load_handler("cleanup")
@@ -44,9 +46,29 @@ def settings(dry_run: bool = False):
     return cleanup.Settings.from_environ(environ(RAGOPS_DRY_RUN=str(dry_run).lower()))
 
 
-def tags(environment: str | None, **extra: str) -> list[dict[str, str]]:
+def tags(environment: str | None, *, created_by: str | None = ON_DEMAND_CREATOR, **extra: str) -> list[dict[str, str]]:
+    """A resource's tags: the project's and `environment`'s, and (unless None) the run-time creator's mark."""
     base = {"ragops:project": "ragops", "ragops:environment": environment} if environment else {}
+    if created_by:
+        base[CREATED_BY_TAG] = created_by
     return [{"Key": k, "Value": v} for k, v in {**base, **extra}.items()]
+
+
+def stack_tags(environment: str) -> list[dict[str, str]]:
+    """What the stacks put on their own SageMaker resources (tests/stacks/test_cleanup_ownership.py reads them)."""
+    return tags(environment, created_by=None)
+
+
+def use_moto_endpoint_config_arns(monkeypatch) -> None:
+    """moto 5.2.5 stores an endpoint config's ARN as a 1-tuple (`self.arn = (arn,)`), so the tagging API
+    reports "('arn:...',)" for it. Real AWS returns the ARN; give moto's object the plain string."""
+    original = sagemaker_models.FakeEndpointConfig.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.arn = self.endpoint_config_arn
+
+    monkeypatch.setattr(sagemaker_models.FakeEndpointConfig, "__init__", init)
 
 
 def serve(sagemaker, name: str, resource_tags: list[dict[str, str]], *, endpoint: bool = True) -> None:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
-from inventory import CLOUDFORMATION_TAG, Clients, Report, TagMap, find_tagged
+from inventory import Clients, Report, TagMap, find_tagged
 
 # SageMaker refuses DeleteEndpoint while one of these runs; a delete pass waits, and deletes the endpoint later.
 BUSY_ENDPOINT_STATES = {"Creating", "Updating", "SystemUpdating", "RollingBack"}
@@ -111,19 +111,13 @@ class Cleaner:
             self.report.add(kind, name, "wait", reason)
         self.pending.append(f"{kind} {name} ({state})")
 
-    def _owned_by_stack(self, kind: str, name: str, tags: dict[str, str]) -> bool:
-        stack = tags.get(CLOUDFORMATION_TAG)
-        if stack:
-            self.report.add(kind, name, "skip", f"owned by CloudFormation stack {stack}")
-        return bool(stack)
-
     # -- resources -------------------------------------------------------------------------------------
 
     def _endpoints(self, tagged: TagMap) -> None:
         summaries = self._list("endpoint", "*", "list_endpoints", "Endpoints") if tagged else []
         for summary in summaries or []:
             arn, name = summary["EndpointArn"].lower(), summary["EndpointName"]
-            if arn not in tagged or self._owned_by_stack("endpoint", name, tagged[arn]):
+            if arn not in tagged:  # only what our own code created at run time (inventory.CREATORS)
                 continue
             status = summary["EndpointStatus"]
             if self.mode == "delete":
@@ -185,12 +179,12 @@ class Cleaner:
     def _orphans(
         self, kind: str, tagged: TagMap, summaries: list[dict[str, Any]] | None, in_use: set[str] | None
     ) -> list[tuple[str, str]]:
-        """(name, reason) of the tagged, runtime-created configs or models nothing uses that may go now."""
+        """(name, reason) of the configs or models our run-time code created (tagged) that nothing uses now."""
         label, user = ORPHAN_KINDS[kind]
         found = []
         for summary in summaries or []:
             arn, name = summary[f"{kind}Arn"].lower(), summary[f"{kind}Name"]
-            if arn not in tagged or self._owned_by_stack(label, name, tagged[arn]):
+            if arn not in tagged:
                 continue
             if in_use is None:
                 self.report.add(label, name, "skip", f"kept: which {user}s use it could not be read")

@@ -1,8 +1,9 @@
 """Clean-up: stop paying for what experiments leave behind, and for everything running when the stack goes away.
 
 Acts only on SageMaker resources tagged `ragops:project=ragops` and `ragops:environment=<this environment>`
-(found with the Resource Groups Tagging API, re-checked before acting). Resources owned by CloudFormation (tag
-`aws:cloudformation:stack-name`) are never touched: their stacks delete them. Modes:
+(found with the Resource Groups Tagging API, re-checked before acting), and deletes only those whose
+`ragops:created-by` names the run-time code that created them (inventory.CREATORS): a stack's own resources carry
+no such tag and are never touched. Modes:
 - `scheduled`: endpoints idle (no invocations) for the idle TTL, endpoint configs and models no endpoint uses
   (older than the idle TTL, so a deployment in progress keeps them), pipeline executions running past their TTL.
 - `delete`: every runtime endpoint, orphaned config and model, and running execution of this environment's

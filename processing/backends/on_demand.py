@@ -1,9 +1,12 @@
 """On-demand SageMaker endpoints: bring one up from its endpoint config before a stage invokes it.
 
 An environment whose endpoint is `on_demand` (stacks/config.py) keeps only the model and the endpoint config in
-its stack, which bill nothing. The first stage that needs the endpoint creates it here, tagged with the project
-and environment so the clean-up hook deletes it once idle, and waits until it is InService. A later deploy that
-replaced the endpoint config moves a running endpoint onto the new one, so a run never answers with a stale model.
+its stack, which bill nothing. The first stage that needs the endpoint creates it here, tagged with the project,
+the environment and this module as its creator (`ragops:created-by`), and waits until it is InService. The
+creator tag is what makes it the clean-up hook's to delete once idle: the hook acts only on resources that carry
+it, never on a stack's own (CloudFormation puts no system tags on SageMaker endpoints, docs/ownership.md). A
+later deploy that replaced the endpoint config moves a running endpoint onto the new one, so a run never answers
+with a stale model.
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from processing.backends.errors import CloudBackendError
 
 PROJECT_TAGS = {"ragops:project": "ragops"}
 ENVIRONMENT_TAG = "ragops:environment"
+# The positive ownership mark: set by the code that creates a resource at run time, naming that code. The clean-up
+# hook (lambda/cleanup/inventory.py) and its IAM conditions act only on resources carrying one of their creators.
+CREATED_BY_TAG = "ragops:created-by"
+ON_DEMAND_CREATOR = "processing.backends.on_demand"
 # Model download and container start-up are each bounded by the endpoint config (up to 60 and 30 minutes);
 # 45 minutes of polling covers a 7B model's usual start and stays inside the processing job's hour.
 POLL_SECONDS = 30
@@ -35,7 +42,8 @@ class OnDemandEndpoint:
 
     @property
     def tags(self) -> list[dict[str, str]]:
-        return [{"Key": k, "Value": v} for k, v in {**PROJECT_TAGS, ENVIRONMENT_TAG: self.environment}.items()]
+        tags = {**PROJECT_TAGS, ENVIRONMENT_TAG: self.environment, CREATED_BY_TAG: ON_DEMAND_CREATOR}
+        return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
 def ensure_in_service(

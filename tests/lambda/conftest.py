@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import pytest
 from moto import mock_aws
-from moto.sagemaker import models as sagemaker_models
 
-from tests.lambda_cleanup import moto_clients
+from tests.lambda_cleanup import moto_clients, use_moto_endpoint_config_arns
 
 
 @pytest.fixture
 def aws(monkeypatch):
-    # moto 5.2.5 stores an endpoint config's ARN as a 1-tuple (`self.arn = (arn,)`), so the tagging API
-    # reports "('arn:...',)" for it. Real AWS returns the ARN; give moto's object the plain string.
-    original = sagemaker_models.FakeEndpointConfig.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        self.arn = self.endpoint_config_arn
-
-    monkeypatch.setattr(sagemaker_models.FakeEndpointConfig, "__init__", init)
+    use_moto_endpoint_config_arns(monkeypatch)
     with mock_aws():
         yield
 

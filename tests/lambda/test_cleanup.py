@@ -23,30 +23,29 @@ from tests.lambda_cleanup import (
     running_executions,
     serve,
     settings,
+    stack_tags,
     tags,
 )
 from tests.lambda_handlers import REGION
 
 
-def test_tag_boundary_untagged_other_environment_and_stack_owned_resources_are_never_touched(clients):
+def test_tag_boundary_only_what_run_time_code_created_for_this_environment_is_touched(clients):
     serve(clients.sagemaker, "dev-idle", tags("dev"))
-    serve(clients.sagemaker, "untagged-idle", tags(None))
+    serve(clients.sagemaker, "untagged-idle", tags(None, created_by=None))
     serve(clients.sagemaker, "staging-idle", tags("staging"))
     serve(clients.sagemaker, "other-project", [{"Key": "ragops:environment", "Value": "dev"}])
-    serve(clients.sagemaker, "dev-stack", tags("dev", **{"aws:cloudformation:stack-name": "dev-Models"}))
+    serve(clients.sagemaker, "dev-stack", stack_tags("dev"))  # what the stacks' own resources carry
+    serve(clients.sagemaker, "dev-someone-else", tags("dev", created_by="a-notebook"))
 
     report = cleanup.clean_up({"mode": "scheduled"}, settings(), clients, later(IDLE_TTL + 1))
 
     left = names(clients)
-    assert left["endpoints"] == {"untagged-idle", "staging-idle", "other-project", "dev-stack"}
+    assert left["endpoints"] == {"untagged-idle", "staging-idle", "other-project", "dev-stack", "dev-someone-else"}
     assert left["configs"] == left["models"] == left["endpoints"]
-    assert actions(report) == {
+    assert actions(report) == {  # nothing else is even looked at
         ("endpoint", "dev-idle"): "delete",
-        ("endpoint", "dev-stack"): "skip",
         ("endpoint-config", "dev-idle"): "delete",
-        ("endpoint-config", "dev-stack"): "skip",
         ("model", "dev-idle"): "delete",
-        ("model", "dev-stack"): "skip",
     }
 
 

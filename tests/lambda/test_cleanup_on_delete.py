@@ -30,6 +30,7 @@ from tests.lambda_cleanup import (
     set_endpoint_status,
     settings,
     stack_in,
+    stack_tags,
     tags,
 )
 from tests.lambda_handlers import REGION
@@ -83,7 +84,7 @@ def test_a_delete_outside_the_stacks_own_deletion_deletes_and_stops_nothing(stat
 def test_stack_delete_removes_runtime_resources_but_not_stack_owned_or_other_environments(clients):
     serve(clients.sagemaker, "dev-new", tags("dev"))
     serve(clients.sagemaker, "staging-new", tags("staging"))
-    serve(clients.sagemaker, "dev-stack", tags("dev", **{"aws:cloudformation:stack-name": "dev-Models"}))
+    serve(clients.sagemaker, "dev-stack", stack_tags("dev"))
     event = start(clients)
     assert names(clients)["endpoints"] == {"dev-new", "staging-new", "dev-stack"}  # on-event only decides
 

@@ -54,13 +54,18 @@ def test_the_pipeline_creates_only_this_environments_on_demand_endpoints_tagged_
     assert sorted(e.rsplit(":", 1)[1] for e in endpoints) == expected
     configs = [r for r in resources(create) if not isinstance(r, str) and "Fn::GetStackOutput" in json.dumps(r)]
     assert len(configs) == 2  # the Models stack's endpoint-config ARNs, nothing wider
-    tags = {"aws:RequestTag/ragops:project": "ragops", "aws:RequestTag/ragops:environment": env}
+    tags = {
+        "aws:RequestTag/ragops:project": "ragops",
+        "aws:RequestTag/ragops:environment": env,
+        # the clean-up hook's positive ownership mark: no run can create an endpoint without it
+        "aws:RequestTag/ragops:created-by": "processing.backends.on_demand",
+    }
     assert create["Condition"] == {"StringEquals": tags}
     (tagging,) = endpoint_tagging
     assert all(":endpoint/" in render(r) for r in resources(tagging))
     assert tagging["Condition"]["StringEquals"] == tags
     assert tagging["Condition"]["ForAllValues:StringEquals"] == {
-        "aws:TagKeys": ["ragops:project", "ragops:environment"]
+        "aws:TagKeys": ["ragops:project", "ragops:environment", "ragops:created-by"]
     }
     (update,) = by_action["sagemaker:UpdateEndpoint"]
     assert resources(update) == resources(create)

@@ -204,12 +204,15 @@ def test_no_policy_allows_every_action(templates, env):
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_sagemaker_deletes_are_conditioned_on_this_environments_tags(templates, env):
+def test_sagemaker_deletes_are_conditioned_on_this_environments_tags_and_a_run_time_creator(templates, env):
     deletes = [s for s in statements(template(templates, env)) if "sagemaker:DeleteEndpoint" in s["Action"]]
     assert len(deletes) == 1
-    assert deletes[0]["Condition"] == {
-        "StringEquals": {"aws:ResourceTag/ragops:project": "ragops", "aws:ResourceTag/ragops:environment": env},
-        "Null": {"aws:ResourceTag/aws:cloudformation:stack-name": "true"},  # never what a stack owns
+    assert deletes[0]["Condition"] == {  # positive marks only: no condition on a tag's absence
+        "StringEquals": {
+            "aws:ResourceTag/ragops:project": "ragops",
+            "aws:ResourceTag/ragops:environment": env,
+            "aws:ResourceTag/ragops:created-by": ["processing.backends.on_demand"],
+        },
     }
     stops = [s for s in statements(template(templates, env)) if s["Action"] == "sagemaker:StopPipelineExecution"]
     assert [s["Resource"] for s in stops] == [

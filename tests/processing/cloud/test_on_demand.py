@@ -15,7 +15,12 @@ from processing.context import Backends
 from tests.processing.cloud.conftest import fake_session
 
 ENDPOINT = OnDemandEndpoint("ragops-staging-llm", "LlmConfig-AbC123", "staging")
-TAGS = [{"Key": "ragops:project", "Value": "ragops"}, {"Key": "ragops:environment", "Value": "staging"}]
+# The creator tag is what lets the clean-up hook delete the endpoint later (lambda/cleanup/inventory.py).
+TAGS = [
+    {"Key": "ragops:project", "Value": "ragops"},
+    {"Key": "ragops:environment", "Value": "staging"},
+    {"Key": "ragops:created-by", "Value": "processing.backends.on_demand"},
+]
 ON_DEMAND_RUN = {
     "aws_region": "us-east-1",
     "embeddings": "sagemaker",
