@@ -17,6 +17,17 @@ from stacks.jumpstart.catalog import DeploymentTarget
 from stacks.nag import acknowledge, acknowledge_wildcard_resource
 
 VARIANT = "AllTraffic"
+# Why an endpoint config on an instance with local NVMe storage carries no KmsKeyId (and SM2 is acknowledged there).
+# botocore 1.44.8's CreateEndpointConfig model (KmsKeyId) says the key "does not encrypt instance local storage"
+# on such instances; the AWS SDK references generated from earlier models, sagemaker-core's and CloudFormation's
+# resource reference still say "If you specify a value for KmsKeyId when using any nitro-based instances with local
+# storage, the call to CreateEndpointConfig fails". The safe side: a failed deploy costs more than a key that
+# would encrypt nothing there.
+INSTANCE_STORAGE_REASON = (
+    "the instance type has local NVMe instance storage, which its hardware encrypts; SageMaker attaches no ML "
+    "storage volume for a KMS key to encrypt, and CreateEndpointConfig is documented to fail when KmsKeyId is "
+    "given for such an instance"
+)
 
 
 def container(target: DeploymentTarget) -> sagemaker.CfnModel.ContainerDefinitionProperty:
@@ -91,10 +102,9 @@ class ModelEndpoint(Construct):
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
             "Config",
-            # The project key on every instance type: CreateEndpointConfig (botocore 1.44.8) documents that on
-            # instances with NVMe instance storage the key "does not encrypt instance local storage" (the
-            # hardware does), not that the call fails; elsewhere it encrypts the ML storage volume.
-            kms_key_id=key.key_arn,
+            # The project key encrypts the ML storage volume of instances that have one. On instances with local
+            # NVMe storage (the catalog's `instance_storage`) there is no such volume: the key is left off.
+            kms_key_id=None if target.instance_storage else key.key_arn,
             production_variants=[
                 sagemaker.CfnEndpointConfig.ProductionVariantProperty(
                     variant_name=VARIANT,
@@ -107,6 +117,8 @@ class ModelEndpoint(Construct):
                 )
             ],
         )
+        if target.instance_storage:
+            acknowledge(self.endpoint_config, "AwsSolutions-SM2", INSTANCE_STORAGE_REASON)
         self.name = endpoint_name  # fixed at synth, so consumers can use it as a literal
         self.on_demand = settings.on_demand
         # The endpoint config's ARN (its Ref) and generated name: what a run creates an on-demand endpoint from.
