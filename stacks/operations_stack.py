@@ -25,9 +25,13 @@ from stacks.hooks import RUNTIME, hook_code, hook_role, waiting_provider
 from stacks.lifecycle import encrypted_log_group, removal_policy
 from stacks.nag import acknowledge
 from stacks.powertools_layer import powertools_layer_arn
+from stacks.pricing import CUSTOM_METRICS
 
 SSM_PREFIX = f"/{PROJECT}"
 METRICS_NAMESPACE = "RagOps"  # the hooks' Powertools metrics
+# The custom metrics every clean-up pass writes (lambda/cleanup/handler.py ACTION_METRICS, zeros included), each
+# with the dimensions service and environment: one CloudWatch custom metric each per environment.
+CLEANUP_METRICS = ("CleanupDeleted", "CleanupStopped", "CleanupFailed")
 PIPELINE_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
 # The stack delete waits for the clean-up: endpoints take minutes to delete, and a stopping execution first
 # finishes its running step (a processing job stops within minutes; a Lambda step runs to its timeout).
@@ -245,6 +249,18 @@ class OperationsStack(cdk.Stack):
         role = function.role
         assert role is not None
         grant_cleanup(role, self._sagemaker_arn("").rstrip(":"), self._pipeline_arn, config.name)
+        # What every scheduled pass writes to CloudWatch, declared on the function's template resource: the
+        # idle-cost estimate (stacks/pricing.py) prices it from there.
+        cfn_function = function.node.default_child
+        assert isinstance(cfn_function, cdk.CfnResource)
+        cfn_function.add_metadata(
+            CUSTOM_METRICS,
+            {
+                "Namespace": METRICS_NAMESPACE,
+                "MetricNames": list(CLEANUP_METRICS),
+                "EveryHours": config.cleanup.schedule_rate_hours,
+            },
+        )
 
         schedule = events.Rule(
             self,
@@ -265,7 +281,7 @@ class OperationsStack(cdk.Stack):
             "CleanupFailedActions",
             cloudwatch.Metric(
                 namespace=METRICS_NAMESPACE,
-                metric_name="CleanupFailed",
+                metric_name=CLEANUP_METRICS[2],
                 dimensions_map={"service": f"{PROJECT}-cleanup", "environment": config.name},
                 statistic="Sum",
                 period=cdk.Duration.minutes(5),

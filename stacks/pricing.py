@@ -1,7 +1,8 @@
 """What an environment bills while idle, read from its synthesized CloudFormation templates.
 
 Idle means no requests and no pipeline execution: what is left are real-time endpoints, the OpenSearch domain,
-the MLflow tracking server, interface VPC endpoints, KMS keys, NAT gateways and CloudWatch alarms. Each becomes a
+the MLflow tracking server, interface VPC endpoints, KMS keys, NAT gateways, CloudWatch alarms, and the custom
+metrics a function declares it writes on a schedule (the clean-up hook's, every pass). Each becomes a
 `Line` priced from the committed table. An endpoint config no endpoint of the stack uses is an on-demand endpoint
 (a run brings it up, the clean-up hook takes it down): its line is `idle=False`, priced per hour and not in the
 total (`stacks/prices.json`); a line without a price keeps `price=None` and is
@@ -240,6 +241,19 @@ def _alarm(r: _Resource) -> Iterator[Line]:
     yield Line(r.path, "CloudWatch alarm", len(metrics), "alarm metric", key)
 
 
+# Template metadata a resource carries when it writes CloudWatch custom metrics (no resource type bills them):
+# {"Namespace": ..., "MetricNames": [...], "EveryHours": N}.
+CUSTOM_METRICS = "RagOps::CustomMetrics"
+
+
+def _custom_metrics(r: _Resource, declared: Mapping[str, Any]) -> Iterator[Line]:
+    """CloudWatch bills a custom metric per metric-month, "prorated by the hour and metered only when you send
+    metrics" (CloudWatch pricing page): metrics written once every N hours bill 1/N of a month each."""
+    names, every = declared["MetricNames"], declared["EveryHours"]
+    what = f"CloudWatch custom metrics {declared['Namespace']} x{len(names)}, every {every} h"
+    yield Line(r.path, what, len(names) / every, "metric-month", "cloudwatch/custom-metric-month")
+
+
 RULES: dict[str, Callable[[_Resource], Iterator[Line | str]]] = {
     "AWS::SageMaker::Endpoint": _endpoint,
     "AWS::SageMaker::EndpointConfig": _on_demand_config,
@@ -273,10 +287,12 @@ def estimate(templates: Mapping[str, TemplateJson], env: str, region: str, price
         resources = template.get("Resources", {})
         for logical_id, resource in resources.items():
             rule = RULES.get(resource["Type"])
-            if rule is None:
+            declared = resource.get("Metadata", {}).get(CUSTOM_METRICS)
+            if rule is None and declared is None:
                 continue
             found = _Resource(f"{stack}/{logical_id}", resource.get("Properties", {}), resources, scaling, region)
-            for item in rule(found):
+            items = [*(rule(found) if rule else []), *(_custom_metrics(found, declared) if declared else [])]
+            for item in items:
                 if isinstance(item, Line):
                     result.lines.append(dataclasses.replace(item, price=prices.get(region, item.key)))
                 else:

@@ -14,13 +14,17 @@ from stacks import cost
 from stacks.config import CDK_JSON, committed_context, load_app_config
 from stacks.jumpstart.catalog import load_catalog
 from stacks.network_stack import INTERFACE_ENDPOINTS
+from stacks.operations_stack import CLEANUP_METRICS
 from stacks.pricing import PRICES, Estimate, PriceTable, estimate, load_prices
+from tests.lambda_handlers import load_handler
+
+cleanup_handler = load_handler("cleanup")
 
 REGION = "us-east-1"  # every committed environment's region
 
-# Prices no source consulted on the table's captured date gave for us-east-1 (see stacks/prices.json's note):
+# Prices no source consulted gave for a region the committed config deploys to (see stacks/prices.json's note):
 # the coverage test fails when a new gap appears, and when one of these is filled without being removed here.
-KNOWN_GAPS = {"us-east-1": {"sagemaker-inference/ml.c6i.xlarge", "mlflow/Small", "mlflow/Medium"}}
+KNOWN_GAPS: dict[str, set[str]] = {"us-east-1": set()}
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +179,51 @@ def test_readme_shows_what_the_command_prints_for_the_committed_config(stacks_js
     shown = section.split("```text\n", 1)[1].split("\n```", 1)[0]
     cost.main(["--allow-missing"], templates=lambda names: stacks_json)
     assert capsys.readouterr().out.rstrip("\n") == shown
+
+
+def test_the_committed_config_prices_every_line_and_the_cli_exits_0(stacks_json, capsys):
+    assert cost.main([], templates=lambda names: stacks_json) == 0
+    out, err = capsys.readouterr()
+    assert "no price" not in out
+    assert err == ""
+    rows = out.splitlines()
+
+    def row(path: str, what: str) -> str:
+        (found,) = [r for r in rows if r.startswith(path) and what in r]
+        return found
+
+    assert row("dev/Models/Embedding", "SageMaker endpoint ml.c6i.xlarge").split()[-2:] == [
+        "$0.204/instance-hour",
+        "$148.92",
+    ]
+    assert "$0.60/server-hour" in row("dev/Tracking/Server", "MLflow tracking server Small")
+    assert "$0.60/server-hour" in row("staging/Tracking/Server", "MLflow tracking server Small")
+    assert "$1.04/server-hour" in row("prod/Tracking/Server", "MLflow tracking server Medium")
+    for env, quantity in (("dev", "1.5"), ("staging", "3"), ("prod", "0.125")):
+        metrics = row(f"{env}/Operations/CleanupFunction", "CloudWatch custom metrics RagOps x3")
+        assert f"{quantity} metric-months" in metrics
+        assert "$0.30/metric-month" in metrics
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_the_cleanup_hooks_custom_metrics_bill_for_the_hours_its_schedule_writes_them(stacks_json, prices, env):
+    """Every scheduled pass writes the three clean-up metrics (zeros included); CloudWatch bills a custom metric
+    by the hour it is written in, so a pass every N hours bills 3/N metric-months."""
+    (line,) = lines_for(idle(stacks_json, env, prices), "cloudwatch/custom-metric-month").values()
+    every = load_app_config(committed_context()).environments[env].cleanup.schedule_rate_hours
+    assert line.path.startswith(f"{env}/Operations/CleanupFunction")
+    assert line.quantity == pytest.approx(3 / every)
+    assert line.monthly == pytest.approx(3 / every * 0.30)
+    assert tuple(cleanup_handler.ACTION_METRICS.values()) == CLEANUP_METRICS  # what the handler really emits
+
+
+def test_the_new_prices_name_their_sources(prices):
+    raw = json.loads(PRICES.read_text())["regions"][REGION]
+    for key, page in (
+        ("sagemaker-inference/ml.c6i.xlarge", "https://aws.amazon.com/sagemaker/ai/pricing/"),
+        ("mlflow/Small", "https://aws.amazon.com/sagemaker/ai/pricing/"),
+        ("mlflow/Medium", "https://aws.amazon.com/sagemaker/ai/pricing/"),
+        ("cloudwatch/custom-metric-month", "https://aws.amazon.com/cloudwatch/pricing/"),
+    ):
+        assert prices.get(REGION, key).source == page
+        assert len(raw[key]["seen_at"]) > 40, key  # the public copy the figure was read from, named
