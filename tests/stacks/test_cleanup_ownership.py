@@ -72,9 +72,10 @@ def _stack_resources(templates: dict[str, Template], env: str, kind: str) -> Ite
 
 
 def _build_stack_resources(clients, templates: dict[str, Template], env: str) -> dict[str, set[str]]:
-    """Every SageMaker model, endpoint config and endpoint of `env`'s templates, tagged exactly as there."""
+    """Every SageMaker model, endpoint config, endpoint and pipeline of `env`'s templates, tagged exactly as there
+    (moto has no MLflow tracking server; the hook's role can delete none: the schema test below)."""
     sagemaker = clients.sagemaker
-    built: dict[str, set[str]] = {"models": set(), "configs": set(), "endpoints": set()}
+    built: dict[str, set[str]] = {"models": set(), "configs": set(), "endpoints": set(), "pipelines": set()}
     for logical_id, model in _stack_resources(templates, env, "Model"):
         image = model["Properties"]["PrimaryContainer"]["Image"]
         role = f"arn:aws:iam::123456789012:role/{logical_id}"
@@ -102,6 +103,16 @@ def _build_stack_resources(clients, templates: dict[str, Template], env: str) ->
             EndpointName=name, EndpointConfigName=_name(props["EndpointConfigName"]), Tags=_tags(endpoint)
         )
         built["endpoints"].add(name)
+    for _, pipeline in _stack_resources(templates, env, "Pipeline"):
+        name = pipeline["Properties"]["PipelineName"]
+        # The definition is a deploy-time string; the hook reads only the pipeline's tags and its executions.
+        sagemaker.create_pipeline(
+            PipelineName=name,
+            PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
+            RoleArn=f"arn:aws:iam::123456789012:role/{name}",
+            Tags=_tags(pipeline),
+        )
+        built["pipelines"].add(name)
     assert built["models"], f"{env}: the templates hold no SageMaker model to test with"
     assert built["configs"], f"{env}: the templates hold no endpoint config to test with"
     return built
@@ -155,7 +166,9 @@ def test_no_mode_of_the_hook_touches_what_the_templates_create(templates, env, m
             run_created.append(_run_time_endpoint(clients, env, config))
 
         for mode, reports in _every_mode(clients, env, probe):
-            left = names(clients)
+            cleanup.metrics.clear_metrics()  # what Powertools' log_metrics does after each invocation
+            pipelines = clients.sagemaker.list_pipelines()["PipelineSummaries"]
+            left = {**names(clients), "pipelines": {p["PipelineName"] for p in pipelines}}
             for kind, built in owned.items():
                 assert built <= left[kind], f"{env} {mode}: deleted {kind} {sorted(built - left[kind])}"
             touched = {a["name"] for report in reports for a in report["actions"]}
@@ -174,6 +187,8 @@ def test_the_ownership_rule_keys_on_the_creator_tag_never_on_cloudformation_syst
     neither the IAM condition nor the hook's selection depends on it."""
     policies = templates[f"{env}/Operations"].find_resources("AWS::IAM::Policy").values()
     statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert {a for a in actions if a.startswith("sagemaker:Delete")} <= set(DELETED_TYPE)  # no MLflow, no pipeline
     deletes = [s for s in statements if any(a in DELETED_TYPE for a in s["Action"])]
     assert deletes, f"{env}: the clean-up role deletes nothing"
     deleted_types = {DELETED_TYPE[a] for s in deletes for a in s["Action"]}
