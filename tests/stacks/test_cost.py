@@ -16,9 +16,7 @@ from stacks.jumpstart.catalog import load_catalog
 from stacks.network_stack import INTERFACE_ENDPOINTS
 from stacks.operations_stack import CLEANUP_METRICS
 from stacks.pricing import PRICES, Estimate, PriceTable, estimate, load_prices
-from tests.lambda_handlers import load_handler
-
-cleanup_handler = load_handler("cleanup")
+from tests.lambda_cleanup import cleanup as cleanup_handler
 
 REGION = "us-east-1"  # every committed environment's region
 
