@@ -106,7 +106,9 @@ def sagemaker_tgi_generator(
 
     context = _aws(config, "generator", session)
     client = context.client("sagemaker-runtime", read_timeout=GENERATOR_READ_TIMEOUT_S)
-    return SageMakerTGIGenerator(config.generator_endpoint, client=client)
+    return SageMakerTGIGenerator(
+        config.generator_endpoint, api=config.generator_api, top_n_tokens=config.top_logprobs, client=client
+    )
 
 
 def bedrock_cmi_generator(
