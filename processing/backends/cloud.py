@@ -111,6 +111,16 @@ def sagemaker_tgi_generator(
     )
 
 
+def sagemaker_lmi_generator(
+    config: RunConfig, embedder: Embedder | None = None, *, session: boto3.Session | None = None
+) -> Generator:
+    from processing.generators.sagemaker_lmi import SageMakerLMIGenerator
+
+    context = _aws(config, "generator", session)
+    client = context.client("sagemaker-runtime", read_timeout=GENERATOR_READ_TIMEOUT_S)
+    return SageMakerLMIGenerator(config.generator_endpoint, client=client)
+
+
 def bedrock_cmi_generator(
     config: RunConfig, embedder: Embedder | None = None, *, session: boto3.Session | None = None
 ) -> Generator:

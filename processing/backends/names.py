@@ -10,7 +10,7 @@ from __future__ import annotations
 BACKEND_NAMES: dict[str, tuple[str, ...]] = {
     "embeddings": ("local", "sagemaker"),
     "vector_store": ("faiss", "opensearch"),
-    "generator": ("local", "extractive", "openai", "sagemaker-tgi", "bedrock-cmi"),
+    "generator": ("local", "extractive", "openai", "sagemaker-tgi", "sagemaker-lmi", "bedrock-cmi"),
     "judge": ("none", "bedrock", "openai", "local"),  # none: judge metrics are recorded as skipped
 }
 
@@ -19,6 +19,7 @@ REQUIRED_FIELDS: dict[tuple[str, str], str] = {
     ("embeddings", "sagemaker"): "sagemaker_embedding_endpoint",
     ("vector_store", "opensearch"): "opensearch_endpoint",
     ("generator", "sagemaker-tgi"): "generator_endpoint",
+    ("generator", "sagemaker-lmi"): "generator_endpoint",
     ("generator", "bedrock-cmi"): "generator_endpoint",
     ("judge", "bedrock"): "judge_model_id",
 }
@@ -32,5 +33,6 @@ LOGPROB_ALTERNATIVES: dict[str, int | None] = {
     "extractive": None,
     "openai": 20,  # the OpenAI API's documented top_logprobs bound
     "sagemaker-tgi": 5,  # TGI's --max-top-n-tokens default, which the JumpStart model's environment keeps
+    "sagemaker-lmi": 0,  # DJL LMI's Token: id, text, log_prob of the chosen token
     "bedrock-cmi": 0,  # return_logprobs: the chosen token only
 }

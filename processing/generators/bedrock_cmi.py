@@ -21,11 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from processing.confidence.parsing import from_bedrock_completion, load_tokenizer
-from processing.confidence.reasoning import prompt_opens_reasoning, split_completion
 from processing.generators.aws import invoke_json, runtime_client
 from processing.generators.chat_template import PromptBuilder, deepseek_r1_server_prompt
 from processing.generators.errors import MalformedResponse
-from processing.generators.responses import STOPPED_AT_LIMIT, optional_count, requested_logprobs, required_text
+from processing.generators.responses import (
+    generation_from_completion,
+    optional_count,
+    requested_logprobs,
+    required_text,
+)
 from processing.interfaces import Generation, Message
 from processing.retry import RetryPolicy
 
@@ -79,21 +83,14 @@ class BedrockCustomModelGenerator:
         )
         if not isinstance(response, Mapping):
             raise MalformedResponse(BACKEND, "<response>", "expected a JSON object")
-        stop_reason = response.get("stop_reason")
-        split = split_completion(
+        return generation_from_completion(
             required_text(response, "generation", BACKEND),
-            prompt_opens_reasoning=prompt_opens_reasoning(body["prompt"]),
-            hit_token_limit=stop_reason == STOPPED_AT_LIMIT,
-        )
-        return Generation(
-            text=split.answer,
+            prompt=body["prompt"],
+            finish=response.get("stop_reason"),
             model_id=self.model_id,
-            reasoning=split.reasoning,
             logprobs=requested_logprobs(
                 logprobs, lambda: from_bedrock_completion(response, self._tokenizer), f"{BACKEND} {self.model_id}"
             ),
             prompt_tokens=optional_count(response, "prompt_token_count", BACKEND),
             completion_tokens=optional_count(response, "generation_token_count", BACKEND),
-            stop_reason=stop_reason if isinstance(stop_reason, str) else None,
-            truncated_in_reasoning=split.cut_in_reasoning,
         )

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from processing.confidence.parsing import LogprobsUnavailable, from_chat_completion
-from processing.confidence.reasoning import split_completion
+from processing.confidence.reasoning import prompt_opens_reasoning, split_completion
 from processing.generators.errors import MalformedResponse
 from processing.interfaces import Generation, TokenLogprobs
 
@@ -50,6 +50,40 @@ def required_text(container: Any, key: str, backend: str, where: str = "") -> st
     if not isinstance(value, str):
         raise MalformedResponse(backend, where + key, f"expected a string, got {type(value).__name__}")
     return value
+
+
+def strip_echoed_prompt(generated_text: str, prompt: str) -> str:
+    """The completion alone: with `return_full_text` on, TGI and DJL LMI return `prompt + completion`."""
+    return generated_text.removeprefix(prompt) if prompt else generated_text
+
+
+def generation_from_completion(
+    completion: str,
+    *,
+    prompt: str,
+    finish: Any,
+    model_id: str,
+    logprobs: TokenLogprobs | None,
+    completion_tokens: int | None,
+    prompt_tokens: int | None = None,
+) -> Generation:
+    """A completion-format reply (TGI generate, DJL LMI, Bedrock Custom Model Import) -> Generation: an echoed
+    prompt removed, the reasoning split off, and a reply stopped at the limit inside `<think>` flagged."""
+    split = split_completion(
+        strip_echoed_prompt(completion, prompt),
+        prompt_opens_reasoning=prompt_opens_reasoning(prompt),
+        hit_token_limit=finish == STOPPED_AT_LIMIT,
+    )
+    return Generation(
+        text=split.answer,
+        model_id=model_id,
+        reasoning=split.reasoning,
+        logprobs=logprobs,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        stop_reason=finish if isinstance(finish, str) else None,
+        truncated_in_reasoning=split.cut_in_reasoning,
+    )
 
 
 def generation_from_chat(

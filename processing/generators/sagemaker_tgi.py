@@ -19,18 +19,16 @@ distribution.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from processing.confidence.parsing import from_tgi_details
-from processing.confidence.reasoning import prompt_opens_reasoning, split_completion
-from processing.generators.aws import invoke_json, runtime_client
+from processing.generators.aws import invoke_endpoint_json, runtime_client
 from processing.generators.chat_template import PromptBuilder, deepseek_r1_server_prompt
 from processing.generators.errors import MalformedResponse
 from processing.generators.responses import (
-    STOPPED_AT_LIMIT,
     generation_from_chat,
+    generation_from_completion,
     optional_count,
     requested_logprobs,
     required_text,
@@ -47,6 +45,7 @@ class SageMakerTGIGenerator:
     """`top_n_tokens` alternatives per generated token (0: only the chosen token's log-probability)."""
 
     MAX_ALTERNATIVES = MAX_TOP_N_TOKENS
+    backend = BACKEND
 
     def __init__(
         self,
@@ -97,18 +96,10 @@ class SageMakerTGIGenerator:
 
     def generate(self, messages: Sequence[Message], *, max_tokens: int, logprobs: bool = False) -> Generation:
         body = self.request_body(messages, max_tokens=max_tokens, logprobs=logprobs)
-        response = invoke_json(
-            lambda: self._client.invoke_endpoint(
-                EndpointName=self.endpoint_name,
-                ContentType="application/json",
-                Accept="application/json",
-                Body=json.dumps(body),
-            )["Body"],
-            backend=BACKEND,
-            target=self.endpoint_name,
-            policy=self._retry,
+        response = invoke_endpoint_json(
+            self._client, self.endpoint_name, body, backend=self.backend, policy=self._retry
         )
-        target = f"{BACKEND} endpoint {self.endpoint_name}"
+        target = f"{self.backend} endpoint {self.endpoint_name}"
         if self.api == "messages":
             return generation_from_chat(
                 response, model_id=self.model_id, backend=BACKEND, target=target, logprobs_requested=logprobs
@@ -117,38 +108,25 @@ class SageMakerTGIGenerator:
 
     def _from_generate(self, response: Any, prompt: str, logprobs: bool, target: str) -> Generation:
         if isinstance(response, Mapping) and "generated_text" in response:
-            # DJL LMI's rolling-batch response is this object form (djl-serving, lmi_input_output_schema.md);
-            # its tokens carry no top-k alternatives, so it is refused by name rather than half parsed.
+            # DJL LMI's rolling-batch response is this object form (djl-serving, lmi_input_output_schema.md),
+            # with differently named token fields: refused by name rather than half parsed.
             raise MalformedResponse(
                 BACKEND,
                 "<response>",
-                "a single JSON object, not TGI's list of one generation: the endpoint looks like DJL LMI, "
-                "which this generator does not support (serve the model with Hugging Face TGI)",
+                "a single JSON object, not TGI's list of one generation: the endpoint looks like DJL LMI; "
+                "select it with generator=sagemaker-lmi",
             )
         if not isinstance(response, list) or len(response) != 1:
             raise MalformedResponse(BACKEND, "<response>", "expected a list with one generation")
-        completion = strip_echoed_prompt(required_text(response[0], "generated_text", BACKEND, "[0]."), prompt)
         details = response[0].get("details")
         details = details if isinstance(details, Mapping) else {}
         prefill = details.get("prefill")
-        finish = details.get("finish_reason")
-        split = split_completion(
-            completion,
-            prompt_opens_reasoning=prompt_opens_reasoning(prompt),
-            hit_token_limit=finish == STOPPED_AT_LIMIT,
-        )
-        return Generation(
-            text=split.answer,
+        return generation_from_completion(
+            required_text(response[0], "generated_text", BACKEND, "[0]."),
+            prompt=prompt,
+            finish=details.get("finish_reason"),
             model_id=self.model_id,
-            reasoning=split.reasoning,
             logprobs=requested_logprobs(logprobs, lambda: from_tgi_details(response), target),
             prompt_tokens=len(prefill) if isinstance(prefill, list) and prefill else None,
             completion_tokens=optional_count(details, "generated_tokens", BACKEND, "[0].details."),
-            stop_reason=finish if isinstance(finish, str) else None,
-            truncated_in_reasoning=split.cut_in_reasoning,
         )
-
-
-def strip_echoed_prompt(generated_text: str, prompt: str) -> str:
-    """The completion alone: TGI with `return_full_text` on returns `prompt + completion` (see the module doc)."""
-    return generated_text.removeprefix(prompt) if prompt else generated_text

@@ -80,6 +80,7 @@ BEDROCK_CMI = {"generator": "bedrock-cmi", "generator_endpoint": CMI_ARN}
         ({}, "decision_label"),  # the local server returns top-k alternatives
         ({**SAGEMAKER_TGI, "top_logprobs": "5"}, "decision_label"),
         (BEDROCK_CMI, "sequence_confidence"),  # return_logprobs: the chosen token only
+        ({"generator": "sagemaker-lmi", "generator_endpoint": "llm"}, "sequence_confidence"),  # LMI: likewise
         ({"generator": "extractive"}, "sequence_confidence"),
         ({"top_logprobs": "0"}, "sequence_confidence"),
     ],

@@ -20,6 +20,7 @@ from processing.backends.opensearch_store import OpenSearchVectorStore
 from processing.backends.sagemaker_embedder import SageMakerEmbedder
 from processing.config import RunConfig, load_config
 from processing.generators.bedrock_cmi import BedrockCustomModelGenerator
+from processing.generators.sagemaker_lmi import SageMakerLMIGenerator
 from processing.generators.sagemaker_tgi import SageMakerTGIGenerator
 from processing.interfaces import Message
 from processing.runner import preflight
@@ -144,6 +145,15 @@ def test_the_tgi_messages_api_and_alternatives_come_from_the_config() -> None:
     assert (body["top_logprobs"], body["max_tokens"]) == (3, 8)
 
 
+@pytest.mark.usefixtures("aws_credentials")
+def test_sagemaker_lmi_generator_targets_the_endpoint_and_uses_the_token_mean_measure() -> None:
+    selection = config(generator="sagemaker-lmi")
+    generator = factory.build_generator(selection, embedder=None)  # type: ignore[arg-type]
+    assert isinstance(generator, SageMakerLMIGenerator)
+    assert (generator.endpoint_name, generator._client.meta.region_name) == ("ragops-dev-llm", "eu-west-1")
+    assert selection.confidence_measure == "sequence_confidence"
+
+
 def test_each_generator_declares_the_alternatives_the_config_checks_against() -> None:
     """The run config's capability table (a leaf module) and the generator classes say the same."""
     from processing.backends.extractive import ExtractiveGenerator
@@ -154,6 +164,7 @@ def test_each_generator_declares_the_alternatives_the_config_checks_against() ->
         "local": LocalLLMGenerator,
         "openai": OpenAICompatibleGenerator,
         "sagemaker-tgi": SageMakerTGIGenerator,
+        "sagemaker-lmi": SageMakerLMIGenerator,
         "bedrock-cmi": BedrockCustomModelGenerator,
         "extractive": ExtractiveGenerator,
     }

@@ -117,7 +117,7 @@ def test_a_djl_lmi_object_response_is_refused_by_name(stubbed) -> None:
         "details": {"finish_reason": "length", "generated_tokens": 8, "inputs": "What is Deep Learning?"},
     }
     _expect(stubber, _generate_body(logprobs=False), lmi)
-    with pytest.raises(MalformedResponse, match="looks like DJL LMI"):
+    with pytest.raises(MalformedResponse, match="looks like DJL LMI; select it with generator=sagemaker-lmi"):
         generator.generate(MESSAGES, max_tokens=256)
 
 
