@@ -17,10 +17,11 @@ from urllib.parse import urlparse
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from processing.backends.names import BACKEND_NAMES, REQUIRED_FIELDS
+from processing.backends.names import BACKEND_NAMES, LOGPROB_ALTERNATIVES, REQUIRED_FIELDS
 
 PACKAGED_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 PACKAGED_EMBEDDING_DIMENSION = 384
+MIN_LABEL_ALTERNATIVES = 3  # yes, no and maybe: the decision-label measure normalises over all three
 ENDPOINT_NAME = r"^$|^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"  # SageMaker endpoint and endpoint-config names
 
 
@@ -55,8 +56,13 @@ class RunConfig(BaseModel):
     local_llm_model: str = Field("smollm2-135m-instruct", description="packaged model the local generator serves")
     local_llm_context_size: int = Field(4096, ge=512, le=32768, description="local server context, in tokens")
     local_llm_threads: int = Field(0, ge=0, le=256, description="local server CPU threads; 0: every core")
-    top_logprobs: int = Field(10, ge=0, le=20, description="alternatives per token (decision-label confidence)")
-    max_answer_tokens: int = Field(256, ge=1, le=8192)
+    top_logprobs: int = Field(
+        10, ge=0, le=20, description="alternatives per token (decision-label confidence); TGI returns at most 5"
+    )
+    max_answer_tokens: int = Field(256, ge=1, le=8192, description="new tokens per answer, reasoning included")
+    reasoning_retry_max_tokens: int = Field(
+        0, ge=0, le=16384, description="a reply cut inside <think> is asked once more with this budget; 0: abstain"
+    )
     generation_concurrency: int = Field(
         1, ge=1, le=64, description="questions answered (and judged) at once; the local server gets as many slots"
     )
@@ -90,6 +96,9 @@ class RunConfig(BaseModel):
     opensearch_replicas: int = Field(1, ge=0, le=15, description="capped at data nodes - 1 when the index is made")
     opensearch_bm25_weight: float = Field(0.0, ge=0.0, lt=1.0, description="0: k-NN only; >0: hybrid BM25 + k-NN")
     generator_endpoint: str = Field("", description="SageMaker endpoint (sagemaker-tgi) or imported model ARN")
+    generator_api: Literal["generate", "messages"] = Field(
+        "generate", description="sagemaker-tgi request: generate (the R1 template here) or messages (server's)"
+    )
     generator_tokenizer_path: str = Field("", description="local tokenizer.json to decode bedrock-cmi token ids")
     judge_model_id: str = Field("anthropic.claude-3-haiku-20240307-v1:0", description="Bedrock model for judge=bedrock")
     # On-demand SageMaker endpoints (processing/backends/on_demand.py): created from their config when missing.
@@ -111,8 +120,10 @@ class RunConfig(BaseModel):
         "", pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$", description="name of the env var holding the API key"
     )
     # Confidence from token log-probabilities (skipped, and logged so, when the generator returns none)
-    confidence_measure: Literal["sequence_confidence", "decision_label"] = Field(
-        "decision_label", description="what the agent thresholds: token-mean confidence or label probability"
+    confidence_measure: Literal["auto", "sequence_confidence", "decision_label"] = Field(
+        "auto",
+        description="what the agent thresholds: token-mean confidence or label probability; auto: the label "
+        "probability where the generator returns top-k alternatives, else the token mean",
     )
     confidence_threshold: float = Field(0.5, ge=0.0, le=1.0, description="answer confidence below which the agent acts")
     low_confidence_token_prob: float = Field(0.3, gt=0.0, le=1.0, description="token probability flagged as unsure")
@@ -121,6 +132,21 @@ class RunConfig(BaseModel):
     prune_threshold: float = Field(-1.0, le=0.0, description="min draft mean logprob a context needs to be kept")
     prune_draft_tokens: int = Field(16, ge=1, le=256, description="tokens per pruning draft")
     prompt_clarity_tokens: int = Field(5, ge=1, le=50, description="first answer tokens scored for prompt clarity")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_auto_measure(cls, values: Any) -> Any:
+        """`confidence_measure=auto` (the default) becomes the measure the generator's service can feed:
+        decision_label needs top-k alternatives, which some services never return (LOGPROB_ALTERNATIVES)."""
+        if not isinstance(values, Mapping) or values.get("confidence_measure", "auto") != "auto":
+            return values
+        alternatives = LOGPROB_ALTERNATIVES.get(str(values.get("generator", "local"))) or 0
+        try:
+            top_logprobs = int(values.get("top_logprobs", cls.model_fields["top_logprobs"].default))
+        except (TypeError, ValueError):
+            return values  # the field's own validation names it
+        label = alternatives >= MIN_LABEL_ALTERNATIVES and top_logprobs >= MIN_LABEL_ALTERNATIVES
+        return {**values, "confidence_measure": "decision_label" if label else "sequence_confidence"}
 
     @field_validator("embeddings", "vector_store", "generator", "judge")
     @classmethod
@@ -184,11 +210,38 @@ class RunConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _label_measure_needs_alternatives(self) -> RunConfig:
-        if self.confidence_measure == "decision_label" and self.top_logprobs < 3:
+    def _measure_fits_generator(self) -> RunConfig:
+        """Refuse what the generator's service cannot return: more alternatives than it gives (TGI answers 422),
+        or the label measure from a service that returns the chosen token's log-probability only."""
+        alternatives = LOGPROB_ALTERNATIVES[self.generator]
+        if alternatives and self.top_logprobs > alternatives:
+            raise ValueError(
+                f"top_logprobs ({self.top_logprobs}) is more than generator={self.generator} returns "
+                f"(at most {alternatives} alternatives per token)"
+            )
+        if self.confidence_measure != "decision_label":
+            return self
+        if alternatives == 0:
+            raise ValueError(
+                f"confidence_measure=decision_label reads the labels from top-k alternatives, and "
+                f"generator={self.generator} returns only the chosen token's log-probability: "
+                "use confidence_measure=sequence_confidence or auto"
+            )
+        if self.top_logprobs < MIN_LABEL_ALTERNATIVES:
             raise ValueError(
                 "confidence_measure=decision_label reads the three labels from the top-k alternatives: "
-                f"top_logprobs must be at least 3, got {self.top_logprobs}"
+                f"top_logprobs must be at least {MIN_LABEL_ALTERNATIVES}, got {self.top_logprobs}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _generation_settings(self) -> RunConfig:
+        if self.generator_api != "generate" and self.generator != "sagemaker-tgi":
+            raise ValueError("generator_api applies only to generator=sagemaker-tgi")
+        if self.reasoning_retry_max_tokens and self.reasoning_retry_max_tokens <= self.max_answer_tokens:
+            raise ValueError(
+                f"reasoning_retry_max_tokens ({self.reasoning_retry_max_tokens}) must be 0 (no retry) or more "
+                f"than max_answer_tokens ({self.max_answer_tokens})"
             )
         return self
 

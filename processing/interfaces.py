@@ -63,7 +63,11 @@ class TokenLogprobs:
 
 @dataclass(frozen=True)
 class Generation:
-    """A generator's answer. `logprobs is None` means the backend did not provide them (never zeros)."""
+    """A generator's answer. `logprobs is None` means the backend did not provide them (never zeros).
+
+    `truncated_in_reasoning`: the reply hit `max_tokens` inside its `<think>` span, so `text` is empty and
+    `reasoning` holds the partial reasoning; the agent treats it as its own outcome, never as an answer.
+    """
 
     text: str
     model_id: str
@@ -72,6 +76,7 @@ class Generation:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     stop_reason: str | None = None
+    truncated_in_reasoning: bool = False
 
 
 @runtime_checkable

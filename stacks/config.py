@@ -203,9 +203,27 @@ class EndpointConfig(_Strict):
         return self.max_instances > self.min_instances
 
 
+class LlmEndpointConfig(EndpointConfig):
+    """The generator endpoint, with the answer budget its model needs (passed to the pipeline's run config).
+
+    The deployed model is a DeepSeek-R1 distill: its `<think>` reasoning comes before the answer and runs to
+    hundreds of tokens, so the run config's 256-token default leaves answers empty or cut. 1024 new tokens, with
+    one retry at 2048 for a reply still cut inside `<think>`, is the budget; 0 turns the retry off.
+    """
+
+    max_answer_tokens: Annotated[int, Field(ge=1, le=8192)] = 1024
+    reasoning_retry_max_tokens: Annotated[int, Field(ge=0, le=16384)] = 2048
+
+    @model_validator(mode="after")
+    def _retry_budget_is_larger(self) -> LlmEndpointConfig:
+        if self.reasoning_retry_max_tokens and self.reasoning_retry_max_tokens <= self.max_answer_tokens:
+            raise ValueError("reasoning_retry_max_tokens must be 0 (no retry) or more than max_answer_tokens")
+        return self
+
+
 class ModelsConfig(_Strict):
     embedding: EndpointConfig
-    llm: EndpointConfig
+    llm: LlmEndpointConfig
 
 
 class ProcessingConfig(_Strict):

@@ -19,6 +19,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from processing.backends.cloud import ON_DEMAND_FIELDS
+from processing.backends.names import LOGPROB_ALTERNATIVES
 from processing.backends.on_demand import CREATED_BY_TAG, ON_DEMAND_CREATOR
 from processing.pipelines.parameters import DATASET_URI, IMAGE_URI, VARIANTS, pipeline_name
 from stacks.config import PROJECT, TAG_ENVIRONMENT, TAG_PROJECT, EnvironmentConfig
@@ -276,11 +277,7 @@ class PipelineStack(cdk.Stack):
         thresholds = config.promotion.thresholds
         # Without an LLM endpoint (dev) the extractive baseline answers: the run config's default, the local
         # llama-server, exists only on a developer machine, not in the processing image.
-        generator = (
-            {"generator": "sagemaker-tgi", "generator_endpoint": inputs.llm.name}
-            if inputs.llm
-            else {"generator": "extractive"}
-        )
+        generator = self._generator_defaults(inputs.llm) if inputs.llm else {"generator": "extractive"}
         # On-demand endpoints are brought up by the first stage that needs them, from the stack's endpoint config.
         on_demand = {self._config_field(endpoint): endpoint.config_name for endpoint in self._on_demand()}
         return {
@@ -304,6 +301,17 @@ class PipelineStack(cdk.Stack):
             "index_retention_hours": config.index_retention_hours,
             IMAGE_URI: self.image.image_uri,
             DATASET_URI: f"s3://{inputs.data_bucket_name}/datasets/",
+        }
+
+    def _generator_defaults(self, endpoint: ModelEndpoint) -> dict[str, object]:
+        """The TGI endpoint with its model's answer budget, and as many alternatives per token as TGI returns."""
+        llm = self._config.models.llm
+        return {
+            "generator": "sagemaker-tgi",
+            "generator_endpoint": endpoint.name,
+            "top_logprobs": LOGPROB_ALTERNATIVES["sagemaker-tgi"],
+            "max_answer_tokens": llm.max_answer_tokens,
+            "reasoning_retry_max_tokens": llm.reasoning_retry_max_tokens,
         }
 
     def _parameter_stand_ins(self) -> dict[str, str]:

@@ -1,14 +1,17 @@
 """The agent as a LangGraph state graph.
 
     retrieve -> grade -> (nothing relevant) abstain
-                      -> generate -> assess -> accepted | retry -> retrieve ... | low-confidence abstain
+                      -> generate -> (cut inside <think>) abstain
+                                  -> assess -> accepted | retry -> retrieve ... | low-confidence abstain
 
 `generate` asks for token log-probabilities (and prunes contexts first when `prune_contexts` is on); `assess`
 scores the answer. Below `confidence_threshold` the agent retries with more context: top_k doubles on each
 retry, up to `confidence_max_retries` (1 by default: exactly one retry), then it abstains with the reason.
 More context was chosen over a rewritten query because a low score most often means thin evidence, and
 widening retrieval needs no extra generation call. A generator without log-probabilities skips these edges:
-the answer is accepted and `confidence_route` records "skipped: <reason>".
+the answer is accepted and `confidence_route` records "skipped: <reason>". A reply cut off inside its `<think>`
+reasoning is asked again once with a larger budget when the config allows, else abstained on (agent/budget.py).
+Every generation is an LLM span of the question's trace (generators/traced.py).
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from langgraph.graph import END, START, StateGraph
 
 from processing.agent import prompts
 from processing.agent.answering import PruningOutcome, generate_answer
+from processing.agent.budget import retry_cut_reasoning, truncation_reason
 from processing.agent.decision import parse_decision
 from processing.confidence.assessment import AnswerAssessment, assess
 from processing.config import RunConfig
+from processing.generators.traced import TracedGenerator
 from processing.interfaces import Embedder, Generation, Generator, Hit, HybridSearch, VectorStore
 
 ACCEPTED, RETRY, ABSTAIN = "accepted", "retry", "abstain"
@@ -45,6 +50,7 @@ class AgentState(TypedDict, total=False):
     confidence_route: str  # accepted | retry | abstain | "skipped: <why>"
     attempts: list[dict[str, Any]]  # per attempt: top_k and answer confidence
     pruning: PruningOutcome | None
+    truncated_in_reasoning: int  # replies cut inside <think>, over every attempt
 
 
 def build_agent(embedder: Embedder, store: VectorStore, generator: Generator, config: RunConfig) -> Any:
@@ -53,6 +59,7 @@ def build_agent(embedder: Embedder, store: VectorStore, generator: Generator, co
     With `opensearch_bm25_weight > 0` retrieval sends the question text as well as its vector (hybrid search).
     """
     hybrid = config.opensearch_bm25_weight > 0
+    generator = TracedGenerator(generator)
     if hybrid and not isinstance(store, HybridSearch):
         raise ValueError(f"hybrid retrieval needs a store with hybrid_search; {type(store).__name__} has none")
 
@@ -73,7 +80,9 @@ def build_agent(embedder: Embedder, store: VectorStore, generator: Generator, co
         generation, contexts, pruning = generate_answer(
             generator, state["question"], [hit.text for hit in state["relevant"]], config
         )
+        generation, cut = retry_cut_reasoning(generator, state["question"], contexts, generation, config)
         return {
+            "truncated_in_reasoning": state.get("truncated_in_reasoning", 0) + cut,
             "generation": generation,
             "contexts": contexts,
             "pruning": pruning,
@@ -83,6 +92,13 @@ def build_agent(embedder: Embedder, store: VectorStore, generator: Generator, co
             "abstain_reason": None,
             "model_id": generation.model_id,
         }
+
+    def answered(state: AgentState) -> str:
+        return "abstain_truncated" if state["generation"].truncated_in_reasoning else "assess"
+
+    def abstain_truncated(state: AgentState) -> AgentState:
+        cut = _abstention("abstain_truncated", truncation_reason(config))
+        return cut | {"confidence_route": "not reached: the reply was cut inside its reasoning"}
 
     def assess_answer(state: AgentState) -> AgentState:
         assessment = assess(
@@ -144,16 +160,18 @@ def build_agent(embedder: Embedder, store: VectorStore, generator: Generator, co
         ("retry", retry),
         ("abstain", abstain),
         ("abstain_low_confidence", abstain_low_confidence),
+        ("abstain_truncated", abstain_truncated),
     ]:
         graph.add_node(name, node)
     graph.add_edge(START, "retrieve")
     graph.add_edge("retrieve", "grade")
     graph.add_conditional_edges("grade", has_context, {"generate": "generate", "abstain": "abstain"})
-    graph.add_edge("generate", "assess")
+    graph.add_conditional_edges("generate", answered, {"assess": "assess", "abstain_truncated": "abstain_truncated"})
     graph.add_conditional_edges(
         "assess", after_assessment, {ACCEPTED: END, RETRY: "retry", ABSTAIN: "abstain_low_confidence"}
     )
     graph.add_edge("retry", "retrieve")
     graph.add_edge("abstain", END)
     graph.add_edge("abstain_low_confidence", END)
+    graph.add_edge("abstain_truncated", END)
     return graph.compile()

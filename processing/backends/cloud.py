@@ -106,7 +106,19 @@ def sagemaker_tgi_generator(
 
     context = _aws(config, "generator", session)
     client = context.client("sagemaker-runtime", read_timeout=GENERATOR_READ_TIMEOUT_S)
-    return SageMakerTGIGenerator(config.generator_endpoint, client=client)
+    return SageMakerTGIGenerator(
+        config.generator_endpoint, api=config.generator_api, top_n_tokens=config.top_logprobs, client=client
+    )
+
+
+def sagemaker_lmi_generator(
+    config: RunConfig, embedder: Embedder | None = None, *, session: boto3.Session | None = None
+) -> Generator:
+    from processing.generators.sagemaker_lmi import SageMakerLMIGenerator
+
+    context = _aws(config, "generator", session)
+    client = context.client("sagemaker-runtime", read_timeout=GENERATOR_READ_TIMEOUT_S)
+    return SageMakerLMIGenerator(config.generator_endpoint, client=client)
 
 
 def bedrock_cmi_generator(

@@ -119,6 +119,7 @@ JUDGES: dict[str, Callable[..., Any] | None] = {"none": None, "openai": _openai_
 EMBEDDERS["sagemaker"] = cloud.sagemaker_embedder
 VECTOR_STORES["opensearch"] = cloud.opensearch_store
 GENERATORS["sagemaker-tgi"] = cloud.sagemaker_tgi_generator
+GENERATORS["sagemaker-lmi"] = cloud.sagemaker_lmi_generator
 GENERATORS["bedrock-cmi"] = cloud.bedrock_cmi_generator
 JUDGES["bedrock"] = cloud.bedrock_judge
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -124,28 +125,48 @@ def from_tgi_details(response: Any) -> TokenLogprobs:
     top_tokens = details.get("top_tokens")
     if top_tokens is not None and (not isinstance(top_tokens, list) or len(top_tokens) != len(raw_tokens)):
         raise MalformedLogprobs("[0].details.top_tokens", "expected one list of candidates per generated token")
-    tokens: list[str] = []
-    ids: list[int | None] = []
-    values: list[float] = []
-    alternatives: list[tuple[tuple[str, float], ...]] = []
-    for i, raw in enumerate(raw_tokens):
-        where = f"[0].details.tokens[{i}]"
-        entry = _mapping(raw, where)
-        if entry.get("special", False):
-            continue
-        tokens.append(_string(entry.get("text"), f"{where}.text"))
-        ids.append(_token_id(entry.get("id"), f"{where}.id"))
-        values.append(_logprob(entry.get("logprob"), f"{where}.logprob"))
-        if top_tokens is not None:
-            alternatives.append(_alternatives(top_tokens[i], f"[0].details.top_tokens[{i}]", "text"))
+    positions, chosen = _generated_tokens(raw_tokens, "[0].details.tokens", special="special", logprob="logprob")
+    alternatives = [
+        _alternatives(top_tokens[i], f"[0].details.top_tokens[{i}]", "text")
+        for i in positions
+        if top_tokens is not None
+    ]
     prefill = details.get("prefill")
-    return TokenLogprobs(
-        tokens=tuple(tokens),
-        logprobs=tuple(values),
-        token_ids=tuple(ids),
+    return replace(
+        chosen,
         alternatives=tuple(alternatives) if top_tokens is not None and any(alternatives) else None,
         prompt_logprobs=_tgi_prefill(prefill) if prefill else None,
     )
+
+
+def from_lmi_details(response: Mapping[str, Any]) -> TokenLogprobs:
+    """DJL LMI rolling-batch response with `details` (djl-serving lmi_input_output_schema.md): `details.tokens`
+    holds `{id, text, log_prob}` per generated token, the chosen token only (no alternatives)."""
+    details = response.get("details")
+    if details is None:
+        raise LogprobsUnavailable("details", "request it with parameters.details=true")
+    raw_tokens = _required_list(_mapping(details, "details"), "tokens", prefix="details.")
+    return _generated_tokens(raw_tokens, "details.tokens", special="special_token", logprob="log_prob")[1]
+
+
+def _generated_tokens(
+    raw_tokens: list[Any], where: str, *, special: str, logprob: str
+) -> tuple[list[int], TokenLogprobs]:
+    """(positions kept, their tokens): special tokens (end of sequence and the like) are dropped, being no answer
+    text, and their near-certain probabilities would inflate every score."""
+    positions: list[int] = []
+    tokens: list[str] = []
+    ids: list[int | None] = []
+    values: list[float] = []
+    for i, raw in enumerate(raw_tokens):
+        entry = _mapping(raw, f"{where}[{i}]")
+        if entry.get(special, False):
+            continue
+        positions.append(i)
+        tokens.append(_string(entry.get("text"), f"{where}[{i}].text"))
+        ids.append(_token_id(entry.get("id"), f"{where}[{i}].id"))
+        values.append(_logprob(entry.get(logprob), f"{where}[{i}].{logprob}"))
+    return positions, TokenLogprobs(tokens=tuple(tokens), logprobs=tuple(values), token_ids=tuple(ids))
 
 
 def _decode_ids(ids: Sequence[int], tokenizer: Tokenizer | None) -> list[str]:

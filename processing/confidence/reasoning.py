@@ -4,7 +4,8 @@ Reasoning tokens are long, exploratory and mostly confident, the answer is short
 reasoning would drown the answer's signal. The chat template opens the `<think>` block in the prompt, so
 completions usually contain only the closing tag; both forms are handled. A completion cut off inside the
 reasoning (no closing tag after an opening one) has reasoning and an empty answer; one cut off before it
-produced any tag cannot be told from a plain answer and is returned as the answer.
+produced any tag cannot be told from a plain answer by its text alone: `split_completion` also knows whether the
+prompt opened the span and whether the server stopped at the token limit.
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ class UndecodedTokens(LogprobsError):
 
 @dataclass(frozen=True)
 class TextSplit:
+    """`cut_in_reasoning`: the completion hit its token limit inside the reasoning span, so it has no answer."""
+
     reasoning: str | None
     answer: str
+    cut_in_reasoning: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,26 @@ def split_reasoning_text(text: str) -> TextSplit:
     if stripped.startswith(THINK_OPEN):
         return TextSplit(reasoning=stripped[len(THINK_OPEN) :].strip(), answer="")
     return TextSplit(reasoning=None, answer=text.strip())
+
+
+def prompt_opens_reasoning(prompt: str) -> bool:
+    """Whether the prompt ends inside an open `<think>` span, so the completion starts with reasoning."""
+    return prompt.rstrip().endswith(THINK_OPEN)
+
+
+def split_completion(text: str, *, prompt_opens_reasoning: bool, hit_token_limit: bool) -> TextSplit:
+    """Split a completion, telling a reply cut off inside `<think>` from an answer.
+
+    When the prompt ends by opening `<think>` (the DeepSeek-R1 template does), the completion starts inside the
+    reasoning; if the server then stopped at the token limit before `</think>`, everything generated is reasoning
+    and there is no answer, not a short answer made of half a thought.
+    """
+    split = split_reasoning_text(text)
+    unclosed = THINK_CLOSE not in text and (prompt_opens_reasoning or split.reasoning is not None)
+    if unclosed and hit_token_limit:
+        reasoning = split.reasoning if split.reasoning is not None else text.strip()
+        return TextSplit(reasoning=reasoning, answer="", cut_in_reasoning=True)
+    return split
 
 
 def split_reasoning_tokens(logprobs: TokenLogprobs) -> TokenSplit:

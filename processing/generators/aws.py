@@ -47,3 +47,18 @@ def invoke_json(
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise MalformedResponse(backend, "Body", f"not JSON ({error}): {raw[:200]!r}") from None
+
+
+def invoke_endpoint_json(client: Any, endpoint_name: str, body: Any, *, backend: str, policy: RetryPolicy) -> Any:
+    """A SageMaker `invoke_endpoint` call with a JSON body, through `invoke_json`."""
+    return invoke_json(
+        lambda: client.invoke_endpoint(
+            EndpointName=endpoint_name,
+            ContentType="application/json",
+            Accept="application/json",
+            Body=json.dumps(body),
+        )["Body"],
+        backend=backend,
+        target=endpoint_name,
+        policy=policy,
+    )

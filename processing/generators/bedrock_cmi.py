@@ -1,7 +1,12 @@
 """Generator over a model imported with Amazon Bedrock Custom Model Import (completion format, `InvokeModel`).
 
 The request asks for `return_logprobs`; the response carries one `{"<token id>": logprob}` per generated token
-and, when the service returns them, the prompt's log-probabilities. Token ids are decoded with the imported
+and, when the service returns them, the prompt's log-probabilities. That is the chosen token's log-probability
+only, never top-k alternatives (Amazon Bedrock User Guide, "Advanced API features for imported models", log
+probabilities: docs.aws.amazon.com/bedrock/latest/userguide/custom-model-import-advanced-features.html; the
+completion format with `return_logprobs` is shown in the AWS Machine Learning Blog post "Unlock model insights
+with log probability support for Amazon Bedrock Custom Model Import"), so `MAX_ALTERNATIVES` is 0 and the run
+config refuses a confidence measure that needs alternatives with this generator. Token ids are decoded with the imported
 model's `tokenizer.json` when a local path is given (never downloaded), else reported as `<id:N>`.
 Temperature is 0 (greedy), so the log-probabilities score the model's most likely answer. A cold imported
 model answers ModelNotReadyException while it loads: retried with backoff like throttling, within a bound.
@@ -16,11 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from processing.confidence.parsing import from_bedrock_completion, load_tokenizer
-from processing.confidence.reasoning import split_reasoning_text
 from processing.generators.aws import invoke_json, runtime_client
 from processing.generators.chat_template import PromptBuilder, deepseek_r1_server_prompt
 from processing.generators.errors import MalformedResponse
-from processing.generators.responses import optional_count, requested_logprobs, required_text
+from processing.generators.responses import (
+    generation_from_completion,
+    optional_count,
+    requested_logprobs,
+    required_text,
+)
 from processing.interfaces import Generation, Message
 from processing.retry import RetryPolicy
 
@@ -31,6 +40,8 @@ DEFAULT_RETRY = RetryPolicy(max_attempts=8, initial_delay_s=2.0, max_delay_s=30.
 
 
 class BedrockCustomModelGenerator:
+    MAX_ALTERNATIVES = 0  # `return_logprobs` gives the chosen token's log-probability only (see the module doc)
+
     def __init__(
         self,
         model_arn: str,
@@ -72,16 +83,14 @@ class BedrockCustomModelGenerator:
         )
         if not isinstance(response, Mapping):
             raise MalformedResponse(BACKEND, "<response>", "expected a JSON object")
-        split = split_reasoning_text(required_text(response, "generation", BACKEND))
-        stop_reason = response.get("stop_reason")
-        return Generation(
-            text=split.answer,
+        return generation_from_completion(
+            required_text(response, "generation", BACKEND),
+            prompt=body["prompt"],
+            finish=response.get("stop_reason"),
             model_id=self.model_id,
-            reasoning=split.reasoning,
             logprobs=requested_logprobs(
                 logprobs, lambda: from_bedrock_completion(response, self._tokenizer), f"{BACKEND} {self.model_id}"
             ),
             prompt_tokens=optional_count(response, "prompt_token_count", BACKEND),
             completion_tokens=optional_count(response, "generation_token_count", BACKEND),
-            stop_reason=stop_reason if isinstance(stop_reason, str) else None,
         )

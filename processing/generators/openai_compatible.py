@@ -30,6 +30,8 @@ class TransientHTTPError(Exception):
 class OpenAICompatibleGenerator:
     """`base_url` is the API root including its version, e.g. http://127.0.0.1:8000/v1 for vLLM."""
 
+    MAX_ALTERNATIVES = MAX_TOP_LOGPROBS
+
     def __init__(
         self,
         base_url: str,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from processing.generators.openai_compatible import OpenAICompatibleGenerator
+from processing.generators.openai_compatible import MAX_TOP_LOGPROBS, OpenAICompatibleGenerator
 from processing.interfaces import Generation, Message
 from processing.local_llm.models import ResolvedWeights, resolve_weights
 from processing.local_llm.server import LlamaServer, ServerSettings, find_binary
@@ -23,6 +23,8 @@ LOCAL_RETRY = RetryPolicy(max_attempts=2, initial_delay_s=0.2, max_delay_s=1.0)
 
 class LocalLLMGenerator:
     """Starts its server on construction; `top_logprobs` alternatives per token feed the confidence measures."""
+
+    MAX_ALTERNATIVES = MAX_TOP_LOGPROBS
 
     def __init__(
         self, model: str, *, settings: ServerSettings | None = None, top_logprobs: int = 10, timeout_s: float = 300.0

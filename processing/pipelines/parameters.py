@@ -45,6 +45,12 @@ ENVIRONMENT_FIELDS = frozenset(
         "generator_url",
         "generator_model",
         "generator_api_key_env",
+        "generator_api",
+        # what the environment's generator can return and how long its model reasons
+        "top_logprobs",
+        "confidence_measure",
+        "max_answer_tokens",
+        "reasoning_retry_max_tokens",
         "judge",
         "judge_model_id",
         "generation_concurrency",

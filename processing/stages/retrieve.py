@@ -40,6 +40,7 @@ def answer_row(question_id: str, state: Mapping[str, Any]) -> dict[str, Any]:
         "candidate_decision": None if generation is None else parse_decision(generation.text),
         "confidence_route": state.get("confidence_route", "not reached: no answer was generated"),
         "retries": state["attempt"],
+        "truncated_in_reasoning": state.get("truncated_in_reasoning", 0),
         "final_top_k": state["top_k"],
         "attempts": state.get("attempts", []),
         "confidence": None if assessment is None else assessment.record(),
@@ -113,6 +114,7 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
         {
             "question_count": len(rows),
             "abstention_rate": sum(r["abstained"] for r in rows) / len(rows),
+            "truncated_in_reasoning": sum(r["truncated_in_reasoning"] for r in rows),  # replies cut in <think>
             "agent_latency_p50_ms": float(np.percentile(latencies, 50)),
             "agent_latency_p95_ms": float(np.percentile(latencies, 95)),
             "questions_per_second": len(rows) / max(elapsed, 1e-9),

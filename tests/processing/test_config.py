@@ -51,11 +51,56 @@ def test_config_is_frozen() -> None:
         ({"generator_api_key_env": "sk-123"}, "generator_api_key_env: String should match pattern"),
         ({"confidence_threshold": "1.5"}, "confidence_threshold: Input should be less than or equal to 1"),
         ({"prune_threshold": "0.5"}, "prune_threshold: Input should be less than or equal to 0"),
-        ({"top_logprobs": "0"}, "confidence_measure=decision_label reads the three labels from the top-k"),
+        (
+            {"top_logprobs": "0", "confidence_measure": "decision_label"},
+            "confidence_measure=decision_label reads the three labels from the top-k",
+        ),
+        ({"generator_api": "messages"}, "generator_api applies only to generator=sagemaker-tgi"),
+        (
+            {"max_answer_tokens": "1024", "reasoning_retry_max_tokens": "1024"},
+            "reasoning_retry_max_tokens (1024) must be 0 (no retry) or more than max_answer_tokens (1024)",
+        ),
         ({"local_llm_model": "gpt-x"}, "unknown local model 'gpt-x'; packaged: smollm2-135m-instruct"),
     ],
 )
 def test_errors_name_the_field(overrides, message) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(None, overrides)
+    assert message in str(error.value)
+
+
+SAGEMAKER_TGI = {"generator": "sagemaker-tgi", "generator_endpoint": "llm"}
+CMI_ARN = "arn:aws:bedrock:us-east-1:111111111111:imported-model/a"
+BEDROCK_CMI = {"generator": "bedrock-cmi", "generator_endpoint": CMI_ARN}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "measure"),
+    [
+        ({}, "decision_label"),  # the local server returns top-k alternatives
+        ({**SAGEMAKER_TGI, "top_logprobs": "5"}, "decision_label"),
+        (BEDROCK_CMI, "sequence_confidence"),  # return_logprobs: the chosen token only
+        ({"generator": "sagemaker-lmi", "generator_endpoint": "llm"}, "sequence_confidence"),  # LMI: likewise
+        ({"generator": "extractive"}, "sequence_confidence"),
+        ({"top_logprobs": "0"}, "sequence_confidence"),
+    ],
+)
+def test_auto_picks_the_measure_the_generator_can_feed(overrides, measure) -> None:
+    assert load_config(None, overrides).confidence_measure == measure
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {**BEDROCK_CMI, "confidence_measure": "decision_label"},
+            "confidence_measure=decision_label reads the labels from top-k alternatives, and generator=bedrock-cmi "
+            "returns only the chosen token's log-probability",
+        ),
+        (SAGEMAKER_TGI, "top_logprobs (10) is more than generator=sagemaker-tgi returns (at most 5"),
+    ],
+)
+def test_a_measure_the_generator_cannot_feed_is_refused_at_validation(overrides, message) -> None:
     with pytest.raises(ConfigError) as error:
         load_config(None, overrides)
     assert message in str(error.value)

@@ -202,6 +202,23 @@ def test_index_name_is_the_alias_and_concurrency_and_retention_come_from_the_env
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_generator_gets_its_models_answer_budget_and_what_tgi_can_return(pipeline_definitions, env):
+    """A DeepSeek-R1 distill reasons before it answers: the environment sizes its budget, not the run config's
+    256-token default, and TGI is asked for no more alternatives than it returns (or the label measure cannot
+    be used, and then the token-mean measure is)."""
+    config = CONFIG.environments[env]
+    for definition in pipeline_definitions[env].values():
+        defaults = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+        if not config.models.llm.enabled:
+            assert (defaults["Generator"], defaults["ConfidenceMeasure"]) == ("extractive", "sequence_confidence")
+            continue
+        assert defaults["Generator"] == "sagemaker-tgi"
+        assert defaults["MaxAnswerTokens"] == config.models.llm.max_answer_tokens >= 1024
+        assert defaults["ReasoningRetryMaxTokens"] == config.models.llm.reasoning_retry_max_tokens
+        assert (defaults["TopLogprobs"], defaults["ConfidenceMeasure"]) == (5, "decision_label")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_gate_compares_each_threshold_and_promotes_or_fails_with_the_reason(pipeline_definitions, env, templates):
     for definition in pipeline_definitions[env].values():
         (gate,) = [s for s in definition["Steps"] if s["Type"] == "Condition"]

@@ -136,6 +136,14 @@ def test_endpoint_capacity_must_be_ordered(context):
         load_app_config(bad)
 
 
+def test_the_llm_answer_budget_defaults_for_a_reasoning_model_and_its_retry_must_be_larger(context):
+    llm = load_app_config(context).environments["dev"].models.llm
+    assert (llm.max_answer_tokens, llm.reasoning_retry_max_tokens) == (1024, 2048)  # R1 reasons before answering
+    bad = with_value(context, "prod", "models.llm.reasoning_retry_max_tokens", 1024)
+    with pytest.raises(ConfigError, match=r"prod.*models\.llm.*reasoning_retry_max_tokens must be 0 \(no retry\)"):
+        load_app_config(bad)
+
+
 def test_missing_ragops_block_is_named():
     with pytest.raises(ConfigError, match=r"ragops\.environments"):
         load_app_config({})

@@ -15,11 +15,14 @@ from processing.backends.bedrock_judge import BedrockConverseTransport
 from processing.backends.cloud import REQUIRED_FIELDS
 from processing.backends.errors import CloudBackendError
 from processing.backends.mlflow_judge import MlflowJudge
+from processing.backends.names import LOGPROB_ALTERNATIVES
 from processing.backends.opensearch_store import OpenSearchVectorStore
 from processing.backends.sagemaker_embedder import SageMakerEmbedder
 from processing.config import RunConfig, load_config
 from processing.generators.bedrock_cmi import BedrockCustomModelGenerator
+from processing.generators.sagemaker_lmi import SageMakerLMIGenerator
 from processing.generators.sagemaker_tgi import SageMakerTGIGenerator
+from processing.interfaces import Message
 from processing.runner import preflight
 from tests.processing.cloud.conftest import streaming_body
 
@@ -35,6 +38,7 @@ FULL_SELECTION = {
     "opensearch_endpoint": DOMAIN,
     "generator": "sagemaker-tgi",
     "generator_endpoint": "ragops-dev-llm",
+    "top_logprobs": 5,  # TGI's limit
     "judge": "bedrock",
 }
 
@@ -130,6 +134,42 @@ def test_sagemaker_tgi_generator_targets_the_endpoint_in_the_config_region() -> 
     assert generator.endpoint_name == "ragops-dev-llm"
     assert generator._client.meta.region_name == "eu-west-1"
     assert generator._client.meta.config.read_timeout == 120
+    assert (generator.api, generator.top_n_tokens) == ("generate", 5)  # top_logprobs is sent as top_n_tokens
+
+
+@pytest.mark.usefixtures("aws_credentials")
+def test_the_tgi_messages_api_and_alternatives_come_from_the_config() -> None:
+    generator = factory.build_generator(config(generator_api="messages", top_logprobs=3), embedder=None)  # type: ignore[arg-type]
+    assert (generator.api, generator.top_n_tokens) == ("messages", 3)
+    body = generator.request_body([Message("user", "Q?")], max_tokens=8, logprobs=True)
+    assert (body["top_logprobs"], body["max_tokens"]) == (3, 8)
+
+
+@pytest.mark.usefixtures("aws_credentials")
+def test_sagemaker_lmi_generator_targets_the_endpoint_and_uses_the_token_mean_measure() -> None:
+    selection = config(generator="sagemaker-lmi")
+    generator = factory.build_generator(selection, embedder=None)  # type: ignore[arg-type]
+    assert isinstance(generator, SageMakerLMIGenerator)
+    assert (generator.endpoint_name, generator._client.meta.region_name) == ("ragops-dev-llm", "eu-west-1")
+    assert selection.confidence_measure == "sequence_confidence"
+
+
+def test_each_generator_declares_the_alternatives_the_config_checks_against() -> None:
+    """The run config's capability table (a leaf module) and the generator classes say the same."""
+    from processing.backends.extractive import ExtractiveGenerator
+    from processing.generators.openai_compatible import OpenAICompatibleGenerator
+    from processing.local_llm.generator import LocalLLMGenerator
+
+    classes = {
+        "local": LocalLLMGenerator,
+        "openai": OpenAICompatibleGenerator,
+        "sagemaker-tgi": SageMakerTGIGenerator,
+        "sagemaker-lmi": SageMakerLMIGenerator,
+        "bedrock-cmi": BedrockCustomModelGenerator,
+        "extractive": ExtractiveGenerator,
+    }
+    assert set(classes) == set(LOGPROB_ALTERNATIVES)
+    assert {name: getattr(cls, "MAX_ALTERNATIVES", None) for name, cls in classes.items()} == LOGPROB_ALTERNATIVES
 
 
 @pytest.mark.usefixtures("aws_credentials")
@@ -182,7 +222,8 @@ def test_bedrock_judge_grades_with_the_configured_model() -> None:
 @pytest.mark.parametrize(("selection", "field"), sorted(REQUIRED_FIELDS.items()))
 def test_check_backends_without_credentials_names_each_selection(selection: tuple[str, str], field: str) -> None:
     role, name = selection
-    values = {"aws_region": "eu-west-1", role: name} | {f: v for f, v in FULL_SELECTION.items() if f == field}
+    kept = (field, "top_logprobs")
+    values = {"aws_region": "eu-west-1", role: name} | {f: v for f, v in FULL_SELECTION.items() if f in kept}
     with pytest.raises(CloudBackendError, match=f"^{role}={name} needs AWS credentials: none found"):
         factory.check_backends(load_config(None, values))
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from processing.confidence.parsing import from_bedrock_completion, from_chat_completion, from_tgi_details
-from processing.confidence.reasoning import UndecodedTokens, split_reasoning_text, split_reasoning_tokens
+from processing.confidence.reasoning import (
+    UndecodedTokens,
+    split_completion,
+    split_reasoning_text,
+    split_reasoning_tokens,
+)
 from processing.interfaces import TokenLogprobs
 from tests.processing.recorded import payload
 
@@ -81,3 +86,18 @@ def test_plain_answer_is_all_answer() -> None:
 def test_undecoded_ids_cannot_be_split() -> None:
     with pytest.raises(UndecodedTokens, match="tokenizer path"):
         split_reasoning_tokens(from_bedrock_completion(payload("bedrock_cmi_completion")))
+
+
+@pytest.mark.parametrize(
+    ("text", "opens", "limit", "expected"),
+    [
+        ("Platelets, so", True, True, ("Platelets, so", "", True)),  # the template opened <think>: cut inside it
+        ("<think>\nPlatelets, so", False, True, ("Platelets, so", "", True)),
+        ("Platelets.\n</think>\n\nYes, but", True, True, ("Platelets.", "Yes, but", False)),  # cut in the answer
+        ("Yes.", True, False, (None, "Yes.", False)),  # ended on its own: an answer, whatever the prompt
+        ("Yes, plainly", False, True, (None, "Yes, plainly", False)),  # no reasoning anywhere
+    ],
+)
+def test_split_completion_tells_a_reply_cut_inside_reasoning(text, opens, limit, expected) -> None:
+    split = split_completion(text, prompt_opens_reasoning=opens, hit_token_limit=limit)
+    assert (split.reasoning, split.answer, split.cut_in_reasoning) == expected

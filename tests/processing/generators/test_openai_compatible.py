@@ -159,3 +159,19 @@ def test_bad_settings_are_named(kwargs, message) -> None:
     settings = {"base_url": "http://127.0.0.1:8000/v1", "model": "m"} | kwargs
     with pytest.raises(ValueError, match=message):
         OpenAICompatibleGenerator(**settings)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "assistant", "content": "<think>\nThe trial shows"},  # the open span in the content
+        {"role": "assistant", "content": "", "reasoning_content": "The trial shows"},  # vLLM's reasoning parser
+    ],
+)
+def test_a_reply_stopped_at_the_limit_inside_reasoning_is_no_answer(server: RecordedServer, message: dict) -> None:
+    response = payload("openai_chat_logprobs")
+    response["choices"][0] |= {"message": message, "finish_reason": "length"}
+    server.reply(200, response)
+    generation = _client(server).generate(MESSAGES, max_tokens=4)
+    assert (generation.text, generation.reasoning) == ("", "The trial shows")
+    assert generation.truncated_in_reasoning

@@ -1,4 +1,10 @@
-"""SageMaker TGI generator through botocore's Stubber: exact request bodies, retries, malformed and missing data."""
+"""SageMaker TGI generator through botocore's Stubber: exact request bodies, retries, malformed and missing data.
+
+The recorded responses follow TGI 3.0.1's OpenAPI document (docs/openapi.json: `GenerateResponse`, `Details`,
+`Token`, `PrefillToken`, `FinishReason`), the version of the JumpStart image the models stack deploys. The echoed
+variants reproduce router/src/server.rs `generate`: with `return_full_text` true the response's `generated_text`
+is the request's `inputs` followed by the output text, while `details.tokens` lists generated tokens only.
+"""
 
 from __future__ import annotations
 
@@ -44,7 +50,7 @@ def _expect(stubber: Stubber, body: dict, response: object) -> None:
 
 
 def _generate_body(logprobs: bool) -> dict:
-    parameters = {"max_new_tokens": 256, "do_sample": False, "details": True}
+    parameters = {"max_new_tokens": 256, "do_sample": False, "details": True, "return_full_text": False}
     if logprobs:
         parameters |= {"decoder_input_details": True, "top_n_tokens": 5}
     return {"inputs": PROMPT, "parameters": parameters}
@@ -63,6 +69,63 @@ def test_generate_with_details_parses_tokens_reasoning_and_counts(stubbed) -> No
     assert generation.logprobs.prompt_logprobs[0] is None
     assert (generation.prompt_tokens, generation.completion_tokens) == (8, 14)
     assert generation.stop_reason == "eos_token"
+
+
+def test_the_request_turns_the_prompt_echo_off() -> None:
+    generator = SageMakerTGIGenerator(ENDPOINT, region_name="us-east-1")
+    parameters = generator.request_body(MESSAGES, max_tokens=8, logprobs=False)["parameters"]
+    assert parameters["return_full_text"] is False  # TGI defaults it to true for a model loaded from a folder
+
+
+def test_an_echoed_prompt_is_not_part_of_the_answer(stubbed) -> None:
+    generator, stubber = stubbed
+    response = payload("tgi_generate_echoed")
+    assert response[0]["generated_text"].startswith(PROMPT)
+    _expect(stubber, _generate_body(logprobs=True), response)
+    generation = generator.generate(MESSAGES, max_tokens=256, logprobs=True)
+    assert (generation.reasoning, generation.text) == ("Aspirin inhibits platelets.", "Yes, it reduces risk.")
+    assert not generation.truncated_in_reasoning
+    tokens = "".join(generation.logprobs.tokens)  # generated tokens only: the prompt's are the prefill
+    assert tokens == "Aspirin inhibits platelets.\n</think>\n\nYes, it reduces risk."
+    assert len(generation.logprobs.prompt_logprobs) == len(response[0]["details"]["prefill"])
+
+
+def test_r1_cut_before_closing_think_returns_neither_prompt_nor_reasoning_as_the_answer(stubbed) -> None:
+    generator, stubber = stubbed
+    _expect(stubber, _generate_body(logprobs=True), payload("tgi_generate_cut_in_reasoning"))
+    generation = generator.generate(MESSAGES, max_tokens=256, logprobs=True)
+    assert generation.text == ""
+    assert generation.reasoning == "Aspirin inhibits platelets"
+    assert (generation.truncated_in_reasoning, generation.stop_reason) == (True, "length")
+    assert "Does aspirin" not in generation.reasoning
+
+
+def test_an_answer_that_ends_normally_without_closing_think_is_not_a_truncation(stubbed) -> None:
+    generator, stubber = stubbed
+    response = payload("tgi_generate_cut_in_reasoning")
+    response[0]["details"]["finish_reason"] = "eos_token"
+    _expect(stubber, _generate_body(logprobs=True), response)
+    generation = generator.generate(MESSAGES, max_tokens=256, logprobs=True)
+    assert (generation.text, generation.truncated_in_reasoning) == ("Aspirin inhibits platelets", False)
+
+
+def test_a_djl_lmi_object_response_is_refused_by_name(stubbed) -> None:
+    """DJL LMI's rolling-batch response (djl-serving lmi_input_output_schema.md) is one object, not a list."""
+    generator, stubber = stubbed
+    lmi = {
+        "generated_text": "Deep Learning is a really cool field",
+        "details": {"finish_reason": "length", "generated_tokens": 8, "inputs": "What is Deep Learning?"},
+    }
+    _expect(stubber, _generate_body(logprobs=False), lmi)
+    with pytest.raises(MalformedResponse, match="looks like DJL LMI; select it with generator=sagemaker-lmi"):
+        generator.generate(MESSAGES, max_tokens=256)
+
+
+def test_no_alternatives_are_asked_for_when_top_n_tokens_is_zero() -> None:
+    generator = SageMakerTGIGenerator(ENDPOINT, region_name="us-east-1", top_n_tokens=0)
+    assert "top_n_tokens" not in generator.request_body(MESSAGES, max_tokens=8, logprobs=True)["parameters"]
+    chat = SageMakerTGIGenerator(ENDPOINT, region_name="us-east-1", api="messages", top_n_tokens=0)
+    assert "top_logprobs" not in chat.request_body(MESSAGES, max_tokens=8, logprobs=True)
 
 
 def test_without_logprobs_only_details_are_requested(stubbed) -> None:
