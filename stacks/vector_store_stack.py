@@ -13,7 +13,7 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 from stacks.interface_drain import InterfaceDrain
-from stacks.lifecycle import encrypted_log_group, log_retention, removal_policy
+from stacks.lifecycle import encrypted_log_group, keep_with_policies, log_retention, removal_policy
 from stacks.nag import acknowledge, acknowledge_sdk_call_function
 
 DOMAIN_LOGS = ("app", "slow_search", "slow_index", "audit")
@@ -167,17 +167,31 @@ class VectorStoreStack(cdk.Stack):
                 )
             ]
         ).to_json()
-        # Deleted after the domain, before its group: OpenSearch removes the domain's interfaces afterwards.
-        InterfaceDrain(
-            self,
-            "InterfaceDrain",
-            security_group=self.security_group,
-            owners=[self.domain],
-            keep=[],
-            key=key,
-            config=config,
-        )
+        self._keep_what_the_domain_needs(removal, log_policy)
+        if config.destroy_on_delete:
+            # Deleted after the domain, before its group: OpenSearch removes the domain's interfaces afterwards.
+            # A kept domain keeps its interfaces, its group and its subnets, so there is nothing to wait for.
+            InterfaceDrain(
+                self,
+                "InterfaceDrain",
+                security_group=self.security_group,
+                owners=[self.domain],
+                keep=[],
+                key=key,
+                config=config,
+            )
         self._acknowledge(config)
+
+    def _keep_what_the_domain_needs(self, removal: cdk.RemovalPolicy, log_policy: logs.CfnResourcePolicy) -> None:
+        """A domain kept by a destroy keeps what it refers to: its security group (its subnets, in the network
+        stack, likewise), its fine-grained-access master (the pipeline role) and the operator role its access
+        policy names (both have names CloudFormation generates per stack, so no later deployment recreates those
+        ARNs: deleted, they would leave the domain without an admin), and the log resource policy that lets it
+        publish to its kept log groups."""
+        self.security_group.apply_removal_policy(removal)
+        for role in (self.pipeline_role, self.operator_role):
+            keep_with_policies(role, removal)
+        log_policy.apply_removal_policy(removal)
 
     @property
     def domain_arn(self) -> str:

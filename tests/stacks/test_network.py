@@ -135,7 +135,8 @@ def test_flow_logs_capture_all_traffic_into_an_encrypted_group_with_retention(te
         "AWS::EC2::FlowLog", {"TrafficType": "ALL", "LogDestinationType": "cloud-watch-logs"}
     )
     groups = template.find_resources("AWS::Logs::LogGroup").values()
-    assert len(groups) == 2  # the flow logs, and the prefix-list lookup's function log
+    # The flow logs, the prefix-list lookup's function log and the default-group restriction provider's.
+    assert len(groups) == 3
     assert all("KmsKeyId" in g["Properties"] and g["Properties"]["RetentionInDays"] > 0 for g in groups)
 
 

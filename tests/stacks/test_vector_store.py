@@ -105,7 +105,8 @@ def test_app_slow_and_audit_logs_go_to_encrypted_groups_with_retention_via_one_n
     assert set(publishing) == {"ES_APPLICATION_LOGS", "SEARCH_SLOW_LOGS", "INDEX_SLOW_LOGS", "AUDIT_LOGS"}
     assert all(option["Enabled"] for option in publishing.values())
     groups = template.find_resources("AWS::Logs::LogGroup")
-    assert len(groups) == 6  # four domain logs, the service-linked role call's and the interface drain's
+    drained = env != "prod"  # prod keeps its domain: no interface drain (tests/stacks/test_retention.py)
+    assert len(groups) == 5 + drained  # four domain logs, the service-linked role call's and the interface drain's
     assert all("KmsKeyId" in g["Properties"] and g["Properties"]["RetentionInDays"] > 0 for g in groups.values())
     (policy,) = template.find_resources("AWS::Logs::ResourcePolicy").values()
     document = json.dumps(policy["Properties"]["PolicyDocument"])
@@ -113,7 +114,7 @@ def test_app_slow_and_audit_logs_go_to_encrypted_groups_with_retention_via_one_n
     assert "aws:SourceArn" in document
     custom = [r["Type"] for r in template.to_json()["Resources"].values() if r["Type"].startswith("Custom::")]
     # The service-linked role call and the interface drain: no log-policy custom resource.
-    assert sorted(custom) == ["Custom::AWS", "Custom::RagOpsInterfaceDrain"]
+    assert sorted(custom) == ["Custom::AWS"] + ["Custom::RagOpsInterfaceDrain"] * drained
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
