@@ -86,9 +86,13 @@ def test_processing_jobs_interfaces_go_before_the_job_roles_ec2_permissions(temp
 def test_the_drain_only_lists_interfaces_and_gives_up_before_the_framework_and_cloudformation(templates, path):
     template = templates[path]
     assert_least_privilege(template)
-    (function,) = template.find_resources(
-        "AWS::Lambda::Function", {"Properties": {"Handler": "handler.lambda_handler"}}
-    ).values()
+    (function,) = (
+        f
+        for logical_id, f in template.find_resources(
+            "AWS::Lambda::Function", {"Properties": {"Handler": "handler.lambda_handler"}}
+        ).items()
+        if logical_id.startswith("InterfaceDrain")
+    )
     role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
     actions = {
         action
@@ -98,7 +102,7 @@ def test_the_drain_only_lists_interfaces_and_gives_up_before_the_framework_and_c
         for action in as_list(statement["Action"])
     }
     assert actions == {"ec2:DescribeNetworkInterfaces", "logs:CreateLogStream", "logs:PutLogEvents"}
-    retry = waiter_retry(template)
+    retry = waiter_retry(template, "InterfaceDrain")
     framework_minutes = retry["IntervalSeconds"] * retry["MaxAttempts"] / 60
     wait = int(function["Properties"]["Environment"]["Variables"]["RAGOPS_DRAIN_WAIT_MINUTES"])
     assert wait == 25 < framework_minutes == 30 < 60
