@@ -47,14 +47,14 @@ class NetworkStack(cdk.Stack):
         project_buckets: list[str],
         **kwargs,
     ) -> None:
-        self._availability_zones = list(config.network.availability_zones)
+        self._availability_zones = list(config.network.availability_zone_ids)
         self._cidr = config.network.cidr
         super().__init__(scope, construct_id, **kwargs)
         self.vpc = ec2.Vpc(
             self,
             "Vpc",
             ip_addresses=ec2.IpAddresses.cidr(config.network.cidr),
-            availability_zones=config.network.availability_zones,
+            availability_zones=self._availability_zones,
             nat_gateways=0,
             subnet_configuration=[
                 ec2.SubnetConfiguration(name="workloads", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=20),
@@ -62,6 +62,11 @@ class NetworkStack(cdk.Stack):
             restrict_default_security_group=True,
         )
         self.workload_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+        for subnet in self.vpc.isolated_subnets:
+            # CDK takes zone names; the config's AZ IDs stand in for them at synth and are rendered as what they
+            # are (AWS::EC2::Subnet's registry schema: AvailabilityZoneId, "the AZ ID of the subnet").
+            subnet.node.default_child.add_property_deletion_override("AvailabilityZone")
+            subnet.node.default_child.add_property_override("AvailabilityZoneId", subnet.availability_zone)
         self._keep_what_a_kept_domain_needs(config)
         log_provider_calls(self, RESTRICT_DEFAULT_GROUP_PROVIDER, key, config)
 
@@ -170,5 +175,5 @@ class NetworkStack(cdk.Stack):
 
     @property
     def availability_zones(self) -> list[str]:
-        """The zones from config, so synth never looks them up in the account (no credentials needed)."""
+        """The zones from config (AZ IDs), so synth never looks them up in the account (no credentials needed)."""
         return self._availability_zones
