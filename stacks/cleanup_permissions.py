@@ -22,8 +22,11 @@ from stacks.nag import acknowledge
 CREATORS = (ON_DEMAND_CREATOR,)
 
 
-def grant_cleanup(role: iam.IRole, sagemaker_arn: str, pipeline_arn: Callable[[str], str], environment: str) -> None:
-    """`sagemaker_arn`: `arn:<partition>:sagemaker:<region>:<account>`; `pipeline_arn(suffix)`: this environment's."""
+def grant_cleanup(
+    role: iam.IRole, sagemaker_arn: str, pipeline_arns: Callable[[str], list[str]], environment: str
+) -> None:
+    """`sagemaker_arn`: `arn:<partition>:sagemaker:<region>:<account>`; `pipeline_arns(suffix)`: this environment's
+    pipelines by exact name (a prefix would reach another environment whose name starts with this one's)."""
     # These APIs have no resource-level permissions: listing and tag/metric reads need "*".
     role.add_to_principal_policy(
         iam.PolicyStatement(
@@ -61,14 +64,14 @@ def grant_cleanup(role: iam.IRole, sagemaker_arn: str, pipeline_arn: Callable[[s
         )
     )
     role.add_to_principal_policy(
-        iam.PolicyStatement(actions=["sagemaker:ListPipelineExecutions"], resources=[pipeline_arn("*")])
+        iam.PolicyStatement(actions=["sagemaker:ListPipelineExecutions"], resources=pipeline_arns(""))
     )
     # A Delete tears the environment down only while this stack itself is being deleted: its own status.
     role.add_to_principal_policy(
         iam.PolicyStatement(actions=["cloudformation:DescribeStacks"], resources=[cdk.Stack.of(role).stack_id])
     )
     role.add_to_principal_policy(
-        iam.PolicyStatement(actions=["sagemaker:StopPipelineExecution"], resources=[pipeline_arn("*/execution/*")])
+        iam.PolicyStatement(actions=["sagemaker:StopPipelineExecution"], resources=pipeline_arns("/execution/*"))
     )
     arn = sagemaker_arn
     for resource, reason in (
@@ -84,10 +87,9 @@ def grant_cleanup(role: iam.IRole, sagemaker_arn: str, pipeline_arn: Callable[[s
             f"{arn}:model/*",
             "deletes need this environment's tags and a run-time creator's tag, which no stack's model carries",
         ),
-        (pipeline_arn("*"), "only pipelines named for this environment are listed"),
-        (
-            pipeline_arn("*/execution/*"),
-            "executions are created at run time; the pipeline name prefix confines them to this environment",
+        *(
+            (executions, "executions are created at run time, under this environment's pipelines named exactly")
+            for executions in pipeline_arns("/execution/*")
         ),
     ):
         acknowledge(role, f"AwsSolutions-IAM5[Resource::{resource}]", reason)

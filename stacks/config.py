@@ -110,12 +110,28 @@ AccountId = Annotated[str, _matching(re.compile(r"\d{12}"), "a 12-digit AWS acco
 RegionName = Annotated[str, _matching(re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d"), "an AWS region name")]
 
 
+AvailabilityZoneId = Annotated[str, _matching(re.compile(r"[a-z]{2,5}\d-az\d{1,2}"), "an AZ ID such as use1-az1")]
+
+
 class NetworkConfig(_Strict):
-    """VPC shape. Subnets are private and isolated: AWS APIs are reached through VPC endpoints."""
+    """VPC shape. Subnets are private and isolated: AWS APIs are reached through VPC endpoints.
+
+    Zones are given by AZ ID (`use1-az1`), not by name (`us-east-1a`): names map to different physical zones in each
+    account, IDs do not, so the zones checked against each endpoint service's supported zones (docs/fresh-account.md)
+    are the zones the subnets get."""
 
     cidr: Cidr = "10.40.0.0/16"
-    availability_zones: list[str] = Field(min_length=2, max_length=6)
+    availability_zone_ids: list[AvailabilityZoneId] = Field(min_length=2, max_length=6)
     flow_log_retention_days: RetentionDays = 30
+
+    @field_validator("availability_zone_ids")
+    @classmethod
+    def _one_region(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"{value} names a zone twice")
+        if len({zone.split("-az")[0] for zone in value}) != 1:
+            raise ValueError(f"{value} are not all zones of one region (their prefixes differ)")
+        return value
 
 
 class StorageConfig(_Strict):
@@ -335,12 +351,9 @@ class EnvironmentConfig(_Strict):
     generation: Annotated[int, Field(ge=1, le=9)] = 1
 
     @model_validator(mode="after")
-    def _zones_in_region(self) -> EnvironmentConfig:
-        for zone in self.network.availability_zones:
-            if not re.fullmatch(re.escape(self.region) + r"[a-z]", zone):
-                raise ValueError(f"network.availability_zones: '{zone}' is not a zone of {self.region}")
-        if self.opensearch.zone_awareness_azs > len(self.network.availability_zones):
-            raise ValueError("opensearch.zone_awareness_azs exceeds the number of network.availability_zones")
+    def _enough_zones(self) -> EnvironmentConfig:
+        if self.opensearch.zone_awareness_azs > len(self.network.availability_zone_ids):
+            raise ValueError("opensearch.zone_awareness_azs exceeds the number of network.availability_zone_ids")
         return self
 
     @model_validator(mode="after")

@@ -52,6 +52,33 @@ def hook_role(
     return role
 
 
+def provider_handler(
+    scope: Construct,
+    *,
+    code: str,
+    description: str,
+    role: iam.IRole,
+    log_group: logs.ILogGroup,
+    environment: dict[str, str],
+) -> lambda_.Function:
+    """A custom resource's own function (`lambda/<code>/`): one short call per poll, logging to its own group."""
+    return lambda_.Function(
+        scope,
+        "Function",
+        description=description,
+        runtime=RUNTIME,
+        architecture=lambda_.Architecture.ARM_64,
+        handler="handler.lambda_handler",
+        code=hook_code(code),
+        role=role,
+        memory_size=128,
+        timeout=cdk.Duration.minutes(1),
+        log_group=log_group,
+        logging_format=lambda_.LoggingFormat.JSON,
+        environment=environment,
+    )
+
+
 def waiting_provider(
     scope: Construct,
     construct_id: str,

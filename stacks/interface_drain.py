@@ -14,11 +14,10 @@ import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
 from constructs import Construct, IConstruct
 
 from stacks.config import EnvironmentConfig
-from stacks.hooks import RUNTIME, hook_code, hook_role, waiting_provider
+from stacks.hooks import hook_role, provider_handler, waiting_provider
 from stacks.lifecycle import encrypted_log_group
 from stacks.nag import acknowledge
 
@@ -52,19 +51,12 @@ class InterfaceDrain(Construct):
         )
         # DescribeNetworkInterfaces has no resource-level permissions: IAM accepts only "*" for it.
         role.add_to_policy(iam.PolicyStatement(actions=["ec2:DescribeNetworkInterfaces"], resources=["*"]))
-        function = lambda_.Function(
+        function = provider_handler(
             self,
-            "Function",
+            code="eni_drain",
             description="Waits on stack delete until a security group has no network interfaces",
-            runtime=RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
-            handler="handler.lambda_handler",
-            code=hook_code("eni_drain"),
             role=role,
-            memory_size=128,
-            timeout=cdk.Duration.minutes(1),
             log_group=log_group,
-            logging_format=lambda_.LoggingFormat.JSON,
             environment={"RAGOPS_DRAIN_WAIT_MINUTES": str(int(DRAIN_WAIT.to_minutes()))},
         )
         provider = waiting_provider(

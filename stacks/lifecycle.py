@@ -1,8 +1,10 @@
 """How long things live: log retention and what a stack delete does, from the environment config."""
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
@@ -36,3 +38,29 @@ def encrypted_log_group(scope: Construct, construct_id: str, key: kms.IKey, conf
         retention=log_retention(config.log_retention_days),
         removal_policy=removal_policy(config),
     )
+
+
+def keep_with_policies(resource: iam.Role | s3.Bucket, removal: cdk.RemovalPolicy) -> None:
+    """Apply `removal` to a role or bucket and to the policy CDK attaches to it: a kept role without its policy, or
+    a kept bucket without its policy (TLS-only deny, log-delivery grant), stays but stops working as designed.
+    Call it after the last statement is added, so that the policy exists."""
+    resource.apply_removal_policy(removal)
+    policy = resource.policy if isinstance(resource, s3.Bucket) else resource.node.try_find_child("DefaultPolicy")
+    if policy is not None:
+        policy.apply_removal_policy(removal)
+
+
+def log_provider_calls(
+    stack: cdk.Stack, provider_id: str, key: kms.IKey, config: EnvironmentConfig
+) -> logs.LogGroup | None:
+    """Give a `cdk.CustomResourceProvider` handler (aws-cdk-lib's own, e.g. the S3 auto-delete or default security
+    group providers) a log group of this environment. Left alone, Lambda creates `/aws/lambda/<function>` on the
+    first call, with no retention and outside the stack, so it outlives every destroy; these providers run on delete.
+    None where the stack has no such provider."""
+    provider = stack.node.try_find_child(provider_id)
+    if provider is None:
+        return None
+    handler = provider.node.find_child("Handler")
+    log_group = encrypted_log_group(stack, f"{provider_id.removeprefix('Custom::')}Logs", key, config)
+    handler.add_property_override("LoggingConfig", {"LogGroup": log_group.log_group_name})
+    return log_group

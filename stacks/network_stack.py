@@ -13,12 +13,14 @@ from constructs import Construct
 from stacks import service_actions as actions
 from stacks.config import EnvironmentConfig
 from stacks.endpoint_policies import interface_statement, mlflow_tracking_servers, s3_gateway_statements
-from stacks.lifecycle import encrypted_log_group, log_retention, removal_policy
+from stacks.lifecycle import encrypted_log_group, log_provider_calls, log_retention, removal_policy
 from stacks.nag import acknowledge, acknowledge_sdk_call_function
 
 # Interface endpoints the design names, with the actions each admits (those our roles are granted). No NAT
 # gateway exists, so every AWS API a processing job, endpoint or domain client calls must appear here (ECR for
 # the processing image pull).
+# aws-cdk-lib's provider behind `restrict_default_security_group` (one per stack).
+RESTRICT_DEFAULT_GROUP_PROVIDER = "Custom::VpcRestrictDefaultSGCustomResourceProvider"
 Service = ec2.InterfaceVpcEndpointAwsService
 INTERFACE_ENDPOINTS: dict[str, tuple[ec2.InterfaceVpcEndpointAwsService, tuple[str, ...]]] = {
     "SageMakerApi": (Service.SAGEMAKER_API, actions.SAGEMAKER_API_ACTIONS),
@@ -45,14 +47,14 @@ class NetworkStack(cdk.Stack):
         project_buckets: list[str],
         **kwargs,
     ) -> None:
-        self._availability_zones = list(config.network.availability_zones)
+        self._availability_zones = list(config.network.availability_zone_ids)
         self._cidr = config.network.cidr
         super().__init__(scope, construct_id, **kwargs)
         self.vpc = ec2.Vpc(
             self,
             "Vpc",
             ip_addresses=ec2.IpAddresses.cidr(config.network.cidr),
-            availability_zones=config.network.availability_zones,
+            availability_zones=self._availability_zones,
             nat_gateways=0,
             subnet_configuration=[
                 ec2.SubnetConfiguration(name="workloads", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=20),
@@ -60,6 +62,13 @@ class NetworkStack(cdk.Stack):
             restrict_default_security_group=True,
         )
         self.workload_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+        for subnet in self.vpc.isolated_subnets:
+            # CDK takes zone names; the config's AZ IDs stand in for them at synth and are rendered as what they
+            # are (AWS::EC2::Subnet's registry schema: AvailabilityZoneId, "the AZ ID of the subnet").
+            subnet.node.default_child.add_property_deletion_override("AvailabilityZone")
+            subnet.node.default_child.add_property_override("AvailabilityZoneId", subnet.availability_zone)
+        self._keep_what_a_kept_domain_needs(config)
+        log_provider_calls(self, RESTRICT_DEFAULT_GROUP_PROVIDER, key, config)
 
         flow_log_group = logs.LogGroup(
             self,
@@ -114,6 +123,17 @@ class NetworkStack(cdk.Stack):
             resource = mlflow_tracking_servers(self) if name == "SageMakerExperiments" else "*"
             endpoint.add_to_policy(interface_statement(admitted, account=config.account, resource=resource))
 
+    def _keep_what_a_kept_domain_needs(self, config: EnvironmentConfig) -> None:
+        """A `retain` environment's destroy keeps its OpenSearch domain, whose interfaces sit in these subnets: the
+        subnets and the VPC stay with it (the endpoints, route tables and groups go). The restriction of the VPC's
+        default security group stays too: deleted, CDK's handler would authorize the default rules again."""
+        removal = removal_policy(config)
+        self.vpc.apply_removal_policy(removal)
+        for subnet in self.vpc.isolated_subnets:
+            subnet.node.default_child.apply_removal_policy(removal)
+        restriction = self.vpc.node.find_child("RestrictDefaultSecurityGroupCustomResource")
+        restriction.node.default_child.apply_removal_policy(removal)
+
     def allow_https_out(self, group: ec2.SecurityGroup, inside: str) -> None:
         """HTTPS to the VPC (interface endpoints, domain) and to S3 through the gateway, and nowhere else."""
         group.add_egress_rule(ec2.Peer.ipv4(self._cidr), ec2.Port.tcp(443), f"HTTPS to {inside}")
@@ -155,5 +175,5 @@ class NetworkStack(cdk.Stack):
 
     @property
     def availability_zones(self) -> list[str]:
-        """The zones from config, so synth never looks them up in the account (no credentials needed)."""
+        """The zones from config (AZ IDs), so synth never looks them up in the account (no credentials needed)."""
         return self._availability_zones

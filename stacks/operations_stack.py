@@ -18,7 +18,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from processing.pipelines.parameters import pipeline_prefix
+from processing.pipelines.parameters import pipeline_names
 from stacks.cleanup_permissions import grant_cleanup
 from stacks.config import PROJECT, EnvironmentConfig
 from stacks.hooks import RUNTIME, hook_code, hook_role, waiting_provider
@@ -149,6 +149,7 @@ class OperationsStack(cdk.Stack):
                 "RAGOPS_SSM_PREFIX": SSM_PREFIX,
                 "RAGOPS_TOPIC_ARN": self.topic.topic_arn,
                 "RAGOPS_EVENT_BUS": "default",
+                "RAGOPS_PIPELINES": ",".join(pipeline_names(config.name)),
             },
             timeout_minutes=1,
         )
@@ -200,14 +201,15 @@ class OperationsStack(cdk.Stack):
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:ListPipelineParametersForExecution", "sagemaker:DescribePipelineExecution"],
-                resources=[self._pipeline_arn("*/execution/*")],
+                resources=self._pipeline_arns("/execution/*"),
             )
         )
-        acknowledge(
-            role,
-            f"AwsSolutions-IAM5[Resource::{self._pipeline_arn('*/execution/*')}]",
-            "pipelines and executions are created at run time; the name prefix confines them to this environment",
-        )
+        for executions in self._pipeline_arns("/execution/*"):
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Resource::{executions}]",
+                "executions are created at run time, each under one of this environment's pipelines, named exactly",
+            )
 
         pipeline_succeeded = events.Rule(
             self,
@@ -218,7 +220,7 @@ class OperationsStack(cdk.Stack):
                 detail_type=[PIPELINE_STATUS_CHANGE],
                 detail={
                     "currentPipelineExecutionStatus": ["Succeeded"],
-                    "pipelineArn": [{"prefix": self._pipeline_arn("")}],
+                    "pipelineArn": self._pipeline_arns(""),
                 },
             ),
         )
@@ -248,7 +250,7 @@ class OperationsStack(cdk.Stack):
         )
         role = function.role
         assert role is not None
-        grant_cleanup(role, self._sagemaker_arn("").rstrip(":"), self._pipeline_arn, config.name)
+        grant_cleanup(role, self._sagemaker_arn("").rstrip(":"), self._pipeline_arns, config.name)
         # What every scheduled pass writes to CloudWatch, declared on the function's template resource: the
         # idle-cost estimate (stacks/pricing.py) prices it from there.
         cfn_function = function.node.default_child
@@ -363,6 +365,6 @@ class OperationsStack(cdk.Stack):
     def _sagemaker_arn(self, resource: str) -> str:
         return f"arn:{self.partition}:sagemaker:{self.region}:{self.account}:{resource}"
 
-    def _pipeline_arn(self, suffix: str) -> str:
-        """ARN of this environment's pipelines: the stack does not own them, their name prefix does."""
-        return self._sagemaker_arn(f"pipeline/{pipeline_prefix(self._config.name)}{suffix}")
+    def _pipeline_arns(self, suffix: str) -> list[str]:
+        """The ARNs of this environment's pipelines (the pipeline stack owns them), each followed by `suffix`."""
+        return [self._sagemaker_arn(f"pipeline/{name}{suffix}") for name in pipeline_names(self._config.name)]

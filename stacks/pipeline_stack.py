@@ -24,7 +24,8 @@ from processing.backends.on_demand import CREATED_BY_TAG, ON_DEMAND_CREATOR
 from processing.pipelines.parameters import DATASET_URI, IMAGE_URI, VARIANTS, pipeline_name
 from stacks.config import PROJECT, TAG_ENVIRONMENT, TAG_PROJECT, EnvironmentConfig
 from stacks.iam_statements import ecr_pull_statements, vpc_interface_statements
-from stacks.lifecycle import encrypted_log_group
+from stacks.interface_drain import InterfaceDrain
+from stacks.lifecycle import encrypted_log_group, removal_policy
 from stacks.model_endpoint import ModelEndpoint
 from stacks.nag import acknowledge_wildcard_resource
 from stacks.pipeline_definition import JobSettings, PipelineSpec, pipeline_definition
@@ -98,6 +99,22 @@ class PipelineStack(cdk.Stack):
         self.pipelines = {variant: self._pipeline(variant) for variant in VARIANTS}
         self.model_import_role = self._model_import_role()
         self.imported_model_invoke_policy = self._imported_model_invoke_policy()
+        # The job role stays with a `retain` environment's domain (its fine-grained-access master), and so do the
+        # policies attached to it.
+        for policy in (self.execution_policy, self.imported_model_invoke_policy):
+            policy.apply_removal_policy(removal_policy(config))
+        # Deleted after the pipelines, before the job role's EC2 permissions: a processing job's interfaces in the
+        # workload group go minutes after the job, with that role, and the network stack (deleted after this one)
+        # can only delete the group once they are gone (DependencyViolation otherwise).
+        InterfaceDrain(
+            self,
+            "InterfaceDrain",
+            security_group=inputs.workload_security_group,
+            owners=list(self.pipelines.values()),
+            keep=[self.execution_policy],
+            key=inputs.key,
+            config=config,
+        )
         SharedLogGroupRetention(
             self,
             "ProcessingJobLogRetention",

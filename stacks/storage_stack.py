@@ -9,7 +9,10 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
-from stacks.lifecycle import removal_policy
+from stacks.lifecycle import keep_with_policies, log_provider_calls, removal_policy
+
+# aws-cdk-lib's provider behind `auto_delete_objects` (one per stack; destroy environments only).
+AUTO_DELETE_PROVIDER = "Custom::S3AutoDeleteObjectsCustomResourceProvider"
 
 
 class StorageStack(cdk.Stack):
@@ -63,6 +66,9 @@ class StorageStack(cdk.Stack):
         self.artifact_bucket = self._encrypted_bucket(
             "Artifacts", "artifacts/", config, removal, bucket_name=self.artifact_bucket_name
         )
+        for bucket in (self.access_log_bucket, self.data_bucket, self.artifact_bucket):
+            keep_with_policies(bucket, removal)
+        log_provider_calls(self, AUTO_DELETE_PROVIDER, self.key, config)
 
     def _log_groups_arn(self) -> str:
         return f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:*"

@@ -9,7 +9,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
-from stacks.lifecycle import removal_policy
+from stacks.lifecycle import keep_with_policies, removal_policy
 from stacks.nag import acknowledge_wildcard_resource
 
 ARTIFACT_PREFIX = "mlflow"
@@ -70,9 +70,9 @@ class TrackingStack(cdk.Stack):
         )
         self.server.node.add_dependency(self.role)  # the artifact-store policy must exist before the server starts
         # The server's database is the run history: a `retain` environment keeps it (and bills it) after a destroy,
-        # together with the role it needs to reach its artifacts.
-        for resource in (self.server, self.role):
-            resource.apply_removal_policy(removal_policy(config))
+        # together with the role and the role's policy it needs to reach its artifacts.
+        self.server.apply_removal_policy(removal_policy(config))
+        keep_with_policies(self.role, removal_policy(config))
 
     @property
     def tracking_server_arn(self) -> str:

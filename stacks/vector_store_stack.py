@@ -8,13 +8,13 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_opensearchservice as opensearch
-from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 from stacks.interface_drain import InterfaceDrain
-from stacks.lifecycle import encrypted_log_group, log_retention, removal_policy
-from stacks.nag import acknowledge, acknowledge_sdk_call_function
+from stacks.lifecycle import keep_with_policies, log_retention, removal_policy
+from stacks.nag import acknowledge
+from stacks.service_linked_role import ServiceLinkedRole
 
 DOMAIN_LOGS = ("app", "slow_search", "slow_index", "audit")
 OPENSEARCH_SERVICE = "opensearchservice.amazonaws.com"
@@ -153,7 +153,15 @@ class VectorStoreStack(cdk.Stack):
             removal_policy=removal,
         )
         self.domain.node.add_dependency(log_policy)
-        self.domain.node.add_dependency(self._service_linked_role(key, config))
+        service_linked_role = ServiceLinkedRole(
+            self,
+            "OpenSearchServiceLinkedRole",
+            service=OPENSEARCH_SERVICE,
+            role_name=SERVICE_LINKED_ROLE,
+            key=key,
+            config=config,
+        )
+        self.domain.node.add_dependency(service_linked_role.resource)
         # Set on the resource itself: the Domain construct's `access_policies` would add a custom resource.
         self.domain.node.default_child.access_policies = iam.PolicyDocument(
             statements=[
@@ -167,17 +175,31 @@ class VectorStoreStack(cdk.Stack):
                 )
             ]
         ).to_json()
-        # Deleted after the domain, before its group: OpenSearch removes the domain's interfaces afterwards.
-        InterfaceDrain(
-            self,
-            "InterfaceDrain",
-            security_group=self.security_group,
-            owners=[self.domain],
-            keep=[],
-            key=key,
-            config=config,
-        )
+        self._keep_what_the_domain_needs(removal, log_policy)
+        if config.destroy_on_delete:
+            # Deleted after the domain, before its group: OpenSearch removes the domain's interfaces afterwards.
+            # A kept domain keeps its interfaces, its group and its subnets, so there is nothing to wait for.
+            InterfaceDrain(
+                self,
+                "InterfaceDrain",
+                security_group=self.security_group,
+                owners=[self.domain],
+                keep=[],
+                key=key,
+                config=config,
+            )
         self._acknowledge(config)
+
+    def _keep_what_the_domain_needs(self, removal: cdk.RemovalPolicy, log_policy: logs.CfnResourcePolicy) -> None:
+        """A domain kept by a destroy keeps what it refers to: its security group (its subnets, in the network
+        stack, likewise), its fine-grained-access master (the pipeline role) and the operator role its access
+        policy names (both have names CloudFormation generates per stack, so no later deployment recreates those
+        ARNs: deleted, they would leave the domain without an admin), and the log resource policy that lets it
+        publish to its kept log groups."""
+        self.security_group.apply_removal_policy(removal)
+        for role in (self.pipeline_role, self.operator_role):
+            keep_with_policies(role, removal)
+        log_policy.apply_removal_policy(removal)
 
     @property
     def domain_arn(self) -> str:
@@ -210,38 +232,3 @@ class VectorStoreStack(cdk.Stack):
             "the domain has no public endpoint: it sits in isolated subnets behind a security group admitting only "
             "the processing jobs' group, and its access policy names two IAM roles, so an IP allowlist adds nothing",
         )
-
-    def _service_linked_role(self, key: kms.IKey, config: EnvironmentConfig) -> cr.AwsCustomResource:
-        """OpenSearch's service-linked role, which a VPC domain needs and no other resource creates.
-
-        `AWS::IAM::ServiceLinkedRole` fails where the role exists (any account that ever had a VPC domain), so
-        the IAM call is made directly and its "role name has been taken" answer (InvalidInput) counts as done.
-        Nothing happens on delete: the role is account-wide, free, and other domains may rely on it.
-        """
-        role_arn = (
-            f"arn:{self.partition}:iam::{self.account}:role/aws-service-role/{OPENSEARCH_SERVICE}/{SERVICE_LINKED_ROLE}"
-        )
-        resource = cr.AwsCustomResource(
-            self,
-            "OpenSearchServiceLinkedRole",
-            on_create=cr.AwsSdkCall(
-                service="IAM",
-                action="createServiceLinkedRole",
-                parameters={"AWSServiceName": OPENSEARCH_SERVICE},
-                physical_resource_id=cr.PhysicalResourceId.of(SERVICE_LINKED_ROLE),
-                ignore_error_codes_matching="^InvalidInput",
-            ),
-            policy=cr.AwsCustomResourcePolicy.from_statements(
-                [
-                    iam.PolicyStatement(
-                        actions=["iam:CreateServiceLinkedRole"],
-                        resources=[role_arn],
-                        conditions={"StringEquals": {"iam:AWSServiceName": OPENSEARCH_SERVICE}},
-                    )
-                ]
-            ),
-            install_latest_aws_sdk=False,
-            log_group=encrypted_log_group(self, "ServiceLinkedRoleLogs", key, config),
-        )
-        acknowledge_sdk_call_function(self, "its one IAM call, on the OpenSearch service-linked role alone")
-        return resource

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
@@ -44,6 +44,8 @@ class Settings(_Frozen):
     ssm_prefix: str = Field(pattern=r"^(/[a-z0-9-]+)+$")
     topic_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:")
     event_bus: str = Field(min_length=1)
+    # This environment's pipelines by exact name: a name prefix would also admit a `dev-eu` environment's to `dev`.
+    pipelines: tuple[Annotated[str, Field(pattern=r"^[a-z0-9-]{1,256}$")], ...] = Field(min_length=1)
 
     @field_validator("thresholds")
     @classmethod
@@ -59,6 +61,7 @@ class Settings(_Frozen):
         values: dict[str, Any] = {field: environ.get(var) or None for field, var in names.items()}
         try:
             values["thresholds"] = json.loads(values["thresholds"] or "null")
+            values["pipelines"] = tuple((values["pipelines"] or "").split(",")) if values["pipelines"] else None
             return cls(**values)
         except json.JSONDecodeError as error:
             raise PromotionError(f"environment variable RAGOPS_THRESHOLDS is not JSON: {error}") from None
@@ -163,11 +166,10 @@ def parse_event(event: Any, settings: Settings, sagemaker: Any) -> Candidate:
 
 def _check_owner(execution_arn: str, settings: Settings) -> None:
     pipeline = re.fullmatch(EXECUTION_ARN, execution_arn)[1]  # type: ignore[index]
-    prefix = f"ragops-{settings.environment}-"
-    if not pipeline.startswith(prefix):
+    if pipeline not in settings.pipelines:
         raise PromotionError(
             f"pipeline '{pipeline}' does not belong to environment '{settings.environment}' "
-            f"(expected a name starting with '{prefix}')"
+            f"(its pipelines: {', '.join(settings.pipelines)})"
         )
 
 

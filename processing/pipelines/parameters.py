@@ -76,16 +76,17 @@ GATED_METRICS = {
 }
 
 
-def pipeline_prefix(environment: str) -> str:
-    """What every pipeline name of `environment` starts with: the hooks' IAM and event rules match on it.
-    Pipelines hold no data, so they keep their names across generations of an environment."""
-    return f"ragops-{environment}-"
-
-
 def pipeline_name(environment: str, variant: str) -> str:
+    """Pipelines hold no data, so they keep their names across generations of an environment."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown pipeline variant {variant!r}; variants: {', '.join(VARIANTS)}")
-    return pipeline_prefix(environment) + variant
+    return f"ragops-{environment}-{variant}"
+
+
+def pipeline_names(environment: str) -> tuple[str, ...]:
+    """Every pipeline of `environment` by exact name, as the hooks' IAM, event rule and checks match them: a name
+    prefix such as `ragops-dev-` would also match the pipelines of a `dev-eu` environment in the same account."""
+    return tuple(pipeline_name(environment, variant) for variant in VARIANTS)
 
 
 def parameter_name(field: str) -> str:

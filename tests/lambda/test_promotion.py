@@ -17,9 +17,11 @@ from tests.lambda_handlers import ACCOUNT, REGION, load_handler
 promotion = load_handler("promotion")
 
 BUCKET = "ragops-dev-data"
-PIPELINE = "ragops-dev-rag"
+PIPELINE = "ragops-dev-single"
+PIPELINES = f"{PIPELINE},ragops-dev-multi"  # as the stack sets RAGOPS_PIPELINES
 EXECUTION_ID = "p4jn9xou8a8s"
 EXECUTION_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}/execution/{EXECUTION_ID}"
+DEV_EU_EXECUTION_ARN = EXECUTION_ARN.replace("ragops-dev-", "ragops-dev-eu-")
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/ragops-processing@sha256:{'a' * 64}"
 GIT_SHA = "0123456789abcdef0123456789abcdef01234567"
 THRESHOLDS = {"hit_at_k": 0.85, "mrr": 0.7, "answer_embedding_cosine": 0.5}
@@ -85,6 +87,7 @@ def settings(environment: str = "dev", next_environment: str | None = "staging")
             "RAGOPS_SSM_PREFIX": "/ragops",
             "RAGOPS_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:ragops-dev-operations",
             "RAGOPS_EVENT_BUS": "default",
+            "RAGOPS_PIPELINES": f"ragops-{environment}-single,ragops-{environment}-multi",
         }
     )
 
@@ -93,7 +96,7 @@ def settings(environment: str = "dev", next_environment: str | None = "staging")
 class World:
     clients: object
     notifications: Callable[[], list]
-    arn: str  # an execution of ragops-dev-rag that SageMaker (moto) knows, with its report in place
+    arn: str  # an execution of ragops-dev-single that SageMaker (moto) knows, with its report in place
 
     @property
     def execution_id(self) -> str:
@@ -243,13 +246,13 @@ def test_threshold_exactly_met_passes(world):
 
 def test_prod_records_a_production_release_instead_of_promoting(world):
     clients = world.clients
-    arn = start_execution(clients.sagemaker, "ragops-prod-rag")
+    arn = start_execution(clients.sagemaker, "ragops-prod-single")
     put_report(report(), report_uri(arn))
     result = promotion.promote(step_event(arn, environment="prod"), settings("prod", None), clients, NOW)
 
     assert result["decision"] == "released"
     assert parameter(clients, "/ragops/prod/production-release")["execution_arn"] == arn
-    assert records(clients) == [f"promotions/prod/decisions/ragops-prod-rag/{arn.rsplit('/', 1)[1]}.json"]
+    assert records(clients) == [f"promotions/prod/decisions/ragops-prod-single/{arn.rsplit('/', 1)[1]}.json"]
 
 
 def test_repeat_delivery_neither_promotes_twice_nor_changes_the_record(world):
@@ -399,6 +402,9 @@ def test_an_execution_sagemaker_does_not_know_is_refused(world):
             step_event(execution_arn=EXECUTION_ARN.replace("ragops-dev-", "ragops-staging-")),
             "does not belong to environment 'dev'",
         ),
+        # Another environment whose name starts with this one's: `dev-eu` in the same account.
+        (step_event(execution_arn=DEV_EU_EXECUTION_ARN), "pipeline 'ragops-dev-eu-single' does not belong"),
+        (status_change(DEV_EU_EXECUTION_ARN), "pipeline 'ragops-dev-eu-single' does not belong"),
         (status_change(EXECUTION_ARN, status="Failed"), "detail.currentPipelineExecutionStatus: Input should be"),
         ({**status_change(EXECUTION_ARN), "detail-type": "Other"}, "detail-type: Input should be"),
         ({**status_change(EXECUTION_ARN), "detail": {}}, "detail.pipelineExecutionArn: Field required"),
@@ -457,6 +463,8 @@ def test_missing_report_is_refused(world):
         ("RAGOPS_THRESHOLDS", "{}", "RAGOPS_THRESHOLDS"),
         ("RAGOPS_THRESHOLDS", '{"mrr": 1.5}', "outside"),
         ("RAGOPS_TOPIC_ARN", "", "RAGOPS_TOPIC_ARN"),
+        ("RAGOPS_PIPELINES", "", "RAGOPS_PIPELINES"),
+        ("RAGOPS_PIPELINES", "ragops-dev-*", "RAGOPS_PIPELINES"),
     ],
 )
 def test_bad_configuration_names_the_variable(variable, value, message):
@@ -468,6 +476,7 @@ def test_bad_configuration_names_the_variable(variable, value, message):
         "RAGOPS_SSM_PREFIX": "/ragops",
         "RAGOPS_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:t",
         "RAGOPS_EVENT_BUS": "default",
+        "RAGOPS_PIPELINES": PIPELINES,
         variable: value,
     }
     with pytest.raises(promotion.PromotionError, match=message):
@@ -484,6 +493,7 @@ def test_lambda_handler_reads_its_configuration_from_the_environment(world, monk
         "RAGOPS_SSM_PREFIX": "/ragops",
         "RAGOPS_TOPIC_ARN": clients.sns.list_topics()["Topics"][0]["TopicArn"],
         "RAGOPS_EVENT_BUS": "default",
+        "RAGOPS_PIPELINES": PIPELINES,
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(promotion, "_clients", lambda: clients)

@@ -56,9 +56,11 @@ def synth_environment(tmp_path: Path, env: str, changes: dict[str, Any]) -> dict
     return {stack.node.id: Template.from_stack(stack) for stack in stage.node.children if isinstance(stack, cdk.Stack)}
 
 
-def waiter_retry(t: Template) -> dict:
-    """The retry policy of the provider framework's waiter state machine (its one polling task)."""
-    (machine,) = t.find_resources("AWS::StepFunctions::StateMachine").values()
+def waiter_retry(t: Template, construct_id: str = "") -> dict:
+    """The retry policy of the provider framework's waiter state machine (its one polling task): the template's one
+    machine, or the one of the construct `construct_id` where several wait."""
+    machines = t.find_resources("AWS::StepFunctions::StateMachine")
+    (machine,) = (m for logical_id, m in machines.items() if logical_id.startswith(construct_id))
     parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
     definition = json.loads("".join(p if isinstance(p, str) else "<arn>" for p in parts))
     (retry,) = definition["States"]["framework-isComplete-task"]["Retry"]

@@ -171,9 +171,6 @@ def stack_for(cicd: dict[str, Any], accounts: dict[str, str], regions: dict[str,
     for env, region in (regions or {}).items():
         block = context["ragops"]["environments"][env]
         block["region"] = region
-        block["network"]["availability_zones"] = [f"{region}a", f"{region}b", f"{region}c"][
-            : len(block["network"]["availability_zones"])
-        ]
     config = load_app_config(context)
     stage = CiCdStage(cdk.App(context=context), config.cicd, list(config.environments.values()))
     return Template.from_stack(stage.cicd)

@@ -10,6 +10,7 @@ from tests.stacks.conftest import ENVIRONMENTS, waiter_retry
 from tests.stacks.iam_checks import as_list, assert_least_privilege
 
 DRAIN = "Custom::RagOpsInterfaceDrain"
+DESTROYED = ("dev", "staging")  # the environments whose removal policy is destroy
 
 
 def ids(template, kind: str) -> set[str]:
@@ -48,8 +49,9 @@ def test_model_endpoints_go_before_the_drain_and_their_roles_and_group_after_it(
     assert depends_on(resource) == execution_roles | policies | {group_id} | egress
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("env", DESTROYED)
 def test_the_domain_goes_before_the_drain_and_its_group_after_it(templates, env):
+    """Where a destroy deletes the domain; prod keeps it with its group and subnets (tests/stacks/test_retention.py)."""
     template = templates[f"{env}/VectorStore"]
     drain_id, resource, group_id = drain(template)
     (domain,) = template.find_resources("AWS::OpenSearchService::Domain").values()
@@ -57,14 +59,40 @@ def test_the_domain_goes_before_the_drain_and_its_group_after_it(templates, env)
     assert group_id in depends_on(resource)
 
 
-@pytest.mark.parametrize("stack", ["Models", "VectorStore"])
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_the_drain_only_lists_interfaces_and_gives_up_before_the_framework_and_cloudformation(templates, env, stack):
-    template = templates[f"{env}/{stack}"]
+def test_processing_jobs_interfaces_go_before_the_job_roles_ec2_permissions(templates, env):
+    """The pipelines go first, then the drain waits for the jobs' interfaces in the network stack's workload group,
+    then the job role's policy (ec2:DeleteNetworkInterface, which SageMaker uses to remove them) may go; the
+    network stack, deleted after this one, then deletes the group without a DependencyViolation."""
+    template = templates[f"{env}/Pipeline"]
+    ((drain_id, resource),) = template.find_resources(DRAIN).items()
+    pipelines = template.find_resources("AWS::SageMaker::Pipeline")
+    assert len(pipelines) == 2
+    assert all(drain_id in depends_on(pipeline) for pipeline in pipelines.values())
+    (policy_id,) = (p for p in ids(template, "AWS::IAM::Policy") if p.startswith("ExecutionPolicy"))
+    assert policy_id in depends_on(resource)
+    statements = template.to_json()["Resources"][policy_id]["Properties"]["PolicyDocument"]["Statement"]
+    assert any("ec2:DeleteNetworkInterface" in as_list(s["Action"]) for s in statements)
+    group = resource["Properties"]["SecurityGroupId"]["Fn::GetStackOutput"]
+    assert group["StackName"] == f"{env}-Network"
+    assert group["OutputName"].startswith("PublishOutputFnGetAttWorkloadSecurityGroup")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [f"{env}/{stack}" for env in ENVIRONMENTS for stack in ("Models", "Pipeline")]
+    + [f"{env}/VectorStore" for env in DESTROYED],
+)
+def test_the_drain_only_lists_interfaces_and_gives_up_before_the_framework_and_cloudformation(templates, path):
+    template = templates[path]
     assert_least_privilege(template)
-    (function,) = template.find_resources(
-        "AWS::Lambda::Function", {"Properties": {"Handler": "handler.lambda_handler"}}
-    ).values()
+    (function,) = (
+        f
+        for logical_id, f in template.find_resources(
+            "AWS::Lambda::Function", {"Properties": {"Handler": "handler.lambda_handler"}}
+        ).items()
+        if logical_id.startswith("InterfaceDrain")
+    )
     role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
     actions = {
         action
@@ -74,7 +102,7 @@ def test_the_drain_only_lists_interfaces_and_gives_up_before_the_framework_and_c
         for action in as_list(statement["Action"])
     }
     assert actions == {"ec2:DescribeNetworkInterfaces", "logs:CreateLogStream", "logs:PutLogEvents"}
-    retry = waiter_retry(template)
+    retry = waiter_retry(template, "InterfaceDrain")
     framework_minutes = retry["IntervalSeconds"] * retry["MaxAttempts"] / 60
     wait = int(function["Properties"]["Environment"]["Variables"]["RAGOPS_DRAIN_WAIT_MINUTES"])
     assert wait == 25 < framework_minutes == 30 < 60

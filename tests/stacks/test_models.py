@@ -229,7 +229,7 @@ def test_unsupported_region_fails_synth_naming_env_key_and_supported_regions(tmp
     context = cdk_context()
     dev = context["ragops"]["environments"]["dev"]
     dev["region"] = "sa-east-1"
-    dev["network"]["availability_zones"] = ["sa-east-1a", "sa-east-1b"]
+    dev["network"]["availability_zone_ids"] = ["sae1-az1", "sae1-az2"]
     with pytest.raises(ConfigError) as error:
         build_app(cdk.App(context={**context, "environments": "dev"}, outdir=str(tmp_path)), with_checks=False)
     message = str(error.value)

@@ -27,6 +27,17 @@ def test_one_isolated_subnet_per_configured_zone(templates, env, zones):
 
 
 @pytest.mark.parametrize("env", ZONES)
+def test_subnets_are_placed_by_az_id_not_by_the_per_account_zone_name(templates, env):
+    """AZ names map to different physical zones in each account; the configured IDs are what the subnets get (the
+    zones docs/fresh-account.md checks against each endpoint service's AvailabilityZoneIds)."""
+    subnets = templates[f"{env}/Network"].find_resources("AWS::EC2::Subnet").values()
+    assert all("AvailabilityZone" not in s["Properties"] for s in subnets)
+    assert sorted(s["Properties"]["AvailabilityZoneId"] for s in subnets) == sorted(
+        CONFIG.environments[env].network.availability_zone_ids
+    )
+
+
+@pytest.mark.parametrize("env", ZONES)
 def test_s3_gateway_and_every_interface_endpoint_with_private_dns(templates, env):
     endpoints = templates[f"{env}/Network"].find_resources("AWS::EC2::VPCEndpoint")
     kinds = [e["Properties"].get("VpcEndpointType", "Gateway") for e in endpoints.values()]
@@ -135,7 +146,8 @@ def test_flow_logs_capture_all_traffic_into_an_encrypted_group_with_retention(te
         "AWS::EC2::FlowLog", {"TrafficType": "ALL", "LogDestinationType": "cloud-watch-logs"}
     )
     groups = template.find_resources("AWS::Logs::LogGroup").values()
-    assert len(groups) == 2  # the flow logs, and the prefix-list lookup's function log
+    # The flow logs, the prefix-list lookup's function log and the default-group restriction provider's.
+    assert len(groups) == 3
     assert all("KmsKeyId" in g["Properties"] and g["Properties"]["RetentionInDays"] > 0 for g in groups)
 
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 
+import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from stacks.app_builder import build_app
 from stacks.config import load_app_config
 from stacks.powertools_layer import LAYER_NAME, powertools_layer_arn
 from tests.stacks.conftest import ENVIRONMENTS, cdk_context, synth_environment, waiter_retry
 
 CONFIG = load_app_config(cdk_context())
+PIPELINE = "AWS::SageMaker::Pipeline"
 
 
 def template(templates, env: str) -> Template:
@@ -105,7 +109,10 @@ def test_rule_matches_successful_executions_of_this_environments_pipelines_only(
         "detail-type": ["SageMaker Model Building Pipeline Execution Status Change"],
         "detail": {
             "currentPipelineExecutionStatus": ["Succeeded"],
-            "pipelineArn": [{"prefix": f"arn:aws:sagemaker:{region}:{account}:pipeline/ragops-{env}-"}],
+            "pipelineArn": [
+                f"arn:aws:sagemaker:{region}:{account}:pipeline/ragops-{env}-{variant}"
+                for variant in ("single", "multi")
+            ],
         },
     }
     (target,) = rule["Properties"]["Targets"]
@@ -215,8 +222,11 @@ def test_sagemaker_deletes_are_conditioned_on_this_environments_tags_and_a_run_t
         },
     }
     stops = [s for s in statements(template(templates, env)) if s["Action"] == "sagemaker:StopPipelineExecution"]
-    assert [s["Resource"] for s in stops] == [
-        f"arn:aws:sagemaker:us-east-1:{CONFIG.environments[env].account}:pipeline/ragops-{env}-*/execution/*"
+    assert [sorted(s["Resource"]) for s in stops] == [
+        sorted(
+            f"arn:aws:sagemaker:us-east-1:{CONFIG.environments[env].account}:pipeline/ragops-{env}-{v}/execution/*"
+            for v in ("single", "multi")
+        )
     ]
 
 
@@ -303,3 +313,53 @@ def test_promotion_reads_the_executions_start_time(templates, env):
         "sagemaker:DescribePipelineExecution",
         "sagemaker:ListPipelineParametersForExecution",
     ]
+
+
+def test_the_hooks_reach_this_environments_pipelines_by_exact_name_not_a_neighbours(tmp_path):
+    """`dev` and `dev-eu` in one account and region: nothing of dev's operations stack (event rule, IAM, the
+    promotion hook's own check) matches a dev-eu pipeline or execution, while each of dev's own is matched."""
+    context = cdk_context()
+    environments = context["ragops"]["environments"]
+    environments["dev-eu"] = {
+        **environments["dev"],
+        "network": {**environments["dev"]["network"], "cidr": "10.50.0.0/16"},
+    }
+    app = build_app(cdk.App(context={**context, "environments": "dev,dev-eu"}, outdir=str(tmp_path)), with_checks=False)
+    dev = Template.from_stack(app.node.find_child("dev").node.find_child("Operations")).to_json()
+
+    def pipeline_arns(env: str) -> list[str]:
+        stack = app.node.find_child(env).node.find_child("Pipeline")
+        names = [r["Properties"]["PipelineName"] for r in Template.from_stack(stack).find_resources(PIPELINE).values()]
+        return [f"arn:aws:sagemaker:us-east-1:111111111111:pipeline/{name}" for name in names]
+
+    own, neighbours = pipeline_arns("dev"), pipeline_arns("dev-eu")
+    assert len(own) == len(neighbours) == 2
+
+    (rule,) = (r for r in dev["Resources"].values() if "EventPattern" in r.get("Properties", {}))
+    matchers = rule["Properties"]["EventPattern"]["detail"]["pipelineArn"]
+
+    def rule_matches(arn: str) -> bool:
+        return any(m == arn if isinstance(m, str) else arn.startswith(m["prefix"]) for m in matchers)
+
+    pipeline_resources = [
+        resource
+        for statement in statements(Template.from_json(dev))
+        for resource in (statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]])
+        if isinstance(resource, str) and ":pipeline/" in resource
+    ]
+
+    def granted(arn: str) -> bool:
+        return any(fnmatch.fnmatchcase(arn, pattern) for pattern in pipeline_resources)
+
+    (promotion,) = (f for f in functions(Template.from_json(dev)).values() if "RAGOPS_PIPELINES" in str(f))
+    checked = promotion["Properties"]["Environment"]["Variables"]["RAGOPS_PIPELINES"].split(",")
+    for arn in own:
+        assert rule_matches(arn)
+        assert granted(arn)
+        assert granted(f"{arn}/execution/abc123")
+        assert arn.rsplit("/", 1)[1] in checked
+    for arn in neighbours:
+        assert not rule_matches(arn)
+        assert not granted(arn)
+        assert not granted(f"{arn}/execution/abc123")
+        assert arn.rsplit("/", 1)[1] not in checked

@@ -466,4 +466,5 @@ def test_processing_job_logs_get_the_environments_retention_without_owning_the_s
     retention = json.loads(calls["putRetentionPolicy"]["Properties"]["Update"])
     assert retention["parameters"]["retentionInDays"] == CONFIG.environments[env].log_retention_days
     assert all("Delete" not in r["Properties"] for r in calls.values())  # the group outlives the environment
-    template.resource_count_is("AWS::Logs::LogGroup", 1)  # the calls' own log, never the shared group
+    # The calls' own log and the interface drain's, never the shared group.
+    template.resource_count_is("AWS::Logs::LogGroup", 2)

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.stacks.conftest import ENVIRONMENTS
+from tests.stacks.conftest import ENVIRONMENTS, waiter_retry
 from tests.stacks.iam_checks import as_list, assert_least_privilege
 
 
@@ -16,7 +16,7 @@ def domain(templates, env: str) -> dict:
     return resource
 
 
-SLR_FUNCTION = "AWS679f53fac002430cb0da5b7982bd2287"  # aws-cdk-lib's AwsCustomResource singleton
+SLR = "OpenSearchServiceLinkedRole"  # the construct creating the role and waiting for it
 
 
 def role_ids(templates, env: str) -> dict[str, str]:
@@ -30,11 +30,11 @@ def role_ids(templates, env: str) -> dict[str, str]:
 
 
 def slr_policy(template) -> dict:
-    """The policy of aws-cdk-lib's AwsCustomResource function, which makes the service-linked role call."""
+    """The policy of the function that creates the service-linked role and waits for it."""
     (policy,) = [
         p
         for p in template.find_resources("AWS::IAM::Policy").values()
-        if p["Properties"]["Roles"][0]["Ref"].startswith(f"{SLR_FUNCTION}ServiceRole")
+        if p["Properties"]["Roles"][0]["Ref"].startswith(f"{SLR}FunctionRole")
     ]
     return policy
 
@@ -84,7 +84,7 @@ def test_operator_role_requires_mfa_and_pipeline_role_is_for_sagemaker_without_p
         r["Ref"] for p in template.find_resources("AWS::IAM::Policy").values() for r in p["Properties"]["Roles"]
     }
     assert attached.isdisjoint(ids.values())
-    assert all(r.startswith((SLR_FUNCTION, "InterfaceDrain")) for r in attached)
+    assert all(r.startswith((SLR, "InterfaceDrain")) for r in attached)
     assert_least_privilege(template)
 
 
@@ -105,36 +105,48 @@ def test_app_slow_and_audit_logs_go_to_encrypted_groups_with_retention_via_one_n
     assert set(publishing) == {"ES_APPLICATION_LOGS", "SEARCH_SLOW_LOGS", "INDEX_SLOW_LOGS", "AUDIT_LOGS"}
     assert all(option["Enabled"] for option in publishing.values())
     groups = template.find_resources("AWS::Logs::LogGroup")
-    assert len(groups) == 6  # four domain logs, the service-linked role call's and the interface drain's
+    drained = env != "prod"  # prod keeps its domain: no interface drain (tests/stacks/test_retention.py)
+    assert len(groups) == 5 + drained  # four domain logs, the service-linked role call's and the interface drain's
     assert all("KmsKeyId" in g["Properties"] and g["Properties"]["RetentionInDays"] > 0 for g in groups.values())
     (policy,) = template.find_resources("AWS::Logs::ResourcePolicy").values()
     document = json.dumps(policy["Properties"]["PolicyDocument"])
     assert "es.amazonaws.com" in document
     assert "aws:SourceArn" in document
     custom = [r["Type"] for r in template.to_json()["Resources"].values() if r["Type"].startswith("Custom::")]
-    # The service-linked role call and the interface drain: no log-policy custom resource.
-    assert sorted(custom) == ["Custom::AWS", "Custom::RagOpsInterfaceDrain"]
+    # The service-linked role and the interface drain: no log-policy custom resource.
+    assert sorted(custom) == ["Custom::RagOpsInterfaceDrain"] * drained + ["Custom::RagOpsServiceLinkedRole"]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_the_domain_waits_for_the_service_linked_role_created_once_per_account(templates, env):
+def test_the_domain_waits_until_the_service_linked_role_has_settled(templates, env):
+    """The domain is created only after the role exists and has had time to propagate (lambda/service_linked_role),
+    not right after CreateServiceLinkedRole returns; the wait is bounded and nothing is deleted with the stack."""
     template = templates[f"{env}/VectorStore"]
-    ((slr_id, slr),) = template.find_resources("Custom::AWS").items()
-    create = json.loads(json.dumps(slr["Properties"]["Create"]))
-    create = json.loads(create) if isinstance(create, str) else create
-    assert "createServiceLinkedRole" in json.dumps(create)
-    assert "opensearchservice.amazonaws.com" in json.dumps(create)
-    assert "^InvalidInput" in json.dumps(create)  # "role name has been taken": an account that already has it
-    assert "Delete" not in slr["Properties"]  # account-wide and free: left in place for other domains
+    ((slr_id, slr),) = template.find_resources("Custom::RagOpsServiceLinkedRole").items()
+    assert slr["Properties"]["AWSServiceName"] == "opensearchservice.amazonaws.com"
+    assert slr["Properties"]["RoleName"] == "AWSServiceRoleForAmazonOpenSearchService"
     assert slr_id in domain(templates, env)["DependsOn"]
-    (statement,) = slr_policy(template)["Properties"]["PolicyDocument"]["Statement"]
-    assert statement["Action"] == "iam:CreateServiceLinkedRole"
-    assert statement["Condition"] == {"StringEquals": {"iam:AWSServiceName": "opensearchservice.amazonaws.com"}}
-    assert re.fullmatch(
-        r"arn:aws:iam::\d{12}:role/aws-service-role/opensearchservice\.amazonaws\.com/"
-        r"AWSServiceRoleForAmazonOpenSearchService",
-        statement["Resource"],
+    (function,) = (
+        f
+        for logical_id, f in template.find_resources("AWS::Lambda::Function").items()
+        if logical_id.startswith(f"{SLR}Function")
     )
+    variables = function["Properties"]["Environment"]["Variables"]
+    settle, wait = int(variables["RAGOPS_SLR_SETTLE_SECONDS"]), int(variables["RAGOPS_SLR_WAIT_MINUTES"])
+    retry = waiter_retry(template, SLR)
+    assert 0 < settle < wait * 60 < retry["IntervalSeconds"] * retry["MaxAttempts"] < 3600
+    statements = {
+        ",".join(as_list(s["Action"])): s for s in slr_policy(template)["Properties"]["PolicyDocument"]["Statement"]
+    }
+    assert set(statements) == {"iam:CreateServiceLinkedRole", "iam:GetRole", "logs:CreateLogStream,logs:PutLogEvents"}
+    create = statements["iam:CreateServiceLinkedRole"]
+    assert create["Condition"] == {"StringEquals": {"iam:AWSServiceName": "opensearchservice.amazonaws.com"}}
+    for action in ("iam:CreateServiceLinkedRole", "iam:GetRole"):
+        assert re.fullmatch(
+            r"arn:aws:iam::\d{12}:role/aws-service-role/opensearchservice\.amazonaws\.com/"
+            r"AWSServiceRoleForAmazonOpenSearchService",
+            statements[action]["Resource"],
+        )
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

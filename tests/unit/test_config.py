@@ -71,7 +71,9 @@ def test_removal_policy_differs_between_dev_and_prod(context):
         ("dev", "promotion.thresholds", {"mrr": -0.1}, "ragops.environments.dev.promotion.thresholds.mrr"),
         ("dev", "removal_policy", "snapshot", "ragops.environments.dev.removal_policy"),
         ("dev", "log_retention_days", 13, "ragops.environments.dev.log_retention_days"),
-        ("dev", "network.availability_zones", ["eu-west-1a", "eu-west-1b"], "is not a zone of us-east-1"),
+        ("dev", "network.availability_zone_ids", ["us-east-1a", "us-east-1b"], "is not an AZ ID such as use1-az1"),
+        ("dev", "network.availability_zone_ids", ["use1-az1", "euw1-az1"], "are not all zones of one region"),
+        ("dev", "network.availability_zone_ids", ["use1-az1", "use1-az1"], "names a zone twice"),
         ("dev", "opensearch.engine_version", "OpenSearch_2.11", "ragops.environments.dev.opensearch.engine_version"),
         ("prod", "opensearch.dedicated_master_count", 2, "dedicated_master_count must be 0, 3 or 5"),
         ("dev", "cleanup.endpoint_idle_ttl_hours", 0, "ragops.environments.dev.cleanup.endpoint_idle_ttl_hours"),
@@ -121,7 +123,7 @@ def test_a_generation_whose_bucket_names_would_not_fit_is_refused_naming_the_buc
     changed = copy.deepcopy(context)
     env = copy.deepcopy(changed["ragops"]["environments"]["dev"])
     env.update(region="ap-southeast-2", generation=2)
-    env["network"]["availability_zones"] = ["ap-southeast-2a", "ap-southeast-2b"]
+    env["network"]["availability_zone_ids"] = ["apse2-az1", "apse2-az2"]
     changed["ragops"]["environments"] = {long_name: {**env, "promotion": {"thresholds": {"mrr": 0.5}}}}
     with pytest.raises(ConfigError, match=r"name/generation: bucket name 'ragops-abcdefghijklmnop-g2-artifacts-.*64"):
         load_app_config(changed)
