@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Run a command with the local OpenSearch node up and RAGOPS_OPENSEARCH_URL exported (the engine tests read it);
+# the node is stopped when the command ends, fails or is interrupted.
+set -euo pipefail
+node="$(cd "$(dirname "$0")" && pwd)/node.sh"
+trap '"$node" stop' EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
+started=$SECONDS
+RAGOPS_OPENSEARCH_URL=$("$node" start)
+export RAGOPS_OPENSEARCH_URL
+echo "with-node: OpenSearch ready at $RAGOPS_OPENSEARCH_URL after $((SECONDS - started))s (fetch, assembly and start)" >&2
+"$@"
