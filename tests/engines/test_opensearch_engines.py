@@ -18,6 +18,7 @@ from opensearchpy import OpenSearch, RequestError
 from processing.backends import factory
 from processing.backends.opensearch_index import KnnMethod, create_version, index_body
 from processing.config import RunConfig
+from tests.engines.opensearch_helpers import corpus, store
 from tests.processing.helpers import REPO_ROOT, write_sample
 
 
@@ -90,3 +91,19 @@ def test_processing_run_against_the_local_node_publishes_and_retrieves(
     report = json.loads(next(tmp_path.rglob("report.json")).read_text())
     assert report["question_count"] == 3
     assert report["metrics"]["hit_at_k"] > 0
+
+
+def test_hybrid_publish_fails_on_a_node_without_neural_search_and_leaves_nothing(
+    opensearch_url: str, node: OpenSearch, index_name: str
+) -> None:
+    """Why hybrid search is tested on the fake: its search pipeline processor comes from neural-search, which
+    Maven Central does not serve. On such a node publish fails before the alias moves and deletes the version."""
+    chunks, vectors = corpus(5)
+    hybrid = store(opensearch_url, index_name, bm25_weight=0.3)
+    hybrid.write(chunks, vectors)
+
+    with pytest.raises(RequestError, match="Invalid processor type normalization-processor"):
+        hybrid.publish(5)
+
+    assert not node.indices.exists(index=f"{index_name}-r1")
+    assert not node.indices.exists_alias(name=index_name)
