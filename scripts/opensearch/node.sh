@@ -53,7 +53,7 @@ fetch() {
     log "fetching OpenSearch $version and its plugins from Maven Central"
     mkdir -p "$artifacts"
     mvn -B -q --strict-checksums -f "$here/pom.xml" dependency:copy-dependencies \
-        -DexcludeTransitive=true -DoutputDirectory="$artifacts"
+        -DexcludeTransitive=true -DoutputDirectory="$artifacts" -Dstyle.color=never >&2  # stdout is the URL
     (cd "$artifacts" && sha256sum --quiet -c "$here/artifacts.sha256")
 }
 
