@@ -70,6 +70,13 @@ synth: install ## Synthesize every environment with the cdk-nag gate (templates 
 test: install-llm ## Run the test suite (stacks, lambdas, pipeline, end to end)
 	$(PY) -m pytest
 
+.PHONY: opensearch opensearch-stop
+opensearch: ## Start a local OpenSearch 2.19 node with k-NN on 127.0.0.1:9200 (Maven, JDK 17; docs/opensearch.md)
+	scripts/opensearch/node.sh start
+
+opensearch-stop: ## Stop the node `make opensearch` started
+	scripts/opensearch/node.sh stop
+
 lint: install ## Lint and format-check the Python code; lint the GitHub workflows offline
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -91,7 +91,14 @@ class RunConfig(BaseModel):
     sagemaker_embedding_endpoint: str = Field("", pattern=ENDPOINT_NAME)
     sagemaker_embedding_payload: Literal["jumpstart", "tei"] = "jumpstart"
     embedding_dimension: int = Field(PACKAGED_EMBEDDING_DIMENSION, ge=1, le=16000, description="vector length")
-    opensearch_endpoint: str = Field("", pattern=r"^$|^(https://)?[^/:\s]+(:\d+)?/?$", description="domain URL")
+    opensearch_endpoint: str = Field(
+        "",
+        pattern=r"^$|^(https://)?[^/:\s]+(:\d+)?/?$|^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?/?$",
+        description="domain URL; plain http only to a node on this machine (make opensearch), unsigned",
+    )
+    opensearch_engine: Literal["auto", "faiss", "lucene"] = Field(
+        "auto", description="k-NN engine of the index versions; auto: faiss on a domain, lucene on a loopback node"
+    )
     opensearch_shards: int = Field(1, ge=1, le=1024)
     opensearch_replicas: int = Field(1, ge=0, le=15, description="capped at data nodes - 1 when the index is made")
     opensearch_bm25_weight: float = Field(0.0, ge=0.0, lt=1.0, description="0: k-NN only; >0: hybrid BM25 + k-NN")

@@ -110,7 +110,7 @@ class VectorStore(Protocol):
     version: str
 
     def write(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> int:
-        """Insert or replace by `chunk_id` into the version; returns the distinct chunks in this call."""
+        """Insert or replace by `chunk_id` into the version; returns the chunks written (ids are unique per run)."""
         ...
 
     def publish(self, expected: int) -> int:

@@ -65,29 +65,38 @@ def opensearch_store(
     connection_class: type[Connection] | None = None,
 ) -> VectorStore:
     """Version `version` of the k-NN index behind the alias `index_name`; `directory` (local state) is not used
-    by a remote store. Building makes no request, so the preflight builds it with a placeholder version."""
+    by a remote store. Building makes no request, so the preflight builds it with a placeholder version. A node
+    on this machine's loopback (`make opensearch`) is reached without AWS: no credentials, no signing."""
     from opensearchpy import RequestsHttpConnection
 
     from processing.backends.aws_session import opensearch_endpoint_region
-    from processing.backends.opensearch_ops import opensearch_client
-    from processing.backends.opensearch_store import SPACE_TYPES, OpenSearchVectorStore
+    from processing.backends.opensearch_client import is_loopback, opensearch_client
+    from processing.backends.opensearch_index import SPACE_TYPES
+    from processing.backends.opensearch_store import OpenSearchVectorStore
 
     endpoint = config.opensearch_endpoint
-    context = _aws(
-        config, "vector_store", session, {f"OpenSearch domain {endpoint}": opensearch_endpoint_region(endpoint)}
-    )
-    client = opensearch_client(
-        endpoint,
-        region=context.region,
-        session=context.session,
-        connection_class=connection_class or RequestsHttpConnection,
-    )
+    connection_class = connection_class or RequestsHttpConnection
+    if is_loopback(endpoint):
+        client = opensearch_client(endpoint, connection_class=connection_class)
+    else:
+        context = _aws(
+            config, "vector_store", session, {f"OpenSearch domain {endpoint}": opensearch_endpoint_region(endpoint)}
+        )
+        client = opensearch_client(
+            endpoint, region=context.region, session=context.session, connection_class=connection_class
+        )
+    # The local node (scripts/opensearch) carries no faiss native library (k-NN issue #2643): indexing a faiss
+    # field there kills the node with UnsatisfiedLinkError, so `auto` picks lucene for it.
+    engine = config.opensearch_engine
+    if engine == "auto":
+        engine = "lucene" if is_loopback(endpoint) else "faiss"
     store_space_type = {opensearch: ours for ours, opensearch in SPACE_TYPES.items()}[config.space_type]
     return OpenSearchVectorStore(
         client,
         index=config.index_name,
         version=version,
         dimension=config.embedding_dimension,
+        engine=engine,
         space_type=store_space_type,
         m=config.hnsw_m,
         ef_construction=config.hnsw_ef_construction,

@@ -100,7 +100,7 @@ class FaissStore:
         return self.directory / "versions" / self.version
 
     def write(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> int:
-        """Stage one part; the version is searchable after `publish`. Returns the distinct chunks in the part."""
+        """Stage one part; the version is searchable after `publish`. Returns the chunks staged."""
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(chunks) != len(vectors):
             raise ValueError(f"expected {len(chunks)} vectors as a 2-D array, got shape {vectors.shape}")
@@ -115,7 +115,7 @@ class FaissStore:
         except BaseException:
             shutil.rmtree(part, ignore_errors=True)
             raise
-        return len({c.chunk_id for c in chunks})
+        return len(chunks)
 
     def _staged(self) -> tuple[list[Chunk], np.ndarray]:
         """Every staged chunk once, in chunk-id order, with its vector."""

@@ -2,45 +2,35 @@
 
 A run's chunks go into one physical index, the version `<index>-<version>`; every ingest writer of the run
 (processes, processing instances) bulk-writes its share into it, loading as OpenSearch's operators advise:
-`refresh_interval: -1` and no replicas while loading, bulk requests bounded in bytes. `publish` then refreshes
-the version, checks it holds exactly the chunks the run produced (else fails naming both numbers and deletes it),
-restores the refresh interval and the replicas, waits for them, and only then moves the alias `<index>` to it in
-one atomic `_aliases` call. Readers of the run search its version; the alias names the deployment's latest.
+`refresh_interval: -1` and no replicas while loading, bulk requests bounded in bytes (`opensearch_bulk`).
+`publish` then refreshes the version, checks it holds exactly the chunks the run produced (else fails naming
+both numbers and deletes it), restores the refresh interval and the replicas and waits for green
+(`opensearch_index`), and only then moves the alias `<index>` to it in one atomic call (`opensearch_alias`).
+Once the swap has been sent the version is never deleted by this publish, whatever the answer. Readers of the
+run search its version (`opensearch_search`); the alias names the deployment's latest. Older versions expire at
+publish (`opensearch_retention`).
 
-At publish, older versions of this index name are deleted once they are older than `retention_hours`
-(their `index.creation_date`): never the version the alias now points to, and never a younger one, which a
-concurrent execution may still be reading. Set the retention at least as long as an execution may run.
-
-OpenSearch reports k-NN scores on its own scale (cosinesimil (1 + cos) / 2, innerproduct 1 + ip or
-1 / (1 - ip) below zero, l2 1 / (1 + d^2)); `search` maps them back to the local index's scale (cosine, inner
-product, 1 / (1 + d^2)), so `relevance_threshold` means the same with either store. Hybrid scores are the
-normalised weighted mean in [0, 1].
-
-Hybrid retrieval (`hybrid_search`) uses OpenSearch's `hybrid` query with a search pipeline whose
-normalization-processor min-max normalises the BM25 and k-NN scores before a weighted mean: a plain `bool`
-`should` of `match` + `knn` would add unbounded BM25 scores to [0, 1] k-NN scores and let BM25 dominate.
+The k-NN engine is a setting: faiss (the deployed default) or lucene; Amazon OpenSearch Service offers both.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
-from opensearchpy import NotFoundError, OpenSearch, RequestError
+from opensearchpy import NotFoundError, OpenSearch
 
 from processing.backends.errors import CloudBackendError
-from processing.backends.opensearch_ops import TEXT_FIELD, VECTOR_FIELD, IngestError, bulk_index, expired_versions
+from processing.backends.opensearch_alias import swap_alias
+from processing.backends.opensearch_bulk import bulk_index
+from processing.backends.opensearch_index import KnnMethod, create_version, discard, index_body, restore_settings
+from processing.backends.opensearch_retention import delete_expired
+from processing.backends.opensearch_search import hits, hybrid_body, hybrid_pipeline, knn_body, similarity
 from processing.interfaces import Chunk, CountMismatchError, Hit
 
-logger = logging.getLogger(__name__)
-
-# Our space names (shared with the local HNSW index) -> OpenSearch k-NN space types.
-SPACE_TYPES = {"cosine": "cosinesimil", "innerproduct": "innerproduct", "l2": "l2"}
 _INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,180}$")
 _VERSION_NAME = re.compile(r"^[a-z0-9]{1,64}$")
 # Well under the 10 MiB HTTP payload that OpenSearch Service accepts on its smaller instance types.
@@ -48,7 +38,7 @@ BULK_MAX_BYTES = 5 * 1024 * 1024
 
 
 class OpenSearchVectorStore:
-    """`interfaces.VectorStore` on versioned k-NN indices (faiss HNSW) behind an alias."""
+    """`interfaces.VectorStore` on versioned k-NN indices (HNSW, faiss or lucene) behind an alias."""
 
     def __init__(
         self,
@@ -57,6 +47,7 @@ class OpenSearchVectorStore:
         index: str,
         version: str,
         dimension: int,
+        engine: str = "faiss",
         space_type: str = "cosine",
         m: int = 16,
         ef_construction: int = 128,
@@ -78,8 +69,6 @@ class OpenSearchVectorStore:
             raise ValueError(f"index '{index}' is not a valid OpenSearch index name (lowercase, digits, - and _)")
         if not _VERSION_NAME.match(version):
             raise ValueError(f"index version '{version}' must be 1-64 lowercase letters or digits")
-        if space_type not in SPACE_TYPES:
-            raise ValueError(f"space_type must be one of {', '.join(SPACE_TYPES)}, got '{space_type}'")
         if bm25_weight is not None and not 0.0 < bm25_weight < 1.0:
             raise ValueError("bm25_weight must be between 0 and 1 (exclusive)")
         positive = (dimension, m, ef_construction, ef_search, shards, bulk_chunk_size, bulk_max_bytes, retention_hours)
@@ -88,9 +77,7 @@ class OpenSearchVectorStore:
         self._client = client
         self.index = index
         self.version = version
-        self.dimension = dimension
-        self.space_type = space_type
-        self.m, self.ef_construction, self.ef_search = m, ef_construction, ef_search
+        self.method = KnnMethod(engine, space_type, dimension, m, ef_construction, ef_search)
         self.shards, self.replicas = shards, replicas
         self._bulk_options = {
             "chunk_size": bulk_chunk_size,
@@ -113,50 +100,16 @@ class OpenSearchVectorStore:
     def hybrid_pipeline(self) -> str:
         return f"{self.index}-hybrid"
 
-    def index_body(self, replicas: int) -> dict[str, Any]:
-        """Settings (as while loading: no refresh) and explicit mapping of one physical index version."""
-        return {
-            "settings": {
-                "index": {
-                    "knn": True,
-                    "knn.algo_param.ef_search": self.ef_search,
-                    "number_of_shards": self.shards,
-                    "number_of_replicas": replicas,
-                    "refresh_interval": "-1",
-                }
-            },
-            "mappings": {
-                "dynamic": "strict",
-                "properties": {
-                    "chunk_id": {"type": "keyword"},
-                    "source_id": {"type": "keyword"},
-                    TEXT_FIELD: {"type": "text"},
-                    "metadata": {"type": "object", "enabled": False},
-                    VECTOR_FIELD: {
-                        "type": "knn_vector",
-                        "dimension": self.dimension,
-                        "method": {
-                            "name": "hnsw",
-                            "engine": "faiss",
-                            "space_type": SPACE_TYPES[self.space_type],
-                            "parameters": {"m": self.m, "ef_construction": self.ef_construction},
-                        },
-                    },
-                },
-            },
-        }
-
     def write(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> int:
-        """Bulk-write into the version (created on first write by whichever writer comes first)."""
+        """Bulk-write into the version (created on first write by whichever writer comes first); returns the
+        items OpenSearch acknowledged. Chunk ids are unique from the chunk stage on: nothing is dropped here."""
         matrix = np.asarray(vectors, dtype=np.float32)
-        if matrix.shape != (len(chunks), self.dimension):
-            raise ValueError(f"vectors must have shape ({len(chunks)}, {self.dimension}), got {matrix.shape}")
-        unique = {chunk.chunk_id: (chunk, vector) for chunk, vector in zip(chunks, matrix, strict=True)}
-        if not unique:
+        if matrix.shape != (len(chunks), self.method.dimension):
+            raise ValueError(f"vectors must have shape ({len(chunks)}, {self.method.dimension}), got {matrix.shape}")
+        if not chunks:
             return 0
-        self._create_version()
-        bulk_index(self._client, self.version_index, unique, self._bulk_options)
-        return len(unique)
+        create_version(self._client, self.version_index, index_body(self.method, self.shards))
+        return bulk_index(self._client, self.version_index, chunks, matrix, self._bulk_options)
 
     def publish(self, expected: int) -> int:
         """Reconcile the version's count with `expected`, restore its settings, then move the alias to it."""
@@ -169,146 +122,36 @@ class OpenSearchVectorStore:
             stored = int(self._client.count(index=name)["count"])
             if stored != expected:
                 raise CountMismatchError(f"index {name}", expected=expected, indexed=stored)
-            replicas = self._replicas()
-            settings = {"index": {"refresh_interval": self.refresh_interval, "number_of_replicas": replicas}}
-            self._client.indices.put_settings(index=name, body=settings)
-            self._wait_for_replicas(name)
+            restore_settings(
+                self._client,
+                name,
+                refresh_interval=self.refresh_interval,
+                replicas=self.replicas,
+                timeout_s=self.publish_timeout_s,
+            )
             if self.bm25_weight is not None:
-                self._put_hybrid_pipeline()
-            self._swap_alias(name)
+                body = hybrid_pipeline(self.index, self.bm25_weight)
+                self._client.search_pipeline.put(id=self.hybrid_pipeline, body=body)
         except Exception:
-            self._discard(name)
+            discard(self._client, name)
             raise
-        self._delete_expired()
+        swap_alias(self._client, self.index, name)  # from here on, an error never deletes the version
+        delete_expired(self._client, self.index, keep=name, retention_hours=self.retention_hours, now_s=self._clock())
         return stored
 
     def search(self, vector: np.ndarray, k: int) -> list[Hit]:
-        body = {"size": k, "_source": {"excludes": [VECTOR_FIELD]}, "query": self._knn_clause(vector, k)}
-        hits = self._hits(self._client.search(index=self.version_index, body=body))
-        return [replace(hit, score=similarity(self.space_type, hit.score)) for hit in hits]
+        response = self._client.search(index=self.version_index, body=knn_body(self.method, vector, k))
+        return [replace(hit, score=similarity(self.method.space_type, hit.score)) for hit in hits(response)]
 
     def hybrid_search(self, text: str, vector: np.ndarray, k: int) -> list[Hit]:
         """BM25 on the chunk text and k-NN on its vector, min-max normalised and mixed by `bm25_weight`."""
         if self.bm25_weight is None:
             raise CloudBackendError(f"hybrid search on '{self.index}' needs bm25_weight to be configured")
-        body = {
-            "size": k,
-            "_source": {"excludes": [VECTOR_FIELD]},
-            "query": {"hybrid": {"queries": [{"match": {TEXT_FIELD: {"query": text}}}, self._knn_clause(vector, k)]}},
-        }
-        response = self._client.search(index=self.version_index, body=body, search_pipeline=self.hybrid_pipeline)
-        return self._hits(response)
+        body = hybrid_body(self.method, text, vector, k)
+        return hits(self._client.search(index=self.version_index, body=body, search_pipeline=self.hybrid_pipeline))
 
     def count(self) -> int:
         try:
             return int(self._client.count(index=self.version_index)["count"])
         except NotFoundError:
             return 0
-
-    def _knn_clause(self, vector: np.ndarray, k: int) -> dict[str, Any]:
-        query = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if query.shape != (self.dimension,):
-            raise ValueError(f"query vector must have {self.dimension} values, got {query.shape[0]}")
-        return {"knn": {VECTOR_FIELD: {"vector": query.tolist(), "k": k}}}
-
-    @staticmethod
-    def _hits(response: dict[str, Any]) -> list[Hit]:
-        return [
-            Hit(
-                chunk_id=hit["_id"],
-                text=hit["_source"][TEXT_FIELD],
-                source_id=hit["_source"]["source_id"],
-                score=float(hit["_score"]),
-            )
-            for hit in response["hits"]["hits"]
-        ]
-
-    def _create_version(self) -> None:
-        """Create the version without replicas; another writer having created it first is fine."""
-        try:
-            self._client.indices.create(index=self.version_index, body=self.index_body(replicas=0))
-        except RequestError as error:
-            if error.error != "resource_already_exists_exception":
-                raise
-
-    def _replicas(self) -> int:
-        """Requested replicas capped at data nodes - 1: a replica never shares a node with its primary."""
-        data_nodes = int(self._client.cluster.health()["number_of_data_nodes"])
-        replicas = max(0, min(self.replicas, data_nodes - 1))
-        if replicas < self.replicas:
-            logger.warning(
-                "%s: %d replicas requested, %d data nodes: using %d", self.index, self.replicas, data_nodes, replicas
-            )
-        return replicas
-
-    def _wait_for_replicas(self, name: str) -> None:
-        """Green (every replica assigned) before the alias moves, so readers never land on a lone primary."""
-        wait = f"{self.publish_timeout_s}s"
-        # OpenSearch answers 408 with the health body when the wait times out. The client reads a bare `timeout`
-        # as its own socket timeout; given `request_timeout`, it sends `timeout` to the API as the wait.
-        health = self._client.cluster.health(
-            index=name,
-            wait_for_status="green",
-            timeout=wait,
-            request_timeout=self.publish_timeout_s + 30,
-            ignore=408,
-        )
-        if health.get("timed_out") or health.get("status") != "green":
-            raise IngestError(
-                f"index {name} is {health.get('status')} after {wait}: its replicas were not"
-                f" assigned ({health.get('unassigned_shards')} unassigned shards)"
-            )
-
-    def _put_hybrid_pipeline(self) -> None:
-        weights = [self.bm25_weight, round(1.0 - self.bm25_weight, 6)]
-        processor = {
-            "normalization": {"technique": "min_max"},
-            "combination": {"technique": "arithmetic_mean", "parameters": {"weights": weights}},
-        }
-        self._client.search_pipeline.put(
-            id=self.hybrid_pipeline,
-            body={
-                "description": f"BM25 + k-NN score normalisation for {self.index}",
-                "phase_results_processors": [{"normalization-processor": processor}],
-            },
-        )
-
-    def _swap_alias(self, new_index: str) -> None:
-        try:
-            current = sorted(self._client.indices.get_alias(name=self.index))
-        except NotFoundError:
-            current = []
-        actions = [{"remove": {"index": name, "alias": self.index}} for name in current if name != new_index]
-        actions.append({"add": {"index": new_index, "alias": self.index}})
-        self._client.indices.update_aliases(body={"actions": actions})
-
-    def _discard(self, name: str) -> None:
-        try:
-            self._client.indices.delete(index=name)
-        except Exception:
-            logger.exception("could not delete the unpublished index %s; delete it by hand", name)
-
-    def _delete_expired(self) -> None:
-        """Delete this index name's versions older than the retention, except the one the alias points to."""
-        try:
-            expired = expired_versions(
-                self._client,
-                self.index,
-                keep=self.version_index,
-                max_age_s=self.retention_hours * 3600,
-                now_s=self._clock(),
-            )
-            if expired:
-                self._client.indices.delete(index=",".join(expired))
-                logger.info("%s: deleted versions older than %s h: %s", self.index, self.retention_hours, expired)
-        except Exception:
-            logger.exception("published %s but could not delete expired versions of %s", self.version_index, self.index)
-
-
-def similarity(space_type: str, score: float) -> float:
-    """An OpenSearch k-NN score as the local index reports it: cosine, inner product, or 1 / (1 + d^2)."""
-    if space_type == "cosine":
-        return 2.0 * score - 1.0
-    if space_type == "innerproduct":
-        return score - 1.0 if score >= 1.0 else 1.0 - 1.0 / score
-    return score

@@ -27,15 +27,15 @@ class IngestCountError(RuntimeError):
 
 
 def ingest(chunks: list[Chunk], embedder: Embedder, store: VectorStore) -> dict[str, float]:
-    """Embed the unique chunks and write them into the store's version; returns counts and timings."""
-    chunks = list({chunk.chunk_id: chunk for chunk in chunks}.values())
+    """Embed the chunks and write them into the store's version; returns counts and timings. The chunk stage
+    wrote each chunk id once, so every chunk given must be written: a store that reports fewer fails the stage."""
     started = time.perf_counter()
     vectors = embedder.embed([c.text for c in chunks])
     embedded = time.perf_counter()
     written = store.write(chunks, vectors)
     finished = time.perf_counter()
     if written != len(chunks):
-        raise IngestCountError(f"vector store wrote {written} chunks, expected {len(chunks)} unique chunks")
+        raise IngestCountError(f"vector store wrote {written} chunks, expected {len(chunks)}")
     return {
         "ingested_count": written,
         "embedding_seconds": embedded - started,
@@ -58,8 +58,7 @@ def _ingest_part(config: RunConfig, directory: Path, version: str, chunks: list[
 def ingest_in_workers(
     config: RunConfig, chunks: list[Chunk], directory: Path, version: str, workers: int
 ) -> dict[str, float]:
-    """Split the unique chunks into `workers` contiguous parts, one worker process each; sums their counts."""
-    chunks = list({chunk.chunk_id: chunk for chunk in chunks}.values())
+    """Split the chunks into `workers` contiguous parts, one worker process each; sums their counts."""
     size = -(-len(chunks) // workers)
     parts = [chunks[start : start + size] for start in range(0, len(chunks), size)] if chunks else []
     threads = max(1, len(os.sched_getaffinity(0)) // workers)

@@ -210,17 +210,17 @@ class FakeCluster:
         return {"took": 3, "errors": errors, "items": items}
 
     def _update_aliases(self, actions: list[dict[str, Any]]) -> tuple[int, Any]:
-        for action in actions:
-            ((_, spec),) = action.items()
-            if spec["index"] not in self.indices:
-                return self._missing(spec["index"])
+        """Atomic: every action's index must resolve (a wildcard may match none) before any is applied."""
+        resolved = []
         for action in actions:
             ((kind, spec),) = action.items()
-            aliases = self.indices[spec["index"]].aliases
-            if kind == "add":
-                aliases.add(spec["alias"])
-            else:
-                aliases.discard(spec["alias"])
+            names = [name for name in self.indices if fnmatch.fnmatchcase(name, spec["index"])]
+            if not names and "*" not in spec["index"]:
+                return self._missing(spec["index"])
+            resolved.append((kind, spec["alias"], names))
+        for kind, alias, names in resolved:
+            for name in names:
+                (self.indices[name].aliases.add if kind == "add" else self.indices[name].aliases.discard)(alias)
         return 200, {"acknowledged": True}
 
     def _delete(self, names: list[str]) -> tuple[int, Any]:

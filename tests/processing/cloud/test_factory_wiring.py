@@ -16,6 +16,7 @@ from processing.backends.cloud import REQUIRED_FIELDS
 from processing.backends.errors import CloudBackendError
 from processing.backends.mlflow_judge import MlflowJudge
 from processing.backends.names import LOGPROB_ALTERNATIVES
+from processing.backends.opensearch_index import KnnMethod
 from processing.backends.opensearch_store import OpenSearchVectorStore
 from processing.backends.sagemaker_embedder import SageMakerEmbedder
 from processing.config import RunConfig, load_config
@@ -102,14 +103,26 @@ def test_opensearch_store_gets_the_config_hnsw_settings_and_maps_the_space_type(
         "r1",
     )
     assert isinstance(store, OpenSearchVectorStore)
-    assert (store.index, store.version, store.dimension, store.space_type) == ("ragops-chunks", "r1", 384, store_space)
+    assert (store.index, store.version) == ("ragops-chunks", "r1")
+    assert store.method == KnnMethod("faiss", store_space, 384, 24, 256, 80)  # auto: faiss on a domain
     assert store.retention_hours == 24
-    assert (store.m, store.ef_construction, store.ef_search, store.shards, store.replicas) == (24, 256, 80, 3, 2)
+    assert (store.shards, store.replicas) == (3, 2)
     assert store.bm25_weight is None
     connection = store._client.transport.get_connection()
     assert isinstance(connection, RequestsHttpConnection)
     assert connection.host == "https://vpc-ragops-dev-abc123.eu-west-1.es.amazonaws.com:443"
     assert list(tmp_path.iterdir()) == []  # a remote store keeps no local state
+
+
+@pytest.mark.usefixtures("no_instance_metadata")
+@pytest.mark.parametrize(("engine", "expected"), [("auto", "lucene"), ("faiss", "faiss"), ("lucene", "lucene")])
+def test_a_loopback_node_needs_no_aws_and_auto_picks_lucene(tmp_path: Path, engine: str, expected: str) -> None:
+    """No credentials exist here: a loopback node is reached unsigned. `auto` is lucene on it, as the local node
+    has no faiss library (scripts/opensearch/node.sh); an explicit engine is kept."""
+    local = RunConfig(vector_store="opensearch", opensearch_endpoint="http://127.0.0.1:9200", opensearch_engine=engine)
+    store = factory.build_vector_store(local, tmp_path, "r1")
+    assert store.method.engine == expected
+    assert store._client.transport.get_connection().host == "http://127.0.0.1:9200"
 
 
 @pytest.mark.usefixtures("aws_credentials")

@@ -1,52 +1,24 @@
-"""Against real services, only when the developer configured them; skipped with the reason otherwise."""
+"""Against real AWS services, only when the developer configured them; skipped with the reason otherwise.
+The OpenSearch store runs against a real node in tests/engines."""
 
 from __future__ import annotations
 
 import os
-import uuid
 
 import numpy as np
 import pytest
-from opensearchpy import OpenSearch
 
 from processing.backends.aws_session import preflight
 from processing.backends.bedrock_judge import BedrockConverseTransport
 from processing.backends.mlflow_judge import MlflowJudge
-from processing.backends.opensearch_store import OpenSearchVectorStore
 from processing.backends.sagemaker_embedder import SageMakerEmbedder
-from processing.interfaces import Chunk, JudgeInput
+from processing.interfaces import JudgeInput
 from tests.processing.cloud.conftest import STARTUP_AWS_ENVIRONMENT
 
-OPENSEARCH_URL = os.environ.get("OPENSEARCH_URL")
 EMBEDDING_ENDPOINT = os.environ.get("RAGOPS_EMBEDDING_ENDPOINT")
 HAS_AWS_CREDENTIALS = "AWS_PROFILE" in STARTUP_AWS_ENVIRONMENT or "AWS_ACCESS_KEY_ID" in STARTUP_AWS_ENVIRONMENT
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.mark.skipif(not OPENSEARCH_URL, reason="set OPENSEARCH_URL (e.g. http://localhost:9200) to run")
-def test_write_publish_search_and_a_second_version_on_a_real_cluster() -> None:
-    client = OpenSearch(hosts=[OPENSEARCH_URL])
-    index = f"ragops-it-{uuid.uuid4().hex[:8]}"
-    chunks = [Chunk(f"c{n}", f"text {n}", f"d{n}") for n in range(3)]
-    first = OpenSearchVectorStore(client, index=index, version="r1", dimension=4, replicas=1)
-    second = OpenSearchVectorStore(client, index=index, version="r2", dimension=4, replicas=1)
-    try:
-        assert first.write(chunks[:1], np.eye(1, 4, dtype=np.float32)) == 1
-        assert first.write(chunks[1:], np.eye(3, 4, dtype=np.float32)[1:]) == 2
-        assert first.publish(3) == 3
-        assert [hit.chunk_id for hit in first.search(np.array([0, 1, 0, 0], dtype=np.float32), k=1)] == ["c1"]
-        assert second.write(chunks[:2], np.eye(2, 4, dtype=np.float32)) == 2
-        assert second.publish(2) == 2
-        assert sorted(client.indices.get_alias(name=index)) == [f"{index}-r2"]
-        assert first.count() == 3
-        assert second.count() == 2
-        assert (
-            client.indices.get_settings(index=f"{index}-r2")[f"{index}-r2"]["settings"]["index"]["refresh_interval"]
-            == "1s"
-        )
-    finally:
-        client.indices.delete(index=f"{index}-*", expand_wildcards="all")
 
 
 @pytest.mark.skipif(

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -10,8 +9,10 @@ import requests
 from opensearchpy import AWSV4SignerAuth
 
 from processing.backends.errors import CloudBackendError
-from processing.backends.opensearch_ops import opensearch_client
-from processing.backends.opensearch_store import IngestError, OpenSearchVectorStore, similarity
+from processing.backends.opensearch_client import opensearch_client
+from processing.backends.opensearch_index import IngestError
+from processing.backends.opensearch_search import similarity
+from processing.backends.opensearch_store import OpenSearchVectorStore
 from processing.interfaces import Chunk, CountMismatchError, VectorStore
 from tests.processing.cloud.conftest import fake_session
 from tests.processing.cloud.fake_opensearch import FakeCluster, connection_for
@@ -77,98 +78,18 @@ def test_client_is_sigv4_signed_tls_with_the_injected_connection_class() -> None
     assert client.transport.retry_on_status == (500, 502, 503, 504)
 
 
-def test_write_loads_without_refresh_or_replicas_and_nothing_is_aliased_before_publish() -> None:
-    cluster = FakeCluster(data_nodes=1)
-    store = make_store(cluster)
-
-    assert store.write(CHUNKS, VECTORS) == 3
-
-    assert cluster.calls() == ["PUT /pubmed-r1", "POST /_bulk"]
-    assert cluster.last("PUT", "/pubmed-r1").body == {
-        "settings": {
-            "index": {
-                "knn": True,
-                "knn.algo_param.ef_search": 64,
-                "number_of_shards": 1,
-                "number_of_replicas": 0,
-                "refresh_interval": "-1",
-            }
-        },
-        "mappings": {
-            "dynamic": "strict",
-            "properties": {
-                "chunk_id": {"type": "keyword"},
-                "source_id": {"type": "keyword"},
-                "text": {"type": "text"},
-                "metadata": {"type": "object", "enabled": False},
-                "embedding": {
-                    "type": "knn_vector",
-                    "dimension": 4,
-                    "method": {
-                        "name": "hnsw",
-                        "engine": "faiss",
-                        "space_type": "cosinesimil",
-                        "parameters": {"m": 16, "ef_construction": 200},
-                    },
-                },
-            },
-        },
-    }
-    assert cluster.last("POST", "/_bulk").body == [
-        {"index": {"_index": "pubmed-r1", "_id": "c-aspirin"}},
-        {
-            "chunk_id": "c-aspirin",
-            "source_id": "doc-1",
-            "text": "Aspirin reduces fever.",
-            "metadata": {"page": "1"},
-            "embedding": [1.0, 0.0, 0.0, 0.0],
-        },
-        {"index": {"_index": "pubmed-r1", "_id": "c-statin"}},
-        {
-            "chunk_id": "c-statin",
-            "source_id": "doc-2",
-            "text": "Statins lower cholesterol.",
-            "metadata": {},
-            "embedding": [0.0, 1.0, 0.0, 0.0],
-        },
-        {"index": {"_index": "pubmed-r1", "_id": "c-insulin"}},
-        {
-            "chunk_id": "c-insulin",
-            "source_id": "doc-3",
-            "text": "Insulin regulates glucose.",
-            "metadata": {},
-            "embedding": [0.0, 0.0, 0.6000000238418579, 0.800000011920929],
-        },
-    ]
-    assert cluster.alias_targets("pubmed") == []
+def test_a_loopback_node_gets_a_plain_http_client_without_signing() -> None:
+    client = opensearch_client("http://127.0.0.1:9200")
+    connection = client.transport.get_connection()
+    assert connection.host == "http://127.0.0.1:9200"
+    assert "http_auth" not in client.transport.kwargs
+    assert client.transport.retry_on_status == (500, 502, 503, 504)
 
 
-def test_publish_reconciles_restores_the_settings_waits_for_green_then_adds_the_alias() -> None:
-    cluster = FakeCluster(data_nodes=3)
-    store = make_store(cluster)
-    store.write(CHUNKS, VECTORS)
-    written = len(cluster.requests)
-
-    assert store.publish(3) == 3
-
-    assert cluster.calls()[written:] == [
-        "POST /pubmed-r1/_refresh",
-        "POST /pubmed-r1/_count",
-        "GET /_cluster/health",
-        "PUT /pubmed-r1/_settings",
-        "GET /_cluster/health/pubmed-r1",
-        "GET /_alias/pubmed",
-        "POST /_aliases",
-        "GET /pubmed-*/_settings/index.creation_date",
-        "GET /_alias/pubmed",
-    ]
-    assert cluster.last("PUT", "/pubmed-r1/_settings").body == {
-        "index": {"refresh_interval": "1s", "number_of_replicas": 2}
-    }
-    assert cluster.last("GET", "/_cluster/health/pubmed-r1").params == {"wait_for_status": "green", "timeout": "600s"}
-    assert cluster.last("POST", "/_aliases").body == {"actions": [{"add": {"index": "pubmed-r1", "alias": "pubmed"}}]}
-    assert cluster.health()["status"] == "green"
-    assert store.count() == 3
+@pytest.mark.parametrize("endpoint", ["http://vpc-ragops.us-east-1.es.amazonaws.com", "http://10.0.0.5:9200"])
+def test_plain_http_to_anything_but_loopback_is_refused(endpoint: str) -> None:
+    with pytest.raises(CloudBackendError, match="is not an https://host"):
+        opensearch_client(endpoint, region="us-east-1", session=fake_session())
 
 
 @pytest.mark.parametrize(("data_nodes", "requested", "expected"), [(3, 1, 1), (3, 5, 2), (2, 0, 0), (1, 2, 0)])
@@ -179,18 +100,6 @@ def test_replicas_restored_at_publish_never_exceed_data_nodes_minus_one(
     ingested(cluster, replicas=requested)
     assert cluster.last("PUT", "/pubmed-r1").body["settings"]["index"]["number_of_replicas"] == 0
     assert cluster.last("PUT", "/pubmed-r1/_settings").body["index"]["number_of_replicas"] == expected
-
-
-def test_writers_of_one_run_share_the_version_whoever_creates_it_first() -> None:
-    cluster = FakeCluster()
-    first, second = make_store(cluster), make_store(cluster)
-    assert second.write(CHUNKS[1:], VECTORS[1:]) == 2
-    assert first.write(CHUNKS[:1], VECTORS[:1]) == 1  # its create meets resource_already_exists: fine
-
-    assert [c for c in cluster.calls() if c.startswith("PUT")] == ["PUT /pubmed-r1", "PUT /pubmed-r1"]
-    assert sorted(cluster.indices) == ["pubmed-r1"]
-    assert first.publish(3) == 3
-    assert cluster.alias_targets("pubmed") == ["pubmed-r1"]
 
 
 def test_bulk_requests_are_bounded_in_bytes() -> None:
@@ -205,51 +114,6 @@ def test_bulk_requests_are_bounded_in_bytes() -> None:
     assert sum(len(request.body) // 2 for request in bulks) == 40
 
 
-def test_a_new_version_moves_the_alias_atomically() -> None:
-    cluster = FakeCluster()
-    ingested(cluster, "r1")
-    second = ingested(cluster, "r2", CHUNKS[:2], VECTORS[:2])
-
-    assert cluster.last("POST", "/_aliases").body == {
-        "actions": [
-            {"remove": {"index": "pubmed-r1", "alias": "pubmed"}},
-            {"add": {"index": "pubmed-r2", "alias": "pubmed"}},
-        ]
-    }
-    assert sorted(cluster.indices) == ["pubmed-r1", "pubmed-r2"]  # r1 is younger than the retention
-    assert second.count() == 2
-    assert make_store(cluster, "r1").count() == 3  # a concurrent run still reads its own version
-
-
-def test_publish_deletes_this_index_names_versions_older_than_the_retention_only() -> None:
-    clock = Clock()
-    cluster = FakeCluster(clock=clock)
-    ingested(cluster, "r1", retention_hours=24)
-    legacy = make_store(cluster).index_body(replicas=0)  # an execution's index from before versions had an alias
-    for name in ("pubmed-k3x9q2m7w1p0-v1", "pubmed-chunks-v1", "pubmedx-r1"):
-        cluster.handle("PUT", f"/{name}", {}, json.dumps(legacy))
-    clock.now += 10 * HOUR
-    ingested(cluster, "r2", retention_hours=24)
-    assert len(cluster.indices) == 5
-
-    clock.now += 20 * HOUR  # r1 and the legacy index are 30 h old, r2 is 20 h old
-    ingested(cluster, "r3", retention_hours=24)
-
-    assert "DELETE /pubmed-k3x9q2m7w1p0-v1,pubmed-r1" in cluster.calls()
-    assert sorted(cluster.indices) == ["pubmed-chunks-v1", "pubmed-r2", "pubmed-r3", "pubmedx-r1"]
-    assert cluster.alias_targets("pubmed") == ["pubmed-r3"]
-
-
-def test_the_version_the_alias_points_to_is_never_deleted_however_old() -> None:
-    clock = Clock()
-    cluster = FakeCluster(clock=clock)
-    store = ingested(cluster, "r1", retention_hours=1)
-    clock.now += 48 * HOUR
-    assert store.publish(3) == 3  # published again, e.g. a retried step
-    assert sorted(cluster.indices) == ["pubmed-r1"]
-    assert not [c for c in cluster.calls() if c.startswith("DELETE")]
-
-
 def test_failed_expiry_is_logged_and_the_publish_still_succeeds(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
     cluster = FakeCluster(clock=clock)
@@ -260,13 +124,6 @@ def test_failed_expiry_is_logged_and_the_publish_still_succeeds(caplog: pytest.L
         ingested(cluster, "r2", retention_hours=1)
     assert "published pubmed-r2 but could not delete expired versions of pubmed" in caplog.text
     assert cluster.alias_targets("pubmed") == ["pubmed-r2"]
-
-
-def test_duplicate_chunk_ids_are_ingested_once_and_counted_once() -> None:
-    cluster = FakeCluster()
-    store = make_store(cluster)
-    assert store.write([*CHUNKS, CHUNKS[0]], np.vstack([VECTORS, VECTORS[:1]])) == 3
-    assert len(cluster.last("POST", "/_bulk").body) == 6
 
 
 def test_partial_bulk_failure_reports_each_item_and_leaves_the_alias() -> None:
@@ -317,28 +174,6 @@ def test_bulk_503_is_retried_by_the_client_transport() -> None:
     assert [call for call in cluster.calls() if call == "POST /_bulk"] == ["POST /_bulk"] * 2
 
 
-def test_a_short_version_fails_naming_both_counts_is_deleted_and_the_alias_stays() -> None:
-    cluster = FakeCluster()
-    ingested(cluster, "r1")
-    short = make_store(cluster, "r2")
-    short.write(CHUNKS[:2], VECTORS[:2])  # a shard whose writer never ran
-
-    with pytest.raises(CountMismatchError, match="index pubmed-r2 holds 2 chunks, expected 3: not published") as error:
-        short.publish(3)
-
-    assert (error.value.expected, error.value.indexed) == (3, 2)
-    assert cluster.calls()[-2:] == ["POST /pubmed-r2/_count", "DELETE /pubmed-r2"]
-    assert cluster.alias_targets("pubmed") == ["pubmed-r1"]
-    assert make_store(cluster, "r1").count() == 3
-
-
-def test_publishing_a_version_nobody_wrote_fails_with_zero_indexed() -> None:
-    cluster = FakeCluster()
-    with pytest.raises(CountMismatchError, match=r"index pubmed-r1 \(never written\) holds 0 chunks, expected 3"):
-        make_store(cluster).publish(3)
-    assert "POST /_aliases" not in cluster.calls()
-
-
 def test_replicas_that_never_turn_green_fail_the_publish_before_the_alias_moves() -> None:
     cluster = FakeCluster(data_nodes=2)
     store = make_store(cluster, replicas=1)
@@ -361,24 +196,6 @@ def test_failed_cleanup_is_logged_and_the_publish_error_still_raised(caplog: pyt
     with caplog.at_level(logging.ERROR), pytest.raises(CountMismatchError):
         store.publish(3)
     assert "could not delete the unpublished index pubmed-r1" in caplog.text
-
-
-def test_knn_search_reads_the_runs_own_version_and_returns_hits_best_first() -> None:
-    cluster = FakeCluster()
-    store = ingested(cluster)
-
-    hits = store.search(np.array([0.0, 0.0, 0.0, 1.0], dtype=np.float32), k=2)
-
-    assert cluster.last("POST", "/pubmed-r1/_search").body == {
-        "size": 2,
-        "_source": {"excludes": ["embedding"]},
-        "query": {"knn": {"embedding": {"vector": [0.0, 0.0, 0.0, 1.0], "k": 2}}},
-    }
-    assert [hit.chunk_id for hit in hits] == ["c-insulin", "c-aspirin"]
-    assert hits[0].text == "Insulin regulates glucose."
-    assert hits[0].source_id == "doc-3"
-    assert hits[0].score == pytest.approx(0.8, rel=1e-6)  # OpenSearch's (1 + cos) / 2, reported as the cosine
-    assert hits[1].score == pytest.approx(0.0, abs=1e-6)
 
 
 def test_hybrid_search_registers_the_normalisation_pipeline_and_uses_it() -> None:
@@ -435,6 +252,7 @@ def test_count_of_a_never_ingested_version_is_zero_and_the_class_is_a_vector_sto
     ("overrides", "message"),
     [
         ({"space_type": "dot"}, "space_type must be one of cosine, innerproduct, l2"),
+        ({"engine": "nmslib"}, "engine must be one of faiss, lucene"),
         ({"index": "PubMed"}, "is not a valid OpenSearch index name"),
         ({"version": "run-1"}, "index version 'run-1' must be 1-64 lowercase letters or digits"),
         ({"bm25_weight": 1.0}, "bm25_weight must be between 0 and 1"),
@@ -451,12 +269,6 @@ def test_misaligned_vectors_are_refused_before_any_request() -> None:
     with pytest.raises(ValueError, match=r"vectors must have shape \(3, 4\), got \(2, 4\)"):
         make_store(cluster).write(CHUNKS, VECTORS[:2])
     assert cluster.requests == []
-
-
-def test_space_names_map_to_opensearch_space_types() -> None:
-    for ours, theirs in [("cosine", "cosinesimil"), ("innerproduct", "innerproduct"), ("l2", "l2")]:
-        body = make_store(FakeCluster(), space_type=ours).index_body(replicas=0)
-        assert body["mappings"]["properties"]["embedding"]["method"]["space_type"] == theirs
 
 
 @pytest.mark.parametrize(
