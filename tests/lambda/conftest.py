@@ -7,6 +7,7 @@ from moto import mock_aws
 from moto.sagemaker import models as sagemaker_models
 
 from tests.lambda_cleanup import moto_clients
+from tests.lambda_promotion import make_world
 
 
 @pytest.fixture
@@ -28,3 +29,9 @@ def aws(monkeypatch):
 def clients(aws):
     """The clean-up hook's clients against moto; its own stack reports DELETE_IN_PROGRESS."""
     return moto_clients()
+
+
+@pytest.fixture
+def world(aws):
+    """The promotion hook's bucket, topic, an execution of ragops-dev-rag and its passing report, in moto."""
+    return make_world()
