@@ -59,7 +59,7 @@ class InterfaceDrain(Construct):
             runtime=RUNTIME,
             architecture=lambda_.Architecture.ARM_64,
             handler="handler.lambda_handler",
-            code=hook_code("eni_drain"),
+            code=hook_code(self, "eni_drain"),
             role=role,
             memory_size=128,
             timeout=cdk.Duration.minutes(1),
