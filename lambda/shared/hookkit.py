@@ -113,7 +113,3 @@ def deadline_of(event: Mapping[str, Any]) -> datetime | None:
     if deadline is None or deadline.tzinfo is None:
         raise WaitingError(f"Waiting.deadline: expected an ISO-8601 time with its offset, got {value!r}")
     return deadline
-
-
-def done(complete: bool) -> dict[str, bool]:
-    return {"IsComplete": complete}

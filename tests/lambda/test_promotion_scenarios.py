@@ -12,8 +12,11 @@ import json
 from collections.abc import Callable
 from datetime import timedelta
 
+import botocore.endpoint
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
+from moto.core.botocore_stubber import MockRawResponse
 
 from tests.lambda_handlers import ACCOUNT, REGION
 from tests.lambda_promotion import (
@@ -314,3 +317,50 @@ def test_slowdown_reading_the_report_is_an_error_of_the_call_not_a_bad_report(wo
         promotion.promote(step_event(world.arn), settings(), first, NOW)
     assert not isinstance(raised.value, promotion.PromotionError)
     assert records(world.clients) == []
+
+
+# -- transient errors inside one delivery ---------------------------------------------------------------------------
+
+
+def throttle_sends(client, operation: str, times: int) -> list[int]:
+    """Answer the first `times` sends of `operation` as SSM answers a throttled call (HTTP 400, JSON error
+    `ThrottlingException`), before moto sees them: botocore's own retry handler then decides what to do."""
+    answered: list[int] = []
+
+    def respond(request, **_):
+        if len(answered) < times and request.headers.get("X-Amz-Target", b"").endswith(operation.encode()):
+            answered.append(1)
+            body = b'{"__type":"ThrottlingException","message":"Rate exceeded"}'
+            return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.1"}, MockRawResponse(body))
+        return None
+
+    client.meta.events.register_first("before-send.ssm", respond)
+    return answered
+
+
+@pytest.fixture
+def handler_clients(world, monkeypatch):
+    """The clients the function builds for itself (with its retry configuration), and no waiting between tries."""
+    monkeypatch.setattr(botocore.endpoint.time, "sleep", lambda _: None)
+    promotion.client.cache_clear()
+    yield promotion._clients()
+    promotion.client.cache_clear()
+
+
+def test_transient_throttling_is_retried_within_the_delivery_with_bounds(world, handler_clients):
+    answered = throttle_sends(handler_clients.ssm, "PutParameter", 4)  # four throttles, then the fifth try lands
+    result = promotion.promote(step_event(world.arn), settings(), handler_clients, NOW)
+    assert len(answered) == 4
+    assert result["decision"] == "promoted"
+    assert parameter(world.clients, POINTER)["execution_arn"] == world.arn
+
+
+def test_throttling_past_the_retry_bound_fails_the_delivery_and_reconciliation_completes_it(world, handler_clients):
+    answered = throttle_sends(handler_clients.ssm, "PutParameter", 5)  # every one of the five tries
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        promotion.promote(step_event(world.arn), settings(), handler_clients, NOW)
+    assert len(answered) == 5
+
+    promotion.promote(RECONCILE, settings(), world.clients, LATER)
+    assert parameter(world.clients, "/ragops/dev/last-promotion-decision")["execution_arn"] == world.arn
+    assert len(notices(world)) == 1
