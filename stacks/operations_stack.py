@@ -240,7 +240,7 @@ class OperationsStack(cdk.Stack):
             targets.LambdaFunction(
                 function,
                 event=events.RuleTargetInput.from_object({"mode": "reconcile"}),
-                dead_letter_queue=self._rule_dead_letters("PromotionReconciliationDeadLetters"),
+                dead_letter_queue=self._rule_dead_letters("ReconciliationDeadLetters"),
                 retry_attempts=2,
             )
         )
