@@ -23,6 +23,7 @@ from constructs import Construct
 from processing.pipelines.parameters import VARIANTS, pipeline_name
 from stacks.config import PROJECT, CiCdConfig, EnvironmentConfig
 from stacks.nag import acknowledge
+from stacks.storage_stack import data_bucket_name
 from stacks.tagging import tag_project_only
 
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
@@ -118,6 +119,9 @@ class CiCdStack(cdk.Stack):
         executions = [f"{pipeline}/execution/*" for pipeline in pipelines]
         # The promotion hook logs every decision there; the gate reads its own execution's from the history.
         decisions = f"arn:{self.partition}:ssm:{env.region}:{env.account}:parameter/{PROJECT}/{env.name}/{DECISION_LOG}"
+        bucket = f"arn:{self.partition}:s3:::{data_bucket_name(env)}"
+        records = f"{bucket}/promotions/{env.name}/decisions/*"
+        keys = f"arn:{self.partition}:kms:{env.region}:{env.account}:key/*"
         policy = iam.PolicyDocument(
             statements=[
                 iam.PolicyStatement(
@@ -140,6 +144,27 @@ class CiCdStack(cdk.Stack):
                     actions=["ssm:GetParameter", "ssm:GetParameterHistory"],
                     resources=[decisions],
                 ),
+                # The decision names its record by version: the gate reads the run config there, not in the
+                # parameter (GetObject with a VersionId needs s3:GetObjectVersion).
+                iam.PolicyStatement(
+                    sid="ReadPromotionRecords",
+                    actions=["s3:GetObject", "s3:GetObjectVersion"],
+                    resources=[records],
+                ),
+                # The data bucket is encrypted with the environment's key, created by its storage stack: its ARN
+                # is not known here. Any key of the account, but only for S3, only for this bucket (with S3
+                # Bucket Keys the encryption context is the bucket's ARN), and only to decrypt.
+                iam.PolicyStatement(
+                    sid="DecryptPromotionRecords",
+                    actions=["kms:Decrypt"],
+                    resources=[keys],
+                    conditions={
+                        "StringEquals": {
+                            "kms:ViaService": f"s3.{env.region}.amazonaws.com",
+                            "kms:EncryptionContext:aws:s3:arn": bucket,
+                        }
+                    },
+                ),
             ]
         )
         role = iam.Role(
@@ -150,6 +175,17 @@ class CiCdStack(cdk.Stack):
             assumed_by=self._principal(f"{self._cicd.subject}:environment:{env.name}"),
             max_session_duration=MAX_SESSION,
             inline_policies={"Deploy": policy},
+        )
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::{self._nag_name(records)}]",
+            "decision records are named by execution id at run time; the wildcard covers this environment's only",
+        )
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::{self._nag_name(keys)}]",
+            "the data key's ARN is made by the storage stack; kms:ViaService and the bucket's encryption context "
+            "confine Decrypt to S3 reads of this environment's data bucket",
         )
         for execution in executions:
             acknowledge(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -14,6 +15,8 @@ from constructs import Construct
 from stacks.nag import acknowledge
 
 LAMBDA_ROOT = Path(__file__).resolve().parents[1] / "lambda"
+SHARED = LAMBDA_ROOT / "shared"  # what every hook imports (settings, clients, the waiting protocol)
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "README.md")
 # AwsSolutions-L1 (cdk-nag 3.0.2) accepts only the newest Python runtime aws-cdk-lib knows: python3.14.
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 # The provider framework's own limit comes this long after the hook's: the hook fails first, naming what is
@@ -21,9 +24,19 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 BACKSTOP = cdk.Duration.minutes(5)
 
 
-def hook_code(name: str) -> lambda_.Code:
-    """The folder `lambda/<name>/` as the function's code, without its README and caches."""
-    return lambda_.Code.from_asset(str(LAMBDA_ROOT / name), exclude=["__pycache__", "*.pyc", "README.md"])
+def hook_code(scope: Construct, name: str) -> lambda_.Code:
+    """`lambda/<name>/` with the modules of `lambda/shared/` beside its handler, as the function's code.
+
+    The two folders are copied into one staging folder under the cloud assembly at synth (no Docker, no bundling
+    step a `--no-bundling` synth would skip). The asset hash is CDK's fingerprint of that folder's files, names
+    and contents only, so the same sources give the same hash wherever and whenever they are synthesized.
+    """
+    staging = Path(cdk.Stage.of(scope).outdir) / "hook-sources" / name
+    if staging.exists():
+        shutil.rmtree(staging)
+    for folder in (LAMBDA_ROOT / name, SHARED):
+        shutil.copytree(folder, staging, ignore=IGNORED, dirs_exist_ok=True)
+    return lambda_.Code.from_asset(str(staging))
 
 
 def hook_role(
@@ -69,7 +82,7 @@ def provider_handler(
         runtime=RUNTIME,
         architecture=lambda_.Architecture.ARM_64,
         handler="handler.lambda_handler",
-        code=hook_code(code),
+        code=hook_code(scope, code),
         role=role,
         memory_size=128,
         timeout=cdk.Duration.minutes(1),

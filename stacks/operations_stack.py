@@ -37,7 +37,9 @@ PIPELINE_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Cha
 # finishes its running step (a processing job stops within minutes; a Lambda step runs to its timeout).
 # After 40 minutes the hook fails, naming what still bills, and the stack stays until it is deleted again.
 DELETE_WAIT = cdk.Duration.minutes(40)
-DELETE_POLL = cdk.Duration.seconds(30)  # endpoint and execution states change over minutes, not seconds
+DELETE_POLL = cdk.Duration.seconds(30)
+# How soon an unfinished promotion decision is completed (its lease lasts two minutes, the function one).
+RECONCILE_EVERY = cdk.Duration.minutes(15)  # endpoint and execution states change over minutes, not seconds
 
 
 def hook_function_name(config: EnvironmentConfig, hook: str) -> str:
@@ -104,7 +106,7 @@ class OperationsStack(cdk.Stack):
             runtime=RUNTIME,
             architecture=lambda_.Architecture.ARM_64,
             handler="handler.lambda_handler",
-            code=hook_code(name),
+            code=hook_code(self, name),
             layers=[self._layer],
             role=role,
             memory_size=256,
@@ -158,7 +160,9 @@ class OperationsStack(cdk.Stack):
         # The data bucket's policy grants S3 access to this role by ARN: the bucket owns who may read evaluation
         # reports and write decision records, and no cross-stack token enters the role's policy. A condition,
         # not a principal, names the role because the storage stack deploys before the role exists.
-        records = data_bucket.arn_for_objects(f"promotions/{config.name}/decisions/*")
+        # `promotions/<env>/` holds this environment's decision records, their progress objects and the ordered
+        # pointers (lambda/promotion): all written only with If-None-Match or If-Match.
+        records = data_bucket.arn_for_objects(f"promotions/{config.name}/*")
         role_arn = f"arn:{self.partition}:iam::{self.account}:role/{config.resource_prefix}-promotion"
         # s3:ListBucket lets S3 answer NoSuchKey for a missing report instead of AccessDenied (S3 hides whether a
         # key exists from principals that may not list the bucket); GetObject has no s3:prefix key to narrow it.
@@ -176,20 +180,18 @@ class OperationsStack(cdk.Stack):
                 )
             )
         self._key.grant(role, "kms:Decrypt", "kms:GenerateDataKey")
-        parameters = [f"{SSM_PREFIX}/{config.name}/last-promotion-decision"]
-        parameters.append(
-            f"{SSM_PREFIX}/{config.name}/promoted-config"
-            if target
-            else f"{SSM_PREFIX}/{config.name}/production-release"
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["ssm:PutParameter", "ssm:GetParameterHistory"],
-                resources=[
-                    self.format_arn(service="ssm", resource="parameter", resource_name=p[1:]) for p in parameters
-                ],
+        decisions = f"{SSM_PREFIX}/{config.name}/last-promotion-decision"
+        handed_on = f"{SSM_PREFIX}/{config.name}/{'promoted-config' if target else 'production-release'}"
+        for actions, name in (
+            (["ssm:PutParameter", "ssm:GetParameterHistory"], decisions),  # appended once per decision
+            (["ssm:PutParameter", "ssm:GetParameter"], handed_on),  # the projection of the ordered pointer
+        ):
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=actions,
+                    resources=[self.format_arn(service="ssm", resource="parameter", resource_name=name[1:])],
+                )
             )
-        )
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["events:PutEvents"],
@@ -230,6 +232,22 @@ class OperationsStack(cdk.Stack):
                 dead_letter_queue=self._rule_dead_letters("PromotionRuleDeadLetters"),
                 retry_attempts=4,
                 max_event_age=cdk.Duration.hours(6),
+            )
+        )
+        # SageMaker Lambda steps take no retry policy and the rule above fires only on Succeeded: a delivery that
+        # failed partway is never repeated, so a schedule completes what it left (lambda/promotion/reconcile.py).
+        reconciliation = events.Rule(
+            self,
+            "PromotionReconciliation",
+            description=f"{config.resource_prefix}: complete promotion decisions a failed delivery left unfinished",
+            schedule=events.Schedule.rate(RECONCILE_EVERY),
+        )
+        reconciliation.add_target(
+            targets.LambdaFunction(
+                function,
+                event=events.RuleTargetInput.from_object({"mode": "reconcile"}),
+                dead_letter_queue=self._rule_dead_letters("ReconciliationDeadLetters"),
+                retry_attempts=2,
             )
         )
         return function

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from processing.paths import PARENT_RUN_FILE
+from processing.pipelines.identity import EXECUTION_VARIABLE
 from processing.pipelines.parameters import DATASET_URI, GATED_METRICS, GIT_SHA, IMAGE_URI, declare, run_parameters
 from processing.stages.registry import DATASET_INPUT, SHARDS_DIR, STAGES, StageSpec
 
@@ -165,7 +166,13 @@ def processing_arguments(
             "EnableNetworkIsolation": False,  # stages call the endpoints, the domain and MLflow
             "VpcConfig": {"SecurityGroupIds": list(job.security_group_ids), "Subnets": list(job.subnet_ids)},
         },
-        "Environment": dict(sorted(job.environment.items())),
+        # The evaluation stage names the execution in its report, which the promotion hook checks. The SageMaker
+        # Python SDK takes a PipelineVariable such as ExecutionVariables.PIPELINE_EXECUTION_ARN as a processing
+        # job's environment value (Processor `env: Dict[str, str | PipelineVariable]`); it serialises as this Get.
+        "Environment": {
+            **dict(sorted(job.environment.items())),
+            EXECUTION_VARIABLE: get("Execution.PipelineExecutionArn"),
+        },
     }
 
 

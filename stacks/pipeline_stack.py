@@ -21,6 +21,7 @@ from constructs import Construct
 from processing.backends.cloud import ON_DEMAND_FIELDS
 from processing.backends.names import LOGPROB_ALTERNATIVES
 from processing.backends.on_demand import CREATED_BY_TAG, ON_DEMAND_CREATOR
+from processing.pipelines.identity import ENVIRONMENT_VARIABLE
 from processing.pipelines.parameters import DATASET_URI, IMAGE_URI, VARIANTS, pipeline_name
 from stacks.config import PROJECT, TAG_ENVIRONMENT, TAG_PROJECT, EnvironmentConfig
 from stacks.iam_statements import ecr_pull_statements, vpc_interface_statements
@@ -266,6 +267,7 @@ class PipelineStack(cdk.Stack):
                 max_runtime_seconds=config.processing.max_runtime_seconds,
                 # botocore reads AWS_DEFAULT_REGION (MLflow's S3 artifact client relies on it); AWS_REGION for the rest.
                 environment={
+                    ENVIRONMENT_VARIABLE: config.name,  # named in the evaluation report (pipelines/identity.py)
                     "MLFLOW_TRACKING_URI": inputs.tracking_server_arn,
                     "AWS_REGION": config.region,
                     "AWS_DEFAULT_REGION": config.region,

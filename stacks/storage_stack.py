@@ -15,6 +15,11 @@ from stacks.lifecycle import keep_with_policies, log_provider_calls, removal_pol
 AUTO_DELETE_PROVIDER = "Custom::S3AutoDeleteObjectsCustomResourceProvider"
 
 
+def data_bucket_name(config: EnvironmentConfig) -> str:
+    """Fixed, so the deploy role (stacks/cicd_stack.py) can name the promotion records it reads."""
+    return f"{config.resource_prefix}-data-{config.account}-{config.region}"
+
+
 class StorageStack(cdk.Stack):
     """One customer-managed key encrypts every bucket, log group and domain of the environment."""
 
@@ -60,7 +65,7 @@ class StorageStack(cdk.Stack):
             auto_delete_objects=config.destroy_on_delete,
         )
         # Named, so that other stacks' policies on their prefixes render as literal ARNs (exact cdk-nag ids).
-        self.data_bucket_name = f"{config.resource_prefix}-data-{config.account}-{config.region}"
+        self.data_bucket_name = data_bucket_name(config)
         self.data_bucket = self._encrypted_bucket("Data", "data/", config, removal, bucket_name=self.data_bucket_name)
         self.artifact_bucket_name = f"{config.resource_prefix}-artifacts-{config.account}-{config.region}"
         self.artifact_bucket = self._encrypted_bucket(

@@ -146,6 +146,22 @@ def fail_when(
     client.meta.events.register(f"before-parameter-build.{service}.{operation}", throttle)
 
 
+def before(client, operation: str, action) -> None:
+    """Run `action(parameters)` just before each `operation` call: what happens elsewhere between two calls."""
+    service = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register(f"before-parameter-build.{service}.{operation}", lambda params, **_: action(params))
+
+
+def vanish_before_describe(clients, name: str) -> None:
+    """Another environment's teardown deletes endpoint `name` after a pass listed it, before it is described."""
+    vanishing = [name]
+    before(
+        clients.sagemaker,
+        "DescribeEndpoint",
+        lambda p: p["EndpointName"] in vanishing and finish_deleting(vanishing.pop()),
+    )
+
+
 def emitted_metrics(capsys) -> dict[str, list[float]]:
     """The clean-up metrics Powertools flushed as CloudWatch embedded metric format, by name."""
     cleanup.metrics.flush_metrics()

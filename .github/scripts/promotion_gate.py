@@ -7,6 +7,8 @@ after the run started whose `execution_arn` is the execution it waited for, and 
 deployed. Another execution of the same environment (the other pipeline shape, a manual run) never passes for
 it, and a rejected decision fails the gate with its reasons. The pointer is printed as one `name=value` line for
 `$GITHUB_OUTPUT`, so the workflow passes it on through job outputs and `env:`, never by expanding it in a script.
+The pointer holds no run config (Parameter Store's 4 KB would refuse a long one): the gate reads the decision
+record it names, by version id, checks its sha256 and identity, and adds the record's `run_config` to what it prints.
 
 Each wait is bounded below the deploy role's one-hour session; the workflow takes a fresh session between them.
 
@@ -19,17 +21,27 @@ Each wait is bounded below the deploy role's one-hour session; the workflow take
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.util
 import json
 import re
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
 
-EXECUTION_ARN = re.compile(r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:pipeline/[A-Za-z0-9-]+/execution/[a-z0-9]+")
+# The promotion hook's own module: the gate accepts exactly the execution ARNs the hook does.
+_SPEC = importlib.util.spec_from_file_location(
+    "hookkit", Path(__file__).resolve().parents[2] / "lambda/shared/hookkit.py"
+)
+_HOOKKIT = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(_HOOKKIT)  # type: ignore[union-attr]
+EXECUTION_ARN = re.compile(_HOOKKIT.EXECUTION_ARN)
+RECORD_URI = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(promotions/[a-z0-9-]+/decisions/.+\.json)")
 GIT_SHA = re.compile(r"[0-9a-f]{40}")
 RUNNING = {"Executing", "Stopping"}
 FAILED = {"Failed", "Stopped"}
@@ -118,6 +130,25 @@ def await_decision(ssm: Any, name: str, arn: str, git_sha: str, after_version: i
     return decision
 
 
+def with_run_config(s3: Any, decision: dict[str, Any]) -> dict[str, Any]:
+    """The decision plus the run config of the record it points to, once that record is proven to be the one
+    decided: the version named, the sha256 recorded, the same execution and commit."""
+    match = RECORD_URI.fullmatch(str(decision.get("record_s3_uri", "")))
+    if not match or not decision.get("record_version_id") or not decision.get("record_sha256"):
+        raise GateError(f"the decision of {decision.get('execution_arn')} names no decision record version")
+    bucket, key = match.groups()
+    body = s3.get_object(Bucket=bucket, Key=key, VersionId=decision["record_version_id"])["Body"].read()
+    if hashlib.sha256(body).hexdigest() != decision["record_sha256"]:
+        raise GateError(f"{decision['record_s3_uri']}: the record's sha256 is not the one its decision names")
+    record = json.loads(body)
+    for field in ("execution_arn", "git_sha"):
+        if record.get(field) != decision.get(field):
+            raise GateError(f"{decision['record_s3_uri']}: {field} {record.get(field)!r} is not the decision's")
+    if not isinstance(record.get("run_config"), dict):
+        raise GateError(f"{decision['record_s3_uri']}: the record has no run_config object")
+    return {**decision, "run_config": record["run_config"]}
+
+
 def _minutes(text: str) -> float:
     value = float(text)
     if not 0 < value <= MAX_WAIT_MINUTES:
@@ -144,7 +175,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None, *, sagemaker: Any = None, ssm: Any = None) -> int:
+def main(argv: list[str] | None = None, *, sagemaker: Any = None, ssm: Any = None, s3: Any = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "version":
@@ -155,7 +186,8 @@ def main(argv: list[str] | None = None, *, sagemaker: Any = None, ssm: Any = Non
             await_execution(sagemaker or boto3.client("sagemaker"), args.execution_arn, wait)
             return 0
         ssm = ssm or boto3.client("ssm")
-        record = await_decision(ssm, args.parameter, args.execution_arn, args.git_sha, args.after_version, wait)
+        decision = await_decision(ssm, args.parameter, args.execution_arn, args.git_sha, args.after_version, wait)
+        record = with_run_config(s3 or boto3.client("s3"), decision)
     except GateError as error:
         print(f"promotion gate: {error}", file=sys.stderr)
         return 1

@@ -25,6 +25,15 @@ TRANSITIONAL_ENDPOINT_STATES = BUSY_ENDPOINT_STATES | {"Deleting", "UpdateRollba
 ORPHAN_KINDS = {"EndpointConfig": ("endpoint-config", "endpoint"), "Model": ("model", "endpoint config")}
 
 T = TypeVar("T")
+# What DescribeEndpoint and DeleteEndpoint answer for an endpoint that no longer exists: botocore's sagemaker
+# 2017-07-24 model declares no error for either, and SageMaker answers ValidationException "Could not find
+# endpoint ..." (the message moto reproduces). Deleted between list and describe, it is gone, not failed.
+GONE = "gone"
+NOT_FOUND = "Could not find endpoint"
+
+
+def _gone(error: Exception) -> bool:
+    return _error_code(error) == "ValidationException" and NOT_FOUND in str(error)
 
 
 def _error_code(error: Exception) -> str:
@@ -84,13 +93,19 @@ class Cleaner:
         return self._read(kind, name, operation, pages)
 
     def _describe_endpoint(self, name: str) -> dict[str, Any] | None:
-        """Once per pass: the invocation check and the in-use check read the same description."""
+        """Once per pass: the invocation check and the in-use check read the same description ({} when the
+        endpoint is gone since it was listed: it serves and uses nothing)."""
         if name not in self._described:
-            describe = self.clients.sagemaker.describe_endpoint
-            self._described[name] = self._read(
-                "endpoint", name, "describe_endpoint", lambda: describe(EndpointName=name)
-            )
+            self._described[name] = self._read("endpoint", name, "describe_endpoint", lambda: self._describe(name))
         return self._described[name]
+
+    def _describe(self, name: str) -> dict[str, Any]:
+        try:
+            return self.clients.sagemaker.describe_endpoint(EndpointName=name)
+        except ClientError as error:
+            if _gone(error):
+                return {}
+            raise
 
     def _act(self, kind: str, name: str, verb: str, reason: str, call: Callable[[], Any]) -> bool:
         """Perform `call` (unless dry run) and record it; True when the resource is (or would be) gone."""
@@ -145,15 +160,48 @@ class Cleaner:
                     )
                     continue
                 reason = f"no invocations in the last {self.idle_ttl}"
+            if self.mode == "delete" and not self.report.dry_run:
+                self._delete_for_teardown(name, status, reason)
+                continue
             call = lambda n=name: self.clients.sagemaker.delete_endpoint(EndpointName=n)  # noqa: E731
             deleted = self._act("endpoint", name, "delete", reason, call)
-            if self.mode == "delete":  # deleting takes minutes; a failed delete leaves it as it was
+            if self.mode == "delete":  # a dry run: what a teardown would leave deleting
                 self._still_there("endpoint", name, "Deleting" if deleted else status)
 
+    def _delete_for_teardown(self, name: str, listed: str, reason: str) -> None:
+        """Delete, or wait for an endpoint whose state changed since it was listed: auto scaling may have moved it
+        to Updating, and SageMaker refuses DeleteEndpoint until that ends. The next is-complete pass deletes it."""
+        try:
+            self.clients.sagemaker.delete_endpoint(EndpointName=name)
+        except (ClientError, BotoCoreError) as error:
+            # Whatever the refusal's code, the endpoint's state now says whether to wait: one describe per refusal.
+            now = self._status_now(name) if isinstance(error, ClientError) else None
+            if now == GONE:
+                self.report.add("endpoint", name, "skip", "gone: deleted since it was listed")
+            elif now in BUSY_ENDPOINT_STATES or now == "Deleting":
+                self._still_there("endpoint", name, now, f"status {now} since it was listed: deleted once it ends")
+            else:
+                self.report.add("endpoint", name, "failed", f"delete: {_error_code(error)}: {reason}")
+                self._still_there("endpoint", name, listed)
+            return
+        self.report.add("endpoint", name, "delete", reason)
+        self._still_there("endpoint", name, "Deleting")  # deleting takes minutes
+
+    def _status_now(self, name: str) -> str | None:
+        """The endpoint's status read again (GONE if it no longer exists), None when it cannot be read."""
+        try:
+            return self.clients.sagemaker.describe_endpoint(EndpointName=name)["EndpointStatus"]
+        except ClientError as error:
+            return GONE if _gone(error) else None
+
     def _invocations(self, endpoint: str) -> float | None:
-        """Invocations over the idle TTL summed over the variants; None when a read failed."""
+        """Invocations over the idle TTL summed over the variants; None when a read failed or the endpoint is gone
+        (either is recorded)."""
         described = self._describe_endpoint(endpoint)
         if described is None:
+            return None
+        if not described:
+            self.report.add("endpoint", endpoint, "skip", "gone: deleted since it was listed")
             return None
         total = 0.0
         for variant in described.get("ProductionVariants", []):
@@ -216,7 +264,9 @@ class Cleaner:
 
     def _config_of(self, endpoint: str) -> list[str] | None:
         described = self._describe_endpoint(endpoint)
-        return None if described is None else [described["EndpointConfigName"]]
+        if described is None:
+            return None
+        return [described["EndpointConfigName"]] if described else []
 
     def _models_of(self, config: str) -> list[str] | None:
         describe = self.clients.sagemaker.describe_endpoint_config

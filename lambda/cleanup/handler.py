@@ -23,14 +23,22 @@ import json
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any, Literal
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from cleaner import Cleaner
+from hookkit import (
+    WaitingError,
+    client,
+    deadline_of,
+    describe,
+    is_complete_call,
+    observed,
+    settings_from_environ,
+    waiting,
+)
 from inventory import Clients
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,14 +70,7 @@ class Settings(BaseModel):
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
-        names = {field: f"RAGOPS_{field.upper()}" for field in cls.model_fields}  # the stack sets these
-        try:
-            return cls(**{name: environ.get(var) for name, var in names.items()})
-        except ValidationError as error:
-            raise CleanupError(
-                "configuration: "
-                + "; ".join(f"environment variable {names[str(e['loc'][0])]}: {e['msg']}" for e in error.errors())
-            ) from None
+        return settings_from_environ(cls, list(cls.model_fields), environ, CleanupError)
 
 
 class RunRequest(BaseModel):
@@ -81,16 +82,9 @@ class RunRequest(BaseModel):
     dry_run: bool | None = None
 
 
-class WaitState(BaseModel):
-    """What on-event hands to is-complete (the provider framework passes on-event's answer fields along)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    deadline: datetime | None  # None: nothing to wait for
-
-
 class StackEvent(BaseModel):
-    """The CloudFormation request the custom-resource provider framework forwards (plus `Waiting` on is-complete)."""
+    """The CloudFormation request the custom-resource provider framework forwards (plus `Waiting` on is-complete,
+    read by the shared waiting protocol)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -98,7 +92,6 @@ class StackEvent(BaseModel):
     StackId: str | None = None
     PhysicalResourceId: str | None = None
     ResourceProperties: dict[str, Any] = {}
-    Waiting: WaitState | None = None
 
 
 def _request(event: Any) -> RunRequest | StackEvent:
@@ -107,8 +100,7 @@ def _request(event: Any) -> RunRequest | StackEvent:
     try:
         return parse(event=dict(event), model=StackEvent if "RequestType" in event else RunRequest)
     except ValidationError as error:
-        details = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in error.errors())
-        raise CleanupError(f"invalid event: {details}") from None
+        raise CleanupError(f"invalid event: {describe(error)}") from None
 
 
 def _stack_status(clients: Clients, stack_id: str | None) -> str:
@@ -152,7 +144,7 @@ def _pass(settings: Settings, clients: Clients, mode: str, dry_run: bool, now: d
 def _on_event(request: StackEvent, settings: Settings, clients: Clients, now: datetime) -> dict[str, Any]:
     """Decide whether this request waits for a teardown; the first is-complete call follows at once."""
     physical_id = request.PhysicalResourceId or f"ragops-{settings.environment}-cleanup-on-delete"
-    deadline = None
+    wait = None
     if request.RequestType == "Delete":
         status = _stack_status(clients, request.StackId)
         if status != STACK_DELETING:
@@ -160,13 +152,13 @@ def _on_event(request: StackEvent, settings: Settings, clients: Clients, now: da
         elif settings.dry_run:  # report what the teardown would do; nothing changes, so nothing to wait for
             _pass(settings, clients, "delete", True, now)
         else:
-            deadline = now + timedelta(minutes=settings.delete_wait_minutes)
-    return {"PhysicalResourceId": physical_id, "Waiting": WaitState(deadline=deadline).model_dump(mode="json")}
+            wait = timedelta(minutes=settings.delete_wait_minutes)
+    return waiting(physical_id, now, wait)
 
 
-def _is_complete(waiting: WaitState, settings: Settings, clients: Clients, now: datetime) -> dict[str, Any]:
+def _is_complete(deadline: datetime | None, settings: Settings, clients: Clients, now: datetime) -> dict[str, Any]:
     """Act again, then answer whether anything of the environment still runs; fail rather than leave it billing."""
-    if waiting.deadline is None:
+    if deadline is None:
         return {"IsComplete": True}
     cleaner = _pass(settings, clients, "delete", False, now)
     failed = [f"{a.kind} {a.name}: {a.reason}" for a in cleaner.report.actions if a.action == "failed"]
@@ -175,7 +167,7 @@ def _is_complete(waiting: WaitState, settings: Settings, clients: Clients, now: 
         raise RuntimeError(f"clean-up failed for {len(failed)} resource(s): {'; '.join(failed)}{billing}")
     if not cleaner.pending:
         return {"IsComplete": True}
-    if now >= waiting.deadline:
+    if now >= deadline:
         raise RuntimeError(f"clean-up did not finish in {settings.delete_wait_minutes} minutes{billing}")
     return {"IsComplete": False}
 
@@ -184,21 +176,22 @@ def clean_up(event: Any, settings: Settings, clients: Clients, now: datetime) ->
     """Run what the event asks for: a pass (its report), or a provider-framework on-event or is-complete call."""
     request = _request(event)
     if isinstance(request, StackEvent):
-        if request.Waiting is not None:
-            return _is_complete(request.Waiting, settings, clients, now)
+        if is_complete_call(event):
+            try:
+                deadline = deadline_of(event)
+            except WaitingError as error:
+                raise CleanupError(f"invalid event: {error}") from None
+            return _is_complete(deadline, settings, clients, now)
         return _on_event(request, settings, clients, now)
     dry_run = settings.dry_run if request.dry_run is None else request.dry_run
     return _pass(settings, clients, request.mode, dry_run, now).report.as_dict()
 
 
-@cache
 def _clients() -> Clients:
     services = ("sagemaker", "resourcegroupstaggingapi", "cloudwatch", "sns", "cloudformation")
-    return Clients(*(boto3.client(name) for name in services))
+    return Clients(*(client(name) for name in services))
 
 
-@metrics.log_metrics
-@logger.inject_lambda_context(log_event=True)
-@tracer.capture_lambda_handler
+@observed(logger, tracer, metrics)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return clean_up(event, Settings.from_environ(os.environ), _clients(), datetime.now(UTC))

@@ -17,10 +17,9 @@ import os
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 
-import boto3
+from hookkit import WaitingError, client, deadline_of, is_complete_call, waiting
 
 GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 REQUEST_TYPES = {"Create", "Update", "Delete"}
@@ -50,13 +49,16 @@ def interfaces(ec2: Any, group_id: str) -> list[str]:
 def _on_event(event: Mapping[str, Any], wait: timedelta, now: datetime) -> dict[str, Any]:
     if event["RequestType"] != "Delete":
         group = _group(event.get("ResourceProperties", {}).get("SecurityGroupId"), "ResourceProperties.SecurityGroupId")
-        return {"PhysicalResourceId": group, "Waiting": {"deadline": None}}
+        return waiting(group, now, None)
     group = _group(event.get("PhysicalResourceId"), "PhysicalResourceId")  # the group this resource was made for
-    return {"PhysicalResourceId": group, "Waiting": {"deadline": (now + wait).isoformat()}}
+    return waiting(group, now, wait)
 
 
 def _is_complete(event: Mapping[str, Any], ec2: Any, wait: timedelta, now: datetime) -> dict[str, Any]:
-    deadline = event["Waiting"].get("deadline")
+    try:
+        deadline = deadline_of(event)
+    except WaitingError as error:
+        raise DrainError(str(error)) from None
     if deadline is None:
         return {"IsComplete": True}
     group = _group(event.get("PhysicalResourceId"), "PhysicalResourceId")
@@ -64,7 +66,7 @@ def _is_complete(event: Mapping[str, Any], ec2: Any, wait: timedelta, now: datet
     if not left:
         logger.info("security group %s has no network interfaces left", group)
         return {"IsComplete": True}
-    if now >= datetime.fromisoformat(deadline):
+    if now >= deadline:
         raise RuntimeError(
             f"security group {group} still has network interfaces after {wait}: {', '.join(left)} (left by the "
             "endpoints or domain deleted before; once they are gone, delete the stack again)"
@@ -77,7 +79,7 @@ def drain(event: Any, ec2: Any, wait: timedelta, now: datetime) -> dict[str, Any
     """Answer one provider-framework call: on-event (no `Waiting` yet) or is-complete."""
     if not isinstance(event, Mapping) or event.get("RequestType") not in REQUEST_TYPES:
         raise DrainError(f"expected a CloudFormation request (RequestType one of {sorted(REQUEST_TYPES)})")
-    if isinstance(event.get("Waiting"), Mapping):
+    if is_complete_call(event):
         return _is_complete(event, ec2, wait, now)
     return _on_event(event, wait, now)
 
@@ -89,10 +91,5 @@ def wait_from(environ: Mapping[str, str]) -> timedelta:
     return timedelta(minutes=int(value))
 
 
-@cache
-def _ec2() -> Any:
-    return boto3.client("ec2")
-
-
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return drain(event, _ec2(), wait_from(os.environ), datetime.now(UTC))
+    return drain(event, client("ec2"), wait_from(os.environ), datetime.now(UTC))

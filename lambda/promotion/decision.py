@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+import store
 from botocore.exceptions import ClientError
 from inputs import Candidate, EvaluationReport, PromotionError, Settings
 
@@ -23,8 +24,24 @@ CONFLICT_ATTEMPTS = 5
 CONFLICT_BACKOFF_SECONDS = 0.2
 
 
+def check_identity(report: EvaluationReport, candidate: Candidate, settings: Settings) -> None:
+    """The report must say it was written by this execution of this environment's pipeline: its location is
+    derived from the execution id, and this checks the content agrees (a copied or misplaced report is refused)."""
+    claimed = report.identity
+    for field, value, expected in (
+        ("environment", claimed.environment, settings.environment),
+        ("pipeline_execution_arn", claimed.pipeline_execution_arn, candidate.execution_arn),
+    ):
+        if value != expected:
+            raise PromotionError(
+                f"evaluation report {candidate.report_s3_uri}: identity.{field} is {value!r}, expected {expected!r}"
+            )
+
+
 def threshold_metrics(report: EvaluationReport, thresholds: Mapping[str, float], uri: str) -> dict[str, float]:
-    """The value of every threshold metric; refuses skipped, missing, non-numeric and non-finite values."""
+    """The value of every threshold metric; refuses skipped, missing, non-numeric, non-finite and out-of-range
+    values. Gated metrics are fractions in [0, 1] like their thresholds (stacks/config.py PromotionConfig): a
+    value outside cannot be compared with one, whichever side it falls."""
     values = {}
     for name in thresholds:
         if name in report.skipped_metrics:
@@ -36,12 +53,15 @@ def threshold_metrics(report: EvaluationReport, thresholds: Mapping[str, float],
             raise PromotionError(f"evaluation report {uri}: metric '{name}' is missing or not a number ({value!r})")
         if not math.isfinite(value):
             raise PromotionError(f"evaluation report {uri}: metric '{name}' is not finite ({value})")
+        if not 0.0 <= value <= 1.0:
+            raise PromotionError(f"evaluation report {uri}: metric '{name}' = {value} is outside [0, 1]")
         values[name] = float(value)
     return values
 
 
 def decide(candidate: Candidate, report: EvaluationReport, settings: Settings, now: datetime) -> dict[str, Any]:
     """The full decision record for one execution (deterministic given its inputs and `now`)."""
+    check_identity(report, candidate, settings)
     metrics = threshold_metrics(report, settings.thresholds, candidate.report_s3_uri)
     failures = [
         f"{name} {metrics[name]:.4f} < {threshold:.4f}"
@@ -83,7 +103,7 @@ def write_record_once(
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[dict[str, Any], str, bool]:
     """Create the record unless it exists; return (stored record, version id, created)."""
-    body = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+    body = store.body(record)
     for attempt in range(CONFLICT_ATTEMPTS):
         try:
             response = s3.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*", ContentType="application/json")

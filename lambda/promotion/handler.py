@@ -1,26 +1,29 @@
 """Promotion gate: promote a pipeline run's configuration only when its measured metrics reach the thresholds.
 
-Invoked by the pipeline's Lambda step or by EventBridge when a pipeline execution of this environment succeeds.
-The evaluation report is read from S3 and every threshold metric is compared (higher is better). The decision
-record is written once per execution (`decision.py`), then small pointers are put in SSM Parameter Store
-(`pointers.py`). Bad input raises `PromotionError` naming the field or object before anything is written. A
-rejection is a decision, not an error: it is recorded, counted and returned; the pipeline's own Fail step reads
-the returned decision and ends the execution Failed.
+Invoked by the pipeline's Lambda step or by EventBridge when a pipeline execution of this environment succeeds,
+and on a schedule to reconcile. The execution's own parameters and report are read (`inputs.py`), every
+threshold metric is compared (higher is better), and the decision record is written once per execution
+(`decision.py`); then its effects are completed exactly once (`effects.py`) and Parameter Store is brought in
+line with the ordered pointer (`pointers.py`). Bad input raises `PromotionError` naming the field or object
+before anything is written. A rejection is a decision, not an error: it is recorded, counted and returned; the
+pipeline's own Fail step reads the returned decision and ends the execution Failed.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
-import boto3
 import pointers
+import reconcile
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
 from decision import decide, record_key, write_record_once
+from effects import complete
+from hookkit import client, observed
 from inputs import PromotionError as PromotionError  # what callers catch: raised before anything is written
 from inputs import Settings, parse_event, read_report
 
@@ -28,8 +31,7 @@ SERVICE = "ragops-promotion"
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
 metrics = Metrics(namespace="RagOps", service=SERVICE)
-# Metric per decision, counted once: on the attempt that records it in the decision log.
-DECISION_METRICS = {"promoted": "Promoted", "released": "Released", "rejected": "Rejected"}
+RECONCILE = {"mode": "reconcile"}  # what the schedule sends
 
 
 @dataclass(frozen=True)
@@ -41,38 +43,36 @@ class Clients:
     sagemaker: Any
 
 
-def promote(event: Any, settings: Settings, clients: Clients, now: datetime) -> dict[str, Any]:
-    """Validate, decide, record once, notify. Repeat deliveries of an execution change nothing."""
+def promote(
+    event: Any, settings: Settings, clients: Clients, now: datetime, holder: str | None = None
+) -> dict[str, Any]:
+    """Validate, decide, record once, complete every effect once. Repeat deliveries of an execution change nothing."""
+    holder = holder or uuid.uuid4().hex
+    if isinstance(event, Mapping) and event == RECONCILE:
+        return reconcile.run(settings, clients, metrics, holder, now)
     candidate = parse_event(event, settings, clients.sagemaker)
     report = read_report(clients.s3, candidate.report_s3_uri)
     record = decide(candidate, report, settings, now)
-
     key = record_key(settings, candidate)
+    pointers.check_size(record, settings.data_bucket, key)
+
     record, version_id, created = write_record_once(clients.s3, settings.data_bucket, key, record)
     value = pointers.pointer(record, settings.data_bucket, key, version_id)
-    written, superseded_by = [], None
-    log = pointers.decision_log(settings)
-    if created or not pointers.has(pointers.history(clients.ssm, log), candidate.execution_arn):
-        pointers.put(clients.ssm, log, value)
-        written.append(log)
-    handed_on = pointers.handed_on(record, settings)
-    if handed_on:
-        versions = pointers.history(clients.ssm, handed_on)
-        if not pointers.has(versions, candidate.execution_arn):
-            superseded_by = pointers.put_in_order(clients.ssm, handed_on, value, versions)
-            if superseded_by is None:
-                written.append(handed_on)
-    if written:  # a superseded promotion says so: the pointer stayed on the later execution
-        pointers.notify(clients, settings, {**value, "superseded_by": superseded_by} if superseded_by else value)
-    if log in written:
-        metrics.add_dimension(name="environment", value=settings.environment)
-        metrics.add_metric(name=DECISION_METRICS[record["decision"]], unit=MetricUnit.Count, value=1)
-        if superseded_by:
-            metrics.add_metric(name="Superseded", unit=MetricUnit.Count, value=1)
-    duplicate = not created and not written
+    outcome = complete(record, value, key, settings, clients, metrics, holder, now)
+    projected = reconcile.project(settings, clients)
+    performed = [] if outcome is None else outcome[1]
+    superseded_by = None if outcome is None else outcome[0].state["superseded_by"]
+    duplicate = not created and not performed and not projected
     logger.info(
         "promotion decision",
-        extra={"pointer": value, "duplicate": duplicate, "parameters": written, "superseded_by": superseded_by},
+        extra={
+            "pointer": value,
+            "duplicate": duplicate,
+            "effects": performed,
+            "in_progress_elsewhere": outcome is None,
+            "projected": projected,
+            "superseded_by": superseded_by,
+        },
     )
     return {
         "decision": record["decision"],
@@ -86,13 +86,11 @@ def promote(event: Any, settings: Settings, clients: Clients, now: datetime) -> 
     }
 
 
-@cache
 def _clients() -> Clients:
-    return Clients(*(boto3.client(name) for name in ("s3", "ssm", "events", "sns", "sagemaker")))
+    return Clients(*(client(name) for name in ("s3", "ssm", "events", "sns", "sagemaker")))
 
 
-@metrics.log_metrics
-@logger.inject_lambda_context(log_event=True)
-@tracer.capture_lambda_handler
+@observed(logger, tracer, metrics)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return promote(event, Settings.from_environ(os.environ), _clients(), datetime.now(UTC))
+    holder = getattr(context, "aws_request_id", None)
+    return promote(event, Settings.from_environ(os.environ), _clients(), datetime.now(UTC), holder)

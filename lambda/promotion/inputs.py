@@ -5,7 +5,6 @@ Every refusal raises `PromotionError` naming the field, variable or object, befo
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,13 +14,15 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from botocore.exceptions import ClientError
+from hookkit import EXECUTION_ARN, describe, settings_from_environ
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-EXECUTION_ARN = r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:pipeline/([a-z0-9-]+)/execution/([a-z0-9]+)$"
-IMAGE_URI = r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9][a-z0-9._/-]*@sha256:[0-9a-f]{64}$"
+# ECR repository names are at most 256 characters (botocore ecr 2015-09-21, RepositoryName): the whole URI is
+# bounded, so a pointer holding it stays far inside Parameter Store's 4 KB (checked before the first write).
+IMAGE_URI = r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9][a-z0-9._/-]{0,255}@sha256:[0-9a-f]{64}$"
 GIT_SHA = r"^[0-9a-f]{40}$"
 S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+)$")
-# Pipeline parameters the EventBridge path reads from the execution (the Lambda step passes them directly).
+# Pipeline parameters both paths read from the execution (the Lambda step's copies must agree with them).
 IMAGE_PARAMETER = "ImageUri"
 GIT_SHA_PARAMETER = "GitSha"
 
@@ -47,6 +48,11 @@ class Settings(_Frozen):
     # This environment's pipelines by exact name: a name prefix would also admit a `dev-eu` environment's to `dev`.
     pipelines: tuple[Annotated[str, Field(pattern=r"^[a-z0-9-]{1,256}$")], ...] = Field(min_length=1)
 
+    @field_validator("pipelines", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return tuple(value.split(",")) if isinstance(value, str) else value
+
     @field_validator("thresholds")
     @classmethod
     def _fractions(cls, value: dict[str, float]) -> dict[str, float]:
@@ -57,16 +63,7 @@ class Settings(_Frozen):
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
-        names = {field: f"RAGOPS_{field.upper()}" for field in cls.model_fields}  # the stack sets these
-        values: dict[str, Any] = {field: environ.get(var) or None for field, var in names.items()}
-        try:
-            values["thresholds"] = json.loads(values["thresholds"] or "null")
-            values["pipelines"] = tuple((values["pipelines"] or "").split(",")) if values["pipelines"] else None
-            return cls(**values)
-        except json.JSONDecodeError as error:
-            raise PromotionError(f"environment variable RAGOPS_THRESHOLDS is not JSON: {error}") from None
-        except ValidationError as error:
-            raise PromotionError("configuration: " + describe(error, names)) from None
+        return settings_from_environ(cls, list(cls.model_fields), environ, PromotionError, json_fields=["thresholds"])
 
 
 class PipelineStepEvent(_Frozen):
@@ -95,18 +92,29 @@ class PipelineStatusChange(EventBridgeModel):
     detail: PipelineStatusDetail
 
 
+class ReportIdentity(_Frozen):
+    """Which run wrote the report: the pipeline sets both on its processing jobs (stacks/pipeline_definition)."""
+
+    environment: str | None
+    pipeline_execution_arn: str | None
+
+
 class EvaluationReport(BaseModel):
     """`runs/<execution-id>/report/report.json`, written by the evaluation stage."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     schema_version: Literal[1]
+    identity: ReportIdentity
     mlflow_experiment: str = Field(min_length=1)
     mlflow_parent_run_id: str = Field(min_length=1)
     run_config: dict[str, Any]
     metrics: dict[str, Any]
     skipped_metrics: dict[str, str] = {}
     question_count: int = Field(gt=0)
+
+
+Trigger = Literal["pipeline-step", "eventbridge"]
 
 
 @dataclass(frozen=True)
@@ -117,7 +125,7 @@ class Candidate:
     report_s3_uri: str
     image_uri: str
     git_sha: str
-    trigger: Literal["pipeline-step", "eventbridge"]
+    trigger: Trigger
     started_at: datetime  # SageMaker's CreationTime of the execution: orders promotions of one environment
 
     @property
@@ -129,25 +137,20 @@ class Candidate:
         return re.fullmatch(EXECUTION_ARN, self.execution_arn)[2]  # type: ignore[index]
 
 
-def describe(error: ValidationError, names: Mapping[str, str] | None = None) -> str:
-    parts = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "<root>"
-        if names and where in names:
-            where = f"environment variable {names[where]}"
-        parts.append(f"{where}: {item['msg']}")
-    return "; ".join(parts)
-
-
 def parse_event(event: Any, settings: Settings, sagemaker: Any) -> Candidate:
-    """The candidate an event names; the event is checked whole before SageMaker is asked about the execution."""
+    """The candidate an event names, from what SageMaker says about the execution, never from the event alone.
+
+    Both paths take only the execution ARN on trust; the report location is derived from its execution id and the
+    image and commit are the execution's own `ImageUri` and `GitSha` parameters. The step event's copies of them
+    must agree, or the event is refused: a step naming another execution's report or image promotes nothing.
+    """
     if not isinstance(event, Mapping):
         raise PromotionError(f"event must be a JSON object, got {type(event).__name__}")
     try:
         if event.get("source") == "aws.sagemaker" or "detail-type" in event:
             change = parse(event=dict(event), model=PipelineStatusChange)
             _check_owner(change.detail.pipelineExecutionArn, settings)
-            return _from_status_change(change.detail.pipelineExecutionArn, settings, sagemaker)
+            return _candidate(change.detail.pipelineExecutionArn, settings, sagemaker, "eventbridge")
         step = parse(event=dict(event), model=PipelineStepEvent)
     except ValidationError as error:
         raise PromotionError("invalid event: " + describe(error)) from None
@@ -157,11 +160,17 @@ def parse_event(event: Any, settings: Settings, sagemaker: Any) -> Candidate:
             f"'{settings.environment}'"
         )
     _check_owner(step.execution_arn, settings)
-    bucket = S3_URI.match(step.report_s3_uri)[1]  # type: ignore[index]
-    if bucket != settings.data_bucket:
-        raise PromotionError(f"event field 'report_s3_uri': bucket '{bucket}' is not the data bucket")
-    started = _started_at(sagemaker, step.execution_arn)
-    return Candidate(step.execution_arn, step.report_s3_uri, step.image_uri, step.git_sha, "pipeline-step", started)
+    candidate = _candidate(step.execution_arn, settings, sagemaker, "pipeline-step")
+    for field, claimed, own in (
+        ("report_s3_uri", step.report_s3_uri, candidate.report_s3_uri),
+        ("image_uri", step.image_uri, candidate.image_uri),
+        ("git_sha", step.git_sha, candidate.git_sha),
+    ):
+        if claimed != own:
+            raise PromotionError(
+                f"event field '{field}': '{claimed}' is not what execution {step.execution_arn} ran with ('{own}')"
+            )
+    return candidate
 
 
 def _check_owner(execution_arn: str, settings: Settings) -> None:
@@ -173,23 +182,31 @@ def _check_owner(execution_arn: str, settings: Settings) -> None:
         )
 
 
-def _from_status_change(arn: str, settings: Settings, sagemaker: Any) -> Candidate:
+def report_uri(settings: Settings, execution_id: str) -> str:
+    """Where the pipeline's evaluation stage writes the report of this execution (stacks/pipeline_definition)."""
+    return f"s3://{settings.data_bucket}/runs/{execution_id}/report/report.json"
+
+
+def _candidate(arn: str, settings: Settings, sagemaker: Any, trigger: Trigger) -> Candidate:
     execution_id = re.fullmatch(EXECUTION_ARN, arn)[2]  # type: ignore[index]
+    started = _started_at(sagemaker, arn)
     parameters = _execution_parameters(sagemaker, arn)
     for name, pattern in ((IMAGE_PARAMETER, IMAGE_URI), (GIT_SHA_PARAMETER, GIT_SHA)):
         if not re.fullmatch(pattern, parameters.get(name, "")):
             raise PromotionError(f"pipeline execution {arn}: parameter '{name}' is missing or malformed")
     return Candidate(
         execution_arn=arn,
-        report_s3_uri=f"s3://{settings.data_bucket}/runs/{execution_id}/report/report.json",
+        report_s3_uri=report_uri(settings, execution_id),
         image_uri=parameters[IMAGE_PARAMETER],
         git_sha=parameters[GIT_SHA_PARAMETER],
-        trigger="eventbridge",
-        started_at=_started_at(sagemaker, arn),
+        trigger=trigger,
+        started_at=started,
     )
 
 
 def _started_at(sagemaker: Any, execution_arn: str) -> datetime:
+    """`DescribePipelineExecution`'s CreationTime (botocore sagemaker 2017-07-24: its only error is
+    ResourceNotFound; SageMaker also answers ValidationException for an ARN it cannot resolve)."""
     try:
         return sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution_arn)["CreationTime"]
     except ClientError as error:
@@ -199,6 +216,7 @@ def _started_at(sagemaker: Any, execution_arn: str) -> datetime:
 
 
 def _execution_parameters(sagemaker: Any, execution_arn: str) -> dict[str, str]:
+    """`ListPipelineParametersForExecution`: the parameter values of the execution itself."""
     paginator = sagemaker.get_paginator("list_pipeline_parameters_for_execution")
     return {
         p["Name"]: p["Value"]
@@ -212,7 +230,11 @@ def read_report(s3: Any, uri: str) -> EvaluationReport:
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:
-        raise PromotionError(f"evaluation report {uri}: {error.response['Error']['Code']}") from None
+        # Only a missing report is a bad report. Anything else (SlowDown, 5xx, AccessDenied from a key policy) is
+        # an error of the call, raised as such after the client's bounded retries: the run is not blamed for it.
+        if error.response["Error"]["Code"] != "NoSuchKey":
+            raise
+        raise PromotionError(f"evaluation report {uri}: NoSuchKey") from None
     try:
         return EvaluationReport.model_validate_json(body)
     except ValidationError as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -24,6 +25,7 @@ from processing.metrics.confidence_plots import (
 from processing.metrics.judge import JudgeSummary, summarize_judge
 from processing.metrics.registry import DESCRIPTIONS, majority_baseline, mean_scores, score_rows
 from processing.metrics.row import EvalRow
+from processing.pipelines.identity import run_identity
 from processing.pipelines.parameters import GATED_METRICS
 from processing.stages.files import (
     ANSWERS_FILE,
@@ -180,6 +182,7 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
     failures = gate_failures(metrics, config)
     report = {
         "schema_version": REPORT_SCHEMA_VERSION,
+        "identity": run_identity(os.environ),
         "mlflow_experiment": config.experiment_name,
         "mlflow_parent_run_id": context.parent.run_id,
         "run_config": config.model_dump(),

@@ -6,6 +6,7 @@ import pytest
 from moto import mock_aws
 
 from tests.lambda_cleanup import moto_clients, use_moto_endpoint_config_arns
+from tests.lambda_promotion import make_world
 
 
 @pytest.fixture
@@ -19,3 +20,9 @@ def aws(monkeypatch):
 def clients(aws):
     """The clean-up hook's clients against moto; its own stack reports DELETE_IN_PROGRESS."""
     return moto_clients()
+
+
+@pytest.fixture
+def world(aws):
+    """The promotion hook's bucket, topic, an execution of ragops-dev-single and its passing report, in moto."""
+    return make_world()

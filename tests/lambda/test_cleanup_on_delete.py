@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from tests.lambda_cleanup import (
@@ -20,6 +21,7 @@ from tests.lambda_cleanup import (
     PIPELINE_ARN,
     NullSns,
     PipelineOnly,
+    before,
     cleanup,
     execution,
     fail_when,
@@ -32,6 +34,7 @@ from tests.lambda_cleanup import (
     stack_in,
     stack_tags,
     tags,
+    vanish_before_describe,
 )
 from tests.lambda_handlers import REGION
 
@@ -178,3 +181,38 @@ def test_a_dry_run_stack_delete_reports_on_event_and_waits_for_nothing(clients):
     assert event["Waiting"] == {"deadline": None}
     assert poll(clients, event) == {"IsComplete": True}
     assert names(clients) == before
+
+
+def test_another_environments_endpoint_vanishing_between_list_and_describe_is_gone_not_failed(clients):
+    """Staging's own teardown deletes its endpoint after this pass listed it: SageMaker then answers
+    DescribeEndpoint with ValidationException "Could not find endpoint" (moto answers the same)."""
+    serve(clients.sagemaker, "dev-new", tags("dev"))
+    serve(clients.sagemaker, "staging-new", tags("staging"))
+    vanish_before_describe(clients, "staging-new")
+    event = start(clients)
+
+    assert poll(clients, event) == {"IsComplete": False}  # dev-new is deleting; staging-new is simply gone
+    assert poll(clients, event, minutes=2) == {"IsComplete": True}
+    assert names(clients) == {"endpoints": set(), "configs": {"staging-new"}, "models": {"staging-new"}}
+
+
+def test_an_endpoint_autoscaling_moves_to_updating_between_list_and_delete_is_waited_for_not_failed(clients):
+    """Listed InService; by DeleteEndpoint, auto scaling has it Updating and SageMaker refuses the delete. The
+    refusal's code and text are not relied on: the endpoint is described again and its status decides."""
+    serve(clients.sagemaker, "dev-scaled", tags("dev"))
+    scaling = ["dev-scaled"]
+
+    def autoscaling(params: dict) -> None:
+        if params["EndpointName"] in scaling:
+            set_endpoint_status(scaling.pop(), "Updating")
+            raise ClientError({"Error": {"Code": "ValidationException", "Message": "refused"}}, "DeleteEndpoint")
+
+    before(clients.sagemaker, "DeleteEndpoint", autoscaling)
+    event = start(clients)
+
+    assert poll(clients, event) == {"IsComplete": False}  # waiting for the update, not failed
+    assert names(clients)["endpoints"] == {"dev-scaled"}
+    set_endpoint_status("dev-scaled", "InService")
+    assert poll(clients, event, minutes=5) == {"IsComplete": False}  # deleted now
+    assert poll(clients, event, minutes=6) == {"IsComplete": True}
+    assert all_gone(clients)

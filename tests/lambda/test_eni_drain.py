@@ -107,3 +107,13 @@ def test_the_wait_must_stay_under_cloudformations_hour(value):
     with pytest.raises(drain.DrainError, match="RAGOPS_DRAIN_WAIT_MINUTES"):
         drain.wait_from({"RAGOPS_DRAIN_WAIT_MINUTES": value})
     assert drain.wait_from({"RAGOPS_DRAIN_WAIT_MINUTES": "25"}) == WAIT
+
+
+@pytest.mark.parametrize(
+    "waiting",
+    [{"deadline": "tomorrow"}, {"deadline": "2026-01-02T00:00:00"}, {"deadline": 5}, {}, "2026-01-02T00:00:00+00:00"],
+)
+def test_a_malformed_deadline_is_refused_by_name_not_as_a_bare_value_error(ec2, waiting):
+    client, _ = ec2
+    with pytest.raises(drain.DrainError, match=r"Waiting(\.deadline)?: expected"):
+        drain.drain({**DELETE, "Waiting": waiting}, client, WAIT, NOW)

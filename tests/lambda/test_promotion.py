@@ -3,188 +3,36 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from tests.lambda_handlers import ACCOUNT, REGION, load_handler
-
-promotion = load_handler("promotion")
-
-BUCKET = "ragops-dev-data"
-PIPELINE = "ragops-dev-single"
-PIPELINES = f"{PIPELINE},ragops-dev-multi"  # as the stack sets RAGOPS_PIPELINES
-EXECUTION_ID = "p4jn9xou8a8s"
-EXECUTION_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PIPELINE}/execution/{EXECUTION_ID}"
-DEV_EU_EXECUTION_ARN = EXECUTION_ARN.replace("ragops-dev-", "ragops-dev-eu-")
-IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/ragops-processing@sha256:{'a' * 64}"
-GIT_SHA = "0123456789abcdef0123456789abcdef01234567"
-THRESHOLDS = {"hit_at_k": 0.85, "mrr": 0.7, "answer_embedding_cosine": 0.5}
-NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-
-
-def report(**metrics: object) -> dict:
-    values = {"hit_at_k": 0.9, "mrr": 0.75, "ndcg_at_k": 0.8, "token_f1": 0.4, "answer_embedding_cosine": 0.6}
-    return {
-        "schema_version": 1,
-        "mlflow_experiment": "ragops-dev",
-        "mlflow_parent_run_id": "abc123",
-        "run_config": {"chunking_strategy": "recursive", "chunk_size": 512, "top_k": 5},
-        "metrics": {**values, **metrics},
-        "skipped_metrics": {},
-        "question_count": 50,
-    }
-
-
-def step_event(arn: str = EXECUTION_ARN, **overrides: str) -> dict:
-    return {
-        "environment": "dev",
-        "execution_arn": arn,
-        "report_s3_uri": report_uri(arn),
-        "image_uri": IMAGE,
-        "git_sha": GIT_SHA,
-        **overrides,
-    }
-
-
-def status_change(execution_arn: str, status: str = "Succeeded") -> dict:
-    """The documented EventBridge example, with this environment's ARNs."""
-    pipeline_arn = execution_arn.split("/execution/")[0]
-    return {
-        "version": "0",
-        "id": "315c1398-40ff-a850-213b-158f73kd93ir",
-        "detail-type": "SageMaker Model Building Pipeline Execution Status Change",
-        "source": "aws.sagemaker",
-        "account": ACCOUNT,
-        "time": "2021-03-15T16:10:11Z",
-        "region": REGION,
-        "resources": [pipeline_arn, execution_arn],
-        "detail": {
-            "pipelineExecutionDisplayName": "SomeDisplayName",
-            "currentPipelineExecutionStatus": status,
-            "previousPipelineExecutionStatus": "Executing",
-            "executionStartTime": "2021-03-15T16:03:13Z",
-            "executionEndTime": "2021-03-15T16:10:10Z",
-            "pipelineExecutionDescription": "SomeDescription",
-            "pipelineArn": pipeline_arn,
-            "pipelineExecutionArn": execution_arn,
-        },
-    }
-
-
-def settings(environment: str = "dev", next_environment: str | None = "staging"):
-    return promotion.Settings.from_environ(
-        {
-            "RAGOPS_ENVIRONMENT": environment,
-            "RAGOPS_NEXT_ENVIRONMENT": next_environment or "",
-            "RAGOPS_THRESHOLDS": json.dumps(THRESHOLDS),
-            "RAGOPS_DATA_BUCKET": BUCKET,
-            "RAGOPS_SSM_PREFIX": "/ragops",
-            "RAGOPS_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:ragops-dev-operations",
-            "RAGOPS_EVENT_BUS": "default",
-            "RAGOPS_PIPELINES": f"ragops-{environment}-single,ragops-{environment}-multi",
-        }
-    )
-
-
-@dataclass
-class World:
-    clients: object
-    notifications: Callable[[], list]
-    arn: str  # an execution of ragops-dev-single that SageMaker (moto) knows, with its report in place
-
-    @property
-    def execution_id(self) -> str:
-        return self.arn.rsplit("/", 1)[1]
-
-    @property
-    def report_uri(self) -> str:
-        return report_uri(self.arn)
-
-
-def report_uri(arn: str) -> str:
-    return f"s3://{BUCKET}/runs/{arn.rsplit('/', 1)[1]}/report/report.json"
-
-
-def start_execution(sagemaker, pipeline: str = PIPELINE, parameters: list | None = None) -> str:
-    """A real (moto) execution: the hook reads its start time, which orders promotions."""
-    try:
-        sagemaker.create_pipeline(
-            PipelineName=pipeline,
-            PipelineDefinition=json.dumps({"Version": "2020-12-01", "Parameters": [], "Steps": []}),
-            RoleArn=f"arn:aws:iam::{ACCOUNT}:role/pipeline",
-        )
-    except sagemaker.exceptions.ResourceNotFound:
-        pass
-    except ClientError as error:
-        if "already exists" not in str(error):
-            raise
-    return sagemaker.start_pipeline_execution(PipelineName=pipeline, PipelineParameters=parameters or [])[
-        "PipelineExecutionArn"
-    ]
-
-
-@pytest.fixture
-def world(aws):
-    """A versioned data bucket, a topic with an SQS subscriber (to count notifications), an execution, its report."""
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    sns = boto3.client("sns", region_name=REGION)
-    topic = sns.create_topic(Name="ragops-dev-operations")["TopicArn"]
-    sqs = boto3.client("sqs", region_name=REGION)
-    queue = sqs.create_queue(QueueName="notifications")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-    clients = promotion.Clients(
-        s3=s3,
-        ssm=boto3.client("ssm", region_name=REGION),
-        events=boto3.client("events", region_name=REGION),
-        sns=sns,
-        sagemaker=boto3.client("sagemaker", region_name=REGION),
-    )
-    arn = start_execution(clients.sagemaker)
-    put_report(report(), report_uri(arn))
-    promotion.metrics.clear_metrics()
-    return World(clients, lambda: sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []), arn)
-
-
-def put_report(body: object, uri: str) -> None:
-    key = uri.split(f"s3://{BUCKET}/", 1)[1]
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    boto3.client("s3", region_name=REGION).put_object(Bucket=BUCKET, Key=key, Body=data)
-
-
-def parameter(clients, name: str) -> dict:
-    return json.loads(clients.ssm.get_parameter(Name=name)["Parameter"]["Value"])
-
-
-def history(clients, name: str) -> list:
-    try:
-        return clients.ssm.get_parameter_history(Name=name)["Parameters"]
-    except clients.ssm.exceptions.ParameterNotFound:
-        return []
-
-
-def records(clients) -> list[str]:
-    listed = clients.s3.list_objects_v2(Bucket=BUCKET, Prefix="promotions/")
-    return [o["Key"] for o in listed.get("Contents", [])]
-
-
-def emitted(capsys) -> dict[str, float]:
-    """The metrics Powertools flushed as CloudWatch embedded metric format, by name."""
-    promotion.metrics.flush_metrics()
-    blob = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    (directive,) = blob["_aws"]["CloudWatchMetrics"]
-    assert directive["Namespace"] == "RagOps"
-    assert [sorted(d) for d in directive["Dimensions"]] == [["environment", "service"]]
-    assert (blob["service"], blob["environment"]) == ("ragops-promotion", "dev")
-    return {m["Name"]: blob[m["Name"]] for m in directive["Metrics"]}
+from tests.lambda_handlers import ACCOUNT, REGION
+from tests.lambda_promotion import (
+    BUCKET,
+    DEV_EU_EXECUTION_ARN,
+    EXECUTION_ARN,
+    GIT_SHA,
+    IMAGE,
+    NOW,
+    PIPELINE,
+    PIPELINES,
+    THRESHOLDS,
+    emitted,
+    history,
+    parameter,
+    promotion,
+    put_report,
+    record_only,
+    records,
+    report,
+    settings,
+    start_execution,
+    status_change,
+    step_event,
+)
 
 
 def test_passing_run_is_promoted_to_the_next_environment_with_its_full_record(world):
@@ -213,7 +61,7 @@ def test_passing_run_is_promoted_to_the_next_environment_with_its_full_record(wo
 
 def test_a_rejection_is_recorded_and_returned_not_raised(world, capsys):
     clients = world.clients
-    put_report(report(mrr=0.5, answer_embedding_cosine=0.1), world.report_uri)
+    put_report(report(mrr=0.5, answer_embedding_cosine=0.1), world.arn)
     result = promotion.promote(step_event(world.arn), settings(), clients, NOW)
 
     failures = ["answer_embedding_cosine 0.1000 < 0.5000", "mrr 0.5000 < 0.7000"]
@@ -234,20 +82,24 @@ def test_each_decision_is_counted_once(world, capsys):
     assert emitted(capsys) == {"Promoted": [1.0]}
 
 
-def test_promoted_pointer_carries_the_run_config(world):
+def test_the_run_config_is_in_the_record_only_not_in_the_parameters(world):
     promotion.promote(step_event(world.arn), settings(), world.clients, NOW)
-    assert parameter(world.clients, "/ragops/dev/promoted-config")["run_config"] == report()["run_config"]
+    for name in ("promoted-config", "last-promotion-decision"):
+        assert "run_config" not in parameter(world.clients, f"/ragops/dev/{name}")
+    (key,) = records(world.clients)
+    record = json.loads(world.clients.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    assert record["run_config"] == report()["run_config"]
 
 
 def test_threshold_exactly_met_passes(world):
-    put_report(report(**THRESHOLDS), world.report_uri)
+    put_report(report(**THRESHOLDS), world.arn)
     assert promotion.promote(step_event(world.arn), settings(), world.clients, NOW)["decision"] == "promoted"
 
 
 def test_prod_records_a_production_release_instead_of_promoting(world):
     clients = world.clients
     arn = start_execution(clients.sagemaker, "ragops-prod-single")
-    put_report(report(), report_uri(arn))
+    put_report(report(), arn)
     result = promotion.promote(step_event(arn, environment="prod"), settings("prod", None), clients, NOW)
 
     assert result["decision"] == "released"
@@ -258,23 +110,16 @@ def test_prod_records_a_production_release_instead_of_promoting(world):
 def test_repeat_delivery_neither_promotes_twice_nor_changes_the_record(world):
     clients = world.clients
     first = promotion.promote(step_event(world.arn), settings(), clients, NOW)
-    put_report(report(mrr=0.1), world.report_uri)  # even if the report changed since, the decision stands
+    put_report(report(mrr=0.1), world.arn)  # even if the report changed since, the decision stands
     again = promotion.promote(step_event(world.arn), settings(), clients, datetime(2026, 2, 1, tzinfo=UTC))
 
     assert again == {**first, "duplicate": True}
     assert len(history(clients, "/ragops/dev/promoted-config")) == 1
     assert len(history(clients, "/ragops/dev/last-promotion-decision")) == 1
-    versions = clients.s3.list_object_versions(Bucket=BUCKET, Prefix="promotions/")["Versions"]
-    assert len(versions) == 1
+    (record,) = records(clients)
+    versions = clients.s3.list_object_versions(Bucket=BUCKET, Prefix=record)["Versions"]
+    assert [v["Key"] for v in versions] == [record]
     assert len(world.notifications()) == 1
-
-
-def record_only(world, arn: str) -> None:
-    """An attempt that wrote the decision record and died before any parameter."""
-    clients = world.clients
-    candidate = promotion.parse_event(step_event(arn), settings(), clients.sagemaker)
-    record = promotion.decide(candidate, promotion.read_report(clients.s3, report_uri(arn)), settings(), NOW)
-    promotion.write_record_once(clients.s3, BUCKET, promotion.record_key(settings(), candidate), record)
 
 
 def test_repeat_delivery_completes_a_decision_interrupted_before_its_parameters(world):
@@ -290,7 +135,7 @@ def test_an_older_executions_retry_never_moves_promoted_config_back(world):
     """A writes its record and dies; B (started later) promotes; A's retry must leave the pointer on B."""
     clients, a = world.clients, world.arn
     b = start_execution(clients.sagemaker)
-    put_report(report(), report_uri(b))
+    put_report(report(), b)
     record_only(world, a)
     promotion.promote(step_event(b), settings(), clients, NOW)
 
@@ -305,36 +150,6 @@ def test_an_older_executions_retry_never_moves_promoted_config_back(world):
     assert [n.get("superseded_by") for n in notices] == [None, b]
 
 
-class LateFirstPut:
-    """SSM whose first put of `name` is delayed until `meanwhile` ran: a slower writer landing after a newer one."""
-
-    def __init__(self, ssm, name: str, meanwhile: Callable[[], None]) -> None:
-        self._ssm, self._name, self._meanwhile = ssm, name, meanwhile
-
-    def put_parameter(self, **kwargs):
-        if kwargs["Name"] == self._name and self._meanwhile:
-            meanwhile, self._meanwhile = self._meanwhile, None
-            meanwhile()
-        return self._ssm.put_parameter(**kwargs)
-
-    def __getattr__(self, name: str):
-        return getattr(self._ssm, name)
-
-
-def test_concurrent_promotions_settle_on_the_execution_that_started_last(world):
-    clients, a = world.clients, world.arn
-    b = start_execution(clients.sagemaker)
-    put_report(report(), report_uri(b))
-    name = "/ragops/dev/promoted-config"
-    # A read the (empty) pointer; before its put lands, B promotes completely; then A's put lands.
-    slow = LateFirstPut(clients.ssm, name, lambda: promotion.promote(step_event(b), settings(), clients, NOW))
-    promotion.promote(step_event(a), settings(), promotion.Clients(**{**vars(clients), "ssm": slow}), NOW)
-
-    assert parameter(clients, name)["execution_arn"] == b
-    written = [json.loads(v["Value"])["execution_arn"] for v in history(clients, name)]
-    assert written == [b, a, b]  # A's late put, then A put the newest back
-
-
 def test_a_conditional_write_conflict_is_retried_not_read_back():
     s3 = boto3.client("s3", region_name=REGION)
     record = {"decision": "promoted"}
@@ -346,26 +161,11 @@ def test_a_conditional_write_conflict_is_retried_not_read_back():
     assert (stored, version, created) == (record, "v2", True)
 
 
-def test_pointers_are_intelligent_tiering_so_a_long_run_config_never_strands_them(world):
-    clients = world.clients
-    put_report({**report(), "run_config": {"long": "x" * 5000}}, world.report_uri)
-    promotion.promote(step_event(world.arn), settings(), clients, NOW)
-    b = start_execution(clients.sagemaker)
-    put_report(report(), report_uri(b))  # short again: Standard would be refused once the parameter is Advanced
-    promotion.promote(step_event(b), settings(), clients, NOW)
-    tiers = {
-        v["Tier"]
-        for name in ("promoted-config", "last-promotion-decision")
-        for v in history(clients, f"/ragops/dev/{name}")
-    }
-    assert tiers == {"Intelligent-Tiering"}
-
-
 def test_eventbridge_success_reads_the_report_by_execution_id_and_the_image_from_parameters(world):
     clients = world.clients
     parameters = [{"Name": "ImageUri", "Value": IMAGE}, {"Name": "GitSha", "Value": GIT_SHA}]
     arn = start_execution(clients.sagemaker, parameters=parameters)
-    put_report(report(), report_uri(arn))
+    put_report(report(), arn)
 
     result = promotion.promote(status_change(arn), settings(), clients, NOW)
 
@@ -375,8 +175,10 @@ def test_eventbridge_success_reads_the_report_by_execution_id_and_the_image_from
 
 
 def test_eventbridge_execution_without_image_parameter_is_refused(world):
+    arn = start_execution(world.clients.sagemaker, parameters=[{"Name": "GitSha", "Value": GIT_SHA}])
+    put_report(report(), arn)
     with pytest.raises(promotion.PromotionError, match="parameter 'ImageUri' is missing"):
-        promotion.promote(status_change(world.arn), settings(), world.clients, NOW)
+        promotion.promote(status_change(arn), settings(), world.clients, NOW)
     assert records(world.clients) == []
 
 
@@ -395,7 +197,6 @@ def test_an_execution_sagemaker_does_not_know_is_refused(world):
         (step_event(image_uri=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/ragops:latest"), "image_uri: String should"),
         (step_event(execution_arn="arn:aws:sagemaker:x"), "execution_arn: String should match pattern"),
         (step_event(report_s3_uri="https://example.com/report.json"), "report_s3_uri: String should match"),
-        (step_event(report_s3_uri="s3://other-bucket/report.json"), "bucket 'other-bucket' is not the data bucket"),
         (step_event(unexpected="1"), "unexpected: Extra inputs are not permitted"),
         (step_event(environment="qa"), "'qa' is not this function's environment 'dev'"),
         (
@@ -439,7 +240,7 @@ def test_bad_events_are_refused_before_anything_is_written(world, event, message
 )
 def test_bad_reports_are_refused_before_anything_is_written(world, body, message):
     clients, notifications = world.clients, world.notifications
-    put_report(body, world.report_uri)
+    put_report(body, world.arn)
     with pytest.raises(promotion.PromotionError, match=message):
         promotion.promote(step_event(world.arn), settings(), clients, NOW)
     assert records(clients) == []
@@ -503,3 +304,11 @@ def test_lambda_handler_reads_its_configuration_from_the_environment(world, monk
         invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:promotion"
 
     assert promotion.lambda_handler(step_event(world.arn), Context())["decision"] == "promoted"
+
+
+def test_step_naming_a_report_outside_the_data_bucket_is_refused(world):
+    with pytest.raises(promotion.PromotionError, match=r"'report_s3_uri': 's3://other-bucket/report\.json' is not"):
+        promotion.promote(
+            step_event(world.arn, report_s3_uri="s3://other-bucket/report.json"), settings(), world.clients, NOW
+        )
+    assert records(world.clients) == []

@@ -109,7 +109,16 @@ def test_deploy_role_may_only_assume_the_four_bootstrap_roles_and_run_its_own_pi
     assert image["Resource"] == (
         f"arn:aws:ecr:us-east-1:{account}:repository/cdk-hnb659fds-container-assets-{account}-us-east-1"
     )
-    assert len(policy["PolicyDocument"]["Statement"]) == 4
+    bucket = f"arn:aws:s3:::ragops-{env}-data-{account}-us-east-1"
+    records = statement(policy, "ReadPromotionRecords")  # the run config is in the record the decision names
+    assert sorted(records["Action"]) == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert records["Resource"] == f"{bucket}/promotions/{env}/decisions/*"
+    decrypt = statement(policy, "DecryptPromotionRecords")
+    assert decrypt["Action"] == "kms:Decrypt"
+    assert decrypt["Condition"] == {
+        "StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com", "kms:EncryptionContext:aws:s3:arn": bucket}
+    }
+    assert len(policy["PolicyDocument"]["Statement"]) == 6
 
 
 def test_pull_request_role_exists_only_in_devs_account(templates):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
@@ -12,7 +13,7 @@ from aws_cdk.assertions import Match, Template
 from stacks.app_builder import build_app
 from stacks.config import load_app_config
 from stacks.powertools_layer import LAYER_NAME, powertools_layer_arn
-from tests.stacks.conftest import ENVIRONMENTS, cdk_context, synth_environment, waiter_retry
+from tests.stacks.conftest import ENVIRONMENTS, ROOT, cdk_context, synth_environment, waiter_retry
 
 CONFIG = load_app_config(cdk_context())
 PIPELINE = "AWS::SageMaker::Pipeline"
@@ -124,7 +125,7 @@ def test_rule_matches_successful_executions_of_this_environments_pipelines_only(
 def test_dead_letter_queues_are_kms_encrypted_and_refuse_plain_http(templates, env):
     t = template(templates, env)
     queues = t.find_resources("AWS::SQS::Queue")
-    assert len(queues) == 4  # two function DLQs, two rule-target DLQs
+    assert len(queues) == 5  # two function DLQs, three rule-target DLQs (success, reconciliation, clean-up)
     for queue in queues.values():
         assert "KmsMasterKeyId" in queue["Properties"]
     policies = t.find_resources("AWS::SQS::QueuePolicy")
@@ -134,7 +135,7 @@ def test_dead_letter_queues_are_kms_encrypted_and_refuse_plain_http(templates, e
         for s in p["Properties"]["PolicyDocument"]["Statement"]
         if s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
     ]
-    assert len(denied) == 4
+    assert len(denied) == 5
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -143,8 +144,8 @@ def test_errors_and_dead_letters_raise_alarms_on_the_topic(templates, env):
     (topic_id,) = t.find_resources("AWS::SNS::Topic", {"Properties": {"KmsMasterKeyId": Match.any_value()}})
     alarms = t.find_resources("AWS::CloudWatch::Alarm")
     metrics = sorted(a["Properties"]["MetricName"] for a in alarms.values())
-    # every dead-letter queue (two functions', two rule targets'), both functions' errors, failed clean-up actions
-    assert metrics == ["ApproximateNumberOfMessagesVisible"] * 4 + ["CleanupFailed"] + ["Errors"] * 2
+    # every dead-letter queue (two functions', three rule targets'), both functions' errors, failed clean-up actions
+    assert metrics == ["ApproximateNumberOfMessagesVisible"] * 5 + ["CleanupFailed"] + ["Errors"] * 2
     queues = {lid for lid in t.find_resources("AWS::SQS::Queue")}
     watched = {
         d["Value"]["Fn::GetAtt"][0]
@@ -260,13 +261,16 @@ def test_only_unscopable_reads_use_a_wildcard_resource(templates, env):
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_promotion_writes_only_its_own_parameters_and_records(templates, env):
     config = CONFIG.environments[env]
-    ssm = [s for s in statements(template(templates, env)) if "ssm:PutParameter" in s["Action"]]
-    (statement,) = ssm
     target = f"{env}/promoted-config" if config.promotion.next_environment else f"{env}/production-release"
-    resources = [r if isinstance(r, str) else json.dumps(r) for r in statement["Resource"]]
-    assert {r.split(":parameter/")[1] for r in resources} == {
-        f"ragops/{env}/last-promotion-decision",
-        f"ragops/{target}",
+    ssm = {
+        (r if isinstance(r, str) else json.dumps(r)).split(":parameter/")[1]: sorted(s["Action"])
+        for s in statements(template(templates, env))
+        if "ssm:PutParameter" in s["Action"]
+        for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+    }
+    assert ssm == {
+        f"ragops/{env}/last-promotion-decision": ["ssm:GetParameterHistory", "ssm:PutParameter"],
+        f"ragops/{target}": ["ssm:GetParameter", "ssm:PutParameter"],  # the projection, re-synced every delivery
     }
     bucket_policy = next(iter(templates[f"{env}/Storage"].find_resources("AWS::S3::BucketPolicy").values()))
     grants = [
@@ -282,6 +286,25 @@ def test_promotion_writes_only_its_own_parameters_and_records(templates, env):
         assert grant["Condition"] == {
             "ArnEquals": {"aws:PrincipalArn": f"arn:aws:iam::{config.account}:role/ragops-{env}-promotion"}
         }
+    (put,) = [g for g in grants if g["Action"] == "s3:PutObject"]
+    # records, progress objects and ordered pointers of this environment only
+    assert json.dumps(put["Resource"]).endswith(f'"/promotions/{env}/*"]]}}')
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_promotion_is_reconciled_on_a_schedule_with_its_own_dead_letters(templates, env):
+    t = template(templates, env)
+    promotion = logical_id(t, "AWS::Lambda::Function", "ragops-promotion")
+    (rule,) = [
+        r
+        for r in t.find_resources("AWS::Events::Rule").values()
+        if "ScheduleExpression" in r["Properties"]
+        and r["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [promotion, "Arn"]}
+    ]
+    assert rule["Properties"]["ScheduleExpression"] == "rate(15 minutes)"
+    (target,) = rule["Properties"]["Targets"]
+    assert json.loads(target["Input"]) == {"mode": "reconcile"}
+    assert "Arn" in target["DeadLetterConfig"]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -363,3 +386,19 @@ def test_the_hooks_reach_this_environments_pipelines_by_exact_name_not_a_neighbo
         assert not granted(arn)
         assert not granted(f"{arn}/execution/abc123")
         assert arn.rsplit("/", 1)[1] not in checked
+
+
+def test_every_hook_asset_carries_the_shared_module_beside_its_handler(app, templates):
+    """lambda/shared/ is copied into each function's code at synth (stacks/hooks.py): the handlers import it."""
+    outdir = Path(app.outdir)
+    found = set()
+    for t in templates.values():
+        hooks = t.find_resources("AWS::Lambda::Function", {"Properties": {"Handler": "handler.lambda_handler"}})
+        for hook in hooks.values():
+            asset_hash = hook["Properties"]["Code"]["S3Key"].removesuffix(".zip")
+            (asset,) = outdir.glob(f"**/asset.{asset_hash}")
+            assert (asset / "hookkit.py").read_text() == (ROOT / "lambda/shared/hookkit.py").read_text()
+            assert (asset / "handler.py").exists()
+            assert not (asset / "README.md").exists()
+            found.add(asset_hash)
+    assert len(found) == 3  # promotion, clean-up, interface drain: one asset each, whatever stacks use it

@@ -278,6 +278,9 @@ def test_jobs_run_in_the_vpc_with_kms_and_hand_off_under_the_run_prefix(pipeline
             assert args["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"]
             assert args["ProcessingOutputConfig"]["KmsKeyId"]
             assert args["Environment"]["MLFLOW_TRACKING_URI"]
+            # what the evaluation report names, for the promotion hook to check (processing/pipelines/identity.py)
+            assert args["Environment"]["RAGOPS_ENVIRONMENT"] == env
+            assert args["Environment"]["RAGOPS_PIPELINE_EXECUTION_ARN"] == {"Get": "Execution.PipelineExecutionArn"}
             for output in args["ProcessingOutputConfig"]["Outputs"]:
                 values = output["S3Output"]["S3Uri"]["Std:Join"]["Values"]
                 assert values[0] == f"s3://ragops-{env}-data-{_account(env)}-us-east-1/runs"

@@ -3,14 +3,20 @@ execution and commit it waited for (never another execution's, never a stale one
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import io
 import json
+import re
 import sys
 from pathlib import Path
 
 import boto3
 import pytest
+from botocore.response import StreamingBody
 from botocore.stub import Stubber
+
+from tests.lambda_handlers import load_handler
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = importlib.util.spec_from_file_location("promotion_gate", ROOT / ".github/scripts/promotion_gate.py")
@@ -24,12 +30,25 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 NAME = "/ragops/dev/last-promotion-decision"
 
 
+RUN_CONFIG = {"chunking_strategy": "recursive", "top_k": 5}
+BUCKET = "ragops-dev-data-111111111111-us-east-1"
+
+
+def record_body(arn: str = ARN, git_sha: str = SHA, **extra) -> bytes:
+    """A decision record as the hook stores it (compact, sorted JSON: the bytes its sha256 is taken of)."""
+    record = {"execution_arn": arn, "git_sha": git_sha, "run_config": RUN_CONFIG, **extra}
+    return json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+
+
 def decision(arn: str = ARN, verdict: str = "promoted", git_sha: str = SHA, **extra) -> dict:
+    """The pointer the hook logs: no run config, the record's location, version and sha256."""
     return {
         "decision": verdict,
         "execution_arn": arn,
         "git_sha": git_sha,
-        "run_config": {"chunking_strategy": "recursive", "top_k": 5},
+        "record_s3_uri": f"s3://{BUCKET}/promotions/dev/decisions/ragops-dev-single/{arn.rsplit('/', 1)[1]}.json",
+        "record_version_id": "v1",
+        "record_sha256": hashlib.sha256(record_body(arn, git_sha)).hexdigest(),
         "failures": [] if verdict != "rejected" else ["mrr 0.5000 < 0.7000"],
         **extra,
     }
@@ -59,6 +78,23 @@ def sagemaker():
     with Stubber(client) as stubber:
         yield client, stubber
         stubber.assert_no_pending_responses()
+
+
+@pytest.fixture
+def s3():
+    client = boto3.client("s3", region_name="us-east-1")
+    with Stubber(client) as stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()
+
+
+def stored(stubber: Stubber, body: bytes, arn: str = ARN) -> None:
+    key = f"promotions/dev/decisions/ragops-dev-single/{arn.rsplit('/', 1)[1]}.json"
+    stubber.add_response(
+        "get_object",
+        {"Body": StreamingBody(io.BytesIO(body), len(body))},
+        {"Bucket": BUCKET, "Key": key, "VersionId": "v1"},
+    )
 
 
 @pytest.fixture
@@ -193,16 +229,50 @@ def test_a_wait_longer_than_the_deploy_session_is_refused(command, capsys):
     assert "session lasts 60 minutes" in capsys.readouterr().err
 
 
-def test_main_prints_one_output_line_with_the_compact_decision(ssm, capsys):
+def test_main_prints_one_output_line_with_the_compact_decision_and_its_records_run_config(ssm, s3, capsys):
     client, stubber = ssm
     history(stubber, (2, decision(ARN, note="line one\nline two")))
+    stored(s3[1], record_body())
     argv = ["decision", "--execution-arn", ARN, "--parameter", NAME, "--after-version", "1", "--git-sha", SHA]
-    assert gate.main(argv, ssm=client) == 0
+    assert gate.main(argv, ssm=client, s3=s3[0]) == 0
     out = capsys.readouterr().out
     assert out.count("\n") == 1
     name, value = out.rstrip("\n").split("=", 1)
     assert name == "promoted-config"
     assert json.loads(value)["execution_arn"] == ARN
+    assert json.loads(value)["run_config"] == RUN_CONFIG
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (record_body(run_config={"top_k": 50}), "sha256 is not the one its decision names"),
+        (record_body(OTHER), "sha256 is not the one"),
+    ],
+)
+def test_a_record_that_is_not_the_one_decided_is_refused(s3, body, message):
+    client, stubber = s3
+    stored(stubber, body)
+    with pytest.raises(gate.GateError, match=message):
+        gate.with_run_config(client, decision())
+
+
+def test_a_record_of_another_execution_is_refused_even_with_a_matching_hash(s3):
+    client, stubber = s3
+    body = record_body(OTHER)
+    stored(stubber, body)
+    forged = {**decision(), "record_sha256": hashlib.sha256(body).hexdigest()}
+    with pytest.raises(gate.GateError, match=r"execution_arn .* is not the decision's"):
+        gate.with_run_config(client, forged)
+
+
+def test_the_gate_and_the_hook_accept_exactly_the_same_execution_arns():
+    load_handler("promotion")
+    hook = sys.modules["inputs"].EXECUTION_ARN
+    assert gate.EXECUTION_ARN.pattern == hook
+    upper = ARN.replace("ragops-dev-single", "RagOps-Dev")
+    assert re.fullmatch(hook, upper) is None
+    assert gate.EXECUTION_ARN.fullmatch(upper) is None
 
 
 def test_main_exits_non_zero_when_the_execution_fails(sagemaker, capsys):
