@@ -401,4 +401,5 @@ def test_every_hook_asset_carries_the_shared_module_beside_its_handler(app, temp
             assert (asset / "handler.py").exists()
             assert not (asset / "README.md").exists()
             found.add(asset_hash)
-    assert len(found) == 3  # promotion, clean-up, interface drain: one asset each, whatever stacks use it
+    # promotion, clean-up, interface drain, service-linked role: one asset each, whatever stacks use it
+    assert len(found) == 4
