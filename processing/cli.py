@@ -128,10 +128,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def stage_inputs(stage_id: str, pairs: Sequence[str]) -> dict[str, Path]:
     """`--input NAME=DIR` flags, checked against the stage's inputs: every one given, known and an existing
-    directory (the dataset may be a file). Raises ValueError naming the flag, before any run exists."""
+    directory (the dataset may be a file; a sharded input may be absent, as on an instance SageMaker gave no
+    shard file). Raises ValueError naming the flag, before any run exists."""
     from processing.stages.registry import DATASET_INPUT, stage
 
-    expected = stage(stage_id).inputs
+    expected, sharded = stage(stage_id).inputs, stage(stage_id).sharded_input
     dirs: dict[str, Path] = {}
     for pair in pairs:
         name, sep, value = (part.strip() for part in pair.partition("="))
@@ -142,7 +143,7 @@ def stage_inputs(stage_id: str, pairs: Sequence[str]) -> dict[str, Path]:
                 f"--input {pair!r}: stage {stage_id} has no input {name!r} (its inputs: {', '.join(expected)})"
             )
         path = Path(value)
-        if not (path.is_dir() or (name == DATASET_INPUT and path.is_file())):
+        if not (path.is_dir() or (name == DATASET_INPUT and path.is_file()) or (name == sharded and not path.exists())):
             raise ValueError(f"--input {pair!r}: {path} is not an existing directory")
         dirs[name] = path
     missing = [name for name in expected if name not in dirs]

@@ -47,6 +47,9 @@ class RunConfig(BaseModel):
         24, ge=1, le=8760, description="publish deletes this index name's other versions older than this"
     )
     ingest_shards: int = Field(1, ge=1, le=64, description="ingest worker processes, each writing its share")
+    ingest_instances: int = Field(
+        1, ge=1, le=100, description="instances of the sharded ingest step: the chunk stage writes as many shard files"
+    )
     hnsw_m: int = Field(16, ge=2, le=100)
     hnsw_ef_construction: int = Field(128, ge=2, le=4096)
     hnsw_ef_search: int = Field(100, ge=1, le=4096)

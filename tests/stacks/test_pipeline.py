@@ -167,6 +167,9 @@ def test_ingest_is_sharded_by_s3_key_over_the_environments_instances_and_publish
     counts = {name: args["ProcessingResources"]["ClusterConfig"]["InstanceCount"] for name, args in steps.items()}
     assert counts.pop("DataIngestion") == CONFIG.environments[env].processing.instance_count
     assert set(counts.values()) == {1}
+    # the chunk stage writes a shard file per ingest instance at least, so none is left without data
+    parameters = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
+    assert parameters["IngestInstances"] == CONFIG.environments[env].processing.instance_count
     inputs = {i["InputName"]: i["S3Input"] for i in steps["DataIngestion"]["ProcessingInputs"]}
     assert inputs["chunks"]["S3DataDistributionType"] == "ShardedByS3Key"
     chunks = "Steps.DataChunking.ProcessingOutputConfig.Outputs['chunks'].S3Output.S3Uri"
