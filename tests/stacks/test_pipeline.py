@@ -311,6 +311,10 @@ def test_execution_policy_is_scoped_to_this_environments_resources(templates, en
     assert "foundation-model/anthropic.claude-3-haiku-20240307-v1:0" in render(judge)
     mlflow = resources(by_action["sagemaker-mlflow:LogBatch"])
     assert len(mlflow) == 1
+    # SageMaker's documented trace actions, on the same tracking server: an export the role may not make is
+    # dropped with a warning only (stacks/service_actions.py)
+    for action in ("sagemaker-mlflow:StartTrace", "sagemaker-mlflow:EndTrace", "sagemaker-mlflow:SearchTraces"):
+        assert resources(by_action[action]) == mlflow, action
     # Jobs run the stages' code: they may neither invoke the promotion hook nor start jobs or pass roles.
     assert not {"lambda:InvokeFunction", "iam:PassRole", "sagemaker:CreateProcessingJob"} & set(by_action)
 
