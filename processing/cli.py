@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -218,6 +219,19 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+class _WithoutTraceback(logging.Filter):
+    """opensearch-py logs each failed request with its traceback and then raises; the pipeline reports the raised
+    error once, as one line (a vector store outage: processing/stages/retrieve_errors.py), so the log keeps only
+    the request line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+_WITHOUT_TRACEBACK = _WithoutTraceback()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from processing.backends.errors import CloudBackendError
     from processing.config import ConfigError
@@ -225,6 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from processing.generators.errors import GeneratorError
 
     args = _parser().parse_args(argv)
+    logging.getLogger("opensearch").addFilter(_WITHOUT_TRACEBACK)  # the same filter once, however often called
     handlers = {"run": _run, "stage": _stage, "compare": _compare, "pipeline": _pipeline}
     try:
         return handlers[args.command](args)

@@ -63,6 +63,9 @@ class RunConfig(BaseModel):
     generation_concurrency: int = Field(
         1, ge=1, le=64, description="questions answered (and judged) at once; the local server gets as many slots"
     )
+    max_failed_question_share: float = Field(
+        0.0, ge=0.0, lt=1.0, description="retrieval: share of questions that may fail (kept with their error)"
+    )
     extractive_sentences: int = Field(2, ge=1, le=20, description="sentences the extractive baseline returns")
     judge: str = Field("none", description="none, bedrock, openai (an OpenAI-compatible server) or local")
     judge_url: str = Field("", description="judge=openai: API root incl. version, e.g. http://127.0.0.1:8000/v1")

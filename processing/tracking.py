@@ -136,3 +136,17 @@ def stage_run(parent: ParentRun, run_name: str) -> Iterator[mlflow.ActiveRun]:
     except BaseException as error:
         finish_parent(parent, RunStatus.to_string(RunStatus.FAILED), error)
         raise
+
+
+def persisted_traces(experiment: str, run_id: str) -> int:
+    """How many traces the tracking server holds for `run_id`: MLflow logs a failed trace export only as a
+    warning, so the count read back (SearchTraces, metadata only) is what shows a dropped trace."""
+    client, count, token = configure(), 0, None
+    while True:
+        page = client.search_traces(
+            experiment_ids=[experiment], run_id=run_id, include_spans=False, max_results=500, page_token=token
+        )
+        count += len(page)
+        token = page.token
+        if not token:
+            return count
