@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -12,11 +13,11 @@ from pathlib import Path
 
 from processing.config import RunConfig, load_config, parse_overrides
 from processing.paths import LOCAL_STORE, PARENT_RUN_FILE, REPO_ROOT
+from processing.signals import Interrupted, stop_on_signals
 from processing.stages.registry import STAGES
 
 DEFAULT_DATASET = REPO_ROOT / "data" / "sample"
 EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130  # the shell's convention for a process ended by SIGINT
 
 
 def _config_options(parser: argparse.ArgumentParser) -> None:
@@ -242,13 +243,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("opensearch").addFilter(_WITHOUT_TRACEBACK)  # the same filter once, however often called
     handlers = {"run": _run, "stage": _stage, "compare": _compare, "pipeline": _pipeline}
     try:
-        return handlers[args.command](args)
+        with stop_on_signals():
+            return handlers[args.command](args)
     except (ConfigError, DatasetError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (CloudBackendError, GeneratorError, RuntimeError, OSError) as error:  # a service, its setup or a file
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:  # the run is already marked FAILED and its local LLM server stopped
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:  # the runs are already marked KILLED and the local LLM server stopped
+        signum = stop.signum if isinstance(stop, Interrupted) else signal.SIGINT
+        name = signal.Signals(signum).name
+        print("interrupted" if signum == signal.SIGINT else f"terminated ({name})", file=sys.stderr)
+        return 128 + signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM

@@ -425,7 +425,9 @@ def test_steps_start_through_the_images_entry_point_which_runs_our_cli_unprivile
     dockerfile = (root / "processing" / "Dockerfile").read_text()
     assert f'ENTRYPOINT ["{IMAGE_ENTRYPOINT}"]' in dockerfile
     script = (root / "processing" / "entrypoint.sh").read_text()
-    assert "setpriv --reuid=ragops --regid=ragops --init-groups python -m processing" in script
+    # tini is PID 1 (a Python PID 1 without a handler ignores the SIGTERM of a stopped job), pinned to Debian's build
+    assert "setpriv --reuid=ragops --regid=ragops --init-groups tini -- python -m processing" in script
+    assert "tini=0.19.0-1+b3" in dockerfile
     # The script lands where the entry point names it: the package is copied under the image's WORKDIR.
     workdir = IMAGE_ENTRYPOINT.removesuffix("/processing/entrypoint.sh")
     assert f"WORKDIR {workdir}\n" in dockerfile
