@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,15 +84,16 @@ def answer_all(agent: Any, records: Sequence[QaRecord], concurrency: int, answer
     batch = RunnableLambda(answer).batch_as_completed(
         list(records), config={"max_concurrency": concurrency}, return_exceptions=True
     )
-    for index, result in batch:
-        if isinstance(result, VectorStoreUnavailableError):
-            raise result
-        if isinstance(result, Exception):
-            record = records[index]
-            logger.warning("question %s failed: %s: %s", record.record_id, type(result).__name__, result)
-            answers.failures[index] = failure_row(record.record_id, record.question, result)
-        else:
-            answers.rows[index], answers.latencies[index] = result
+    with closing(batch):  # leaving early cancels the questions not yet started
+        for index, result in batch:
+            if isinstance(result, VectorStoreUnavailableError):
+                raise result
+            if isinstance(result, Exception):
+                record = records[index]
+                logger.warning("question %s failed: %s: %s", record.record_id, type(result).__name__, result)
+                answers.failures[index] = failure_row(record.record_id, record.question, result)
+            else:
+                answers.rows[index], answers.latencies[index] = result
     return answers
 
 
