@@ -94,7 +94,7 @@ def answering(
         try:
             agent = build_agent(embedder, store, generator, config)
             started = time.perf_counter()
-            rows, latencies = answer_all(agent, records, level)
+            rows, latencies, failures = answer_all(agent, records, level).ordered()
             elapsed = time.perf_counter() - started
         finally:
             close = getattr(generator, "close", None)
@@ -107,6 +107,7 @@ def answering(
             "latency_p50_ms": float(np.percentile(latencies, 50)),
             "generations": sum(1 + row["retries"] for row in rows),
             "identical_to_sequential": rows == sequential,
+            "failed_questions": len(failures),
         }
     for level in LEVELS:
         results[str(level)]["speedup"] = results[str(level)]["questions_per_s"] / results["1"]["questions_per_s"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -11,11 +13,11 @@ from pathlib import Path
 
 from processing.config import RunConfig, load_config, parse_overrides
 from processing.paths import LOCAL_STORE, PARENT_RUN_FILE, REPO_ROOT
+from processing.signals import Interrupted, stop_on_signals
 from processing.stages.registry import STAGES
 
 DEFAULT_DATASET = REPO_ROOT / "data" / "sample"
 EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130  # the shell's convention for a process ended by SIGINT
 
 
 def _config_options(parser: argparse.ArgumentParser) -> None:
@@ -128,10 +130,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def stage_inputs(stage_id: str, pairs: Sequence[str]) -> dict[str, Path]:
     """`--input NAME=DIR` flags, checked against the stage's inputs: every one given, known and an existing
-    directory (the dataset may be a file). Raises ValueError naming the flag, before any run exists."""
+    directory (the dataset may be a file; a sharded input may be absent, as on an instance SageMaker gave no
+    shard file). Raises ValueError naming the flag, before any run exists."""
     from processing.stages.registry import DATASET_INPUT, stage
 
-    expected = stage(stage_id).inputs
+    expected, sharded = stage(stage_id).inputs, stage(stage_id).sharded_input
     dirs: dict[str, Path] = {}
     for pair in pairs:
         name, sep, value = (part.strip() for part in pair.partition("="))
@@ -142,7 +145,7 @@ def stage_inputs(stage_id: str, pairs: Sequence[str]) -> dict[str, Path]:
                 f"--input {pair!r}: stage {stage_id} has no input {name!r} (its inputs: {', '.join(expected)})"
             )
         path = Path(value)
-        if not (path.is_dir() or (name == DATASET_INPUT and path.is_file())):
+        if not (path.is_dir() or (name == DATASET_INPUT and path.is_file()) or (name == sharded and not path.exists())):
             raise ValueError(f"--input {pair!r}: {path} is not an existing directory")
         dirs[name] = path
     missing = [name for name in expected if name not in dirs]
@@ -217,6 +220,19 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+class _WithoutTraceback(logging.Filter):
+    """opensearch-py logs each failed request with its traceback and then raises; the pipeline reports the raised
+    error once, as one line (a vector store outage: processing/stages/retrieve_errors.py), so the log keeps only
+    the request line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+_WITHOUT_TRACEBACK = _WithoutTraceback()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from processing.backends.errors import CloudBackendError
     from processing.config import ConfigError
@@ -224,15 +240,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from processing.generators.errors import GeneratorError
 
     args = _parser().parse_args(argv)
+    logging.getLogger("opensearch").addFilter(_WITHOUT_TRACEBACK)  # the same filter once, however often called
     handlers = {"run": _run, "stage": _stage, "compare": _compare, "pipeline": _pipeline}
     try:
-        return handlers[args.command](args)
+        with stop_on_signals():
+            return handlers[args.command](args)
     except (ConfigError, DatasetError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (CloudBackendError, GeneratorError, RuntimeError, OSError) as error:  # a service, its setup or a file
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:  # the run is already marked FAILED and its local LLM server stopped
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:  # the runs are already marked KILLED and the local LLM server stopped
+        signum = stop.signum if isinstance(stop, Interrupted) else signal.SIGINT
+        name = signal.Signals(signum).name
+        print("interrupted" if signum == signal.SIGINT else f"terminated ({name})", file=sys.stderr)
+        return 128 + signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM

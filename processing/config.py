@@ -48,6 +48,9 @@ class RunConfig(BaseModel):
         24, ge=1, le=8760, description="publish deletes this index name's other versions older than this"
     )
     ingest_shards: int = Field(1, ge=1, le=64, description="ingest worker processes, each writing its share")
+    ingest_instances: int = Field(
+        1, ge=1, le=100, description="instances of the sharded ingest step: the chunk stage writes as many shard files"
+    )
     hnsw_m: int = Field(16, ge=2, le=100)
     hnsw_ef_construction: int = Field(128, ge=2, le=4096)
     hnsw_ef_search: int = Field(100, ge=1, le=4096)
@@ -65,6 +68,9 @@ class RunConfig(BaseModel):
     )
     generation_concurrency: int = Field(
         1, ge=1, le=64, description="questions answered (and judged) at once; the local server gets as many slots"
+    )
+    max_failed_question_share: float = Field(
+        0.0, ge=0.0, lt=1.0, description="retrieval: share of questions that may fail (kept with their error)"
     )
     extractive_sentences: int = Field(2, ge=1, le=20, description="sentences the extractive baseline returns")
     judge: str = Field("none", description="none, bedrock, openai (an OpenAI-compatible server) or local")

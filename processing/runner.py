@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -14,7 +15,14 @@ from processing.config import RunConfig, dump_config
 from processing.context import Backends, StageContext
 from processing.paths import PARENT_RUN_FILE
 from processing.stages.registry import DATASET_INPUT, STAGES, StageSpec
-from processing.tracking import ParentRun, check_tracking_server, finish_parent, stage_run, start_parent
+from processing.tracking import (
+    ParentRun,
+    check_tracking_server,
+    end_status,
+    finish_parent,
+    stage_run,
+    start_parent,
+)
 
 CONFIG_FILE = "run_config.json"
 
@@ -66,6 +74,26 @@ def _stage_command(spec: StageSpec, config_file: Path, dirs: Mapping[str, Path],
     return [*command, "--output-dir", str(dirs[spec.output]), "--parent-run-file", str(parent_file)]
 
 
+STAGE_STOP_TIMEOUT_S = 60.0  # a stopped stage process ends its runs and its server; SageMaker's grace is longer
+
+
+def run_stage_process(command: list[str]) -> int:
+    """Run one stage process to its end; returns its exit status. If this process is stopped meanwhile (SIGTERM,
+    Ctrl-C, any error), the stage process gets SIGTERM, so it marks its run KILLED and stops its own server,
+    and is killed if it has not ended within STAGE_STOP_TIMEOUT_S."""
+    process = subprocess.Popen(command)  # noqa: S603 - our own interpreter and CLI, arguments built here
+    try:
+        return process.wait()
+    except BaseException:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(STAGE_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        raise
+
+
 def run_pipeline(
     config: RunConfig, dataset: Path, work_dir: Path, *, mode: str = "single", backends: Backends | None = None
 ) -> tuple[ParentRun, Path]:
@@ -93,11 +121,11 @@ def run_pipeline(
         else:
             dump_config(config, work_dir / CONFIG_FILE)
             for spec in STAGES:
-                done = subprocess.run(_stage_command(spec, work_dir / CONFIG_FILE, dirs, parent_file), check=False)  # noqa: S603
-                if done.returncode:
-                    raise StageFailedError(f"stage {spec.stage_id} exited with status {done.returncode}")
+                status = run_stage_process(_stage_command(spec, work_dir / CONFIG_FILE, dirs, parent_file))
+                if status:
+                    raise StageFailedError(f"stage {spec.stage_id} exited with status {status}")
     except BaseException as error:
-        finish_parent(parent, "FAILED", error)
+        finish_parent(parent, end_status(error), error)
         raise
     return parent, dirs[STAGES[-1].output] / "report.json"
 

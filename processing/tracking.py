@@ -105,6 +105,11 @@ def error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {message}"[:MAX_TAG_CHARS]
 
 
+def end_status(error: BaseException) -> str:
+    """KILLED for a run stopped by a signal (SIGTERM, Ctrl-C), FAILED for any other error."""
+    return RunStatus.to_string(RunStatus.KILLED if isinstance(error, KeyboardInterrupt) else RunStatus.FAILED)
+
+
 def finish_parent(parent: ParentRun, status: str, error: BaseException | None = None) -> None:
     """End the parent run; a failure records its error as the `ragops.error` tag, unless the failing stage's
     own process already recorded a more precise one."""
@@ -122,7 +127,8 @@ def log_parent_metrics(parent: ParentRun, metrics: Mapping[str, float]) -> None:
 
 @contextmanager
 def stage_run(parent: ParentRun, run_name: str) -> Iterator[mlflow.ActiveRun]:
-    """A nested run under `parent`; on error both are marked FAILED with the error as a tag, and it propagates."""
+    """A nested run under `parent`; on error both end FAILED (KILLED when stopped by a signal) with the error as
+    a tag, and it propagates."""
     configure()
     try:
         with mlflow.start_run(
@@ -132,7 +138,23 @@ def stage_run(parent: ParentRun, run_name: str) -> Iterator[mlflow.ActiveRun]:
                 yield run
             except BaseException as error:
                 mlflow.set_tag(ERROR_TAG, error_text(error))
+                if isinstance(error, KeyboardInterrupt):  # mlflow would end it FAILED
+                    mlflow.end_run(end_status(error))
                 raise
     except BaseException as error:
-        finish_parent(parent, RunStatus.to_string(RunStatus.FAILED), error)
+        finish_parent(parent, end_status(error), error)
         raise
+
+
+def persisted_traces(experiment: str, run_id: str) -> int:
+    """How many traces the tracking server holds for `run_id`: MLflow logs a failed trace export only as a
+    warning, so the count read back (SearchTraces, metadata only) is what shows a dropped trace."""
+    client, count, token = configure(), 0, None
+    while True:
+        page = client.search_traces(
+            experiment_ids=[experiment], run_id=run_id, include_spans=False, max_results=500, page_token=token
+        )
+        count += len(page)
+        token = page.token
+        if not token:
+            return count

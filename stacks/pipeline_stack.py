@@ -317,6 +317,7 @@ class PipelineStack(cdk.Stack):
             "min_mrr": thresholds.get("mrr", 0.0),
             "min_answer_embedding_cosine": thresholds.get("answer_embedding_cosine", 0.0),
             "generation_concurrency": config.processing.generation_concurrency,
+            "ingest_instances": config.processing.instance_count,
             "index_retention_hours": config.index_retention_hours,
             IMAGE_URI: self.image.image_uri,
             DATASET_URI: f"s3://{inputs.data_bucket_name}/datasets/",

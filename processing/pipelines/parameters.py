@@ -54,6 +54,7 @@ ENVIRONMENT_FIELDS = frozenset(
         "judge",
         "judge_model_id",
         "generation_concurrency",
+        "ingest_instances",
         "judge_url",
         "judge_model",
         "judge_api_key_env",

@@ -75,7 +75,7 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
     sources = [(r.record_id, f"context-{i}", text) for r in records for i, text in enumerate(r.contexts)]
     sources += [(d["doc_id"], "document", d["text"]) for d in read_jsonl(prepared / DOCUMENTS_FILE)]
     unique, by_source, produced = chunk_corpus(config, sources)
-    write_chunk_shards(list(unique.values()), output_dir)
+    write_chunk_shards(list(unique.values()), output_dir, instances=config.ingest_instances)
     write_json_atomic(output_dir / GOLD_FILE, {r.record_id: by_source[r.record_id] for r in records})
     mlflow.log_params(
         {
@@ -98,15 +98,27 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
 CHUNKS_PER_SHARD = 10_000  # 1M chunks: 100 files, about 12 MB each
 
 
-def write_chunk_shards(chunks: list[Chunk], output_dir: Path, per_shard: int = CHUNKS_PER_SHARD) -> list[str]:
-    """Write the chunks as shard files and the manifest naming them; returns the files' names."""
+def shard_count(chunks: int, per_shard: int, instances: int) -> int:
+    """Files for `chunks`: at most `per_shard` chunks each, and at least one per ingest instance (while there are
+    chunks to fill them). SageMaker's ShardedByS3Key gives each instance about 1/n of the S3 objects, and with
+    fewer objects than instances "some nodes won't get any data" (botocore's sagemaker model, S3DataSource
+    S3DataDistributionType); the ingest stage still exits cleanly on an instance that got none."""
+    return max(-(-chunks // per_shard), min(instances, chunks))
+
+
+def write_chunk_shards(
+    chunks: list[Chunk], output_dir: Path, per_shard: int = CHUNKS_PER_SHARD, instances: int = 1
+) -> list[str]:
+    """Write the chunks as near-equal shard files (`shard_count`) and the manifest naming them; returns the
+    files' names."""
     shards = output_dir / CHUNK_SHARDS_DIR
     shards.mkdir(parents=True, exist_ok=True)
+    count = shard_count(len(chunks), per_shard, instances)
     names = []
-    for number, start in enumerate(range(0, len(chunks), per_shard)):
+    for number in range(count):
         names.append(f"part-{number:05d}.jsonl")
-        rows = ({**vars(c), "metadata": dict(c.metadata)} for c in chunks[start : start + per_shard])
-        write_jsonl(shards / names[-1], rows)
+        part = chunks[number * len(chunks) // count : (number + 1) * len(chunks) // count]
+        write_jsonl(shards / names[-1], ({**vars(c), "metadata": dict(c.metadata)} for c in part))
     write_json_atomic(output_dir / CHUNK_MANIFEST_FILE, {"unique_chunks": len(chunks), "shard_files": names})
     return names
 

@@ -18,6 +18,7 @@ CHUNK_SHARDS_DIR = SHARDS_DIR  # part-<n>.jsonl: the chunks, in files the ingest
 CHUNK_MANIFEST_FILE = "manifest.json"  # the unique chunk count publish reconciles the index against
 GOLD_FILE = "gold.json"
 ANSWERS_FILE = "answers.jsonl"
+FAILED_QUESTIONS_FILE = "failed_questions.jsonl"  # the questions the retrieval stage could not answer, with why
 REPORT_FILE = "report.json"
 PER_QUESTION_FILE = "per_question.csv"
 

@@ -9,6 +9,7 @@ between them. Nothing is searchable until the publish stage has checked the vers
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Mapping
@@ -20,6 +21,9 @@ from processing.config import RunConfig
 from processing.context import StageContext
 from processing.interfaces import Chunk, Embedder, VectorStore
 from processing.stages.chunk import read_chunks
+from processing.stages.files import CHUNK_SHARDS_DIR
+
+logger = logging.getLogger(__name__)
 
 
 class IngestCountError(RuntimeError):
@@ -96,7 +100,14 @@ def manifest(chunks: list[Chunk], measured: Mapping[str, float], config: RunConf
 def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context: StageContext) -> None:
     import mlflow
 
-    chunks = read_chunks(inputs["chunks"])
+    # A sharded SageMaker step may give an instance no shard file (its input folder absent or empty): it has
+    # nothing to write, and publish still reconciles the version against every unique chunk.
+    chunks = read_chunks(inputs["chunks"]) if (inputs["chunks"] / CHUNK_SHARDS_DIR).is_dir() else []
+    if not chunks:
+        logger.warning("no chunks reached this instance (%s): nothing to ingest here", inputs["chunks"])
+        mlflow.log_params({"index_version": context.index_version, "ingest_host": os.uname().nodename})
+        mlflow.log_metrics({"ingested_count": 0})
+        return
     embedder = context.backends.embedder()
     mlflow.log_params(
         {

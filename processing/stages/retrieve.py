@@ -1,7 +1,10 @@
 """RAGRetrieval: the agent answers every question (retrieve -> grade -> generate -> assess, or abstain).
 
 Each question's agent run is an MLflow trace (LangChain autolog over the LangGraph graph: one trace per
-question, a span per node), and the answers file is logged as the run's artifact.
+question, a span per node), and the answers file is logged as the run's artifact. A question that fails is
+recorded with its error in its own file and the others are kept; the stage fails when more than
+`max_failed_question_share` of the questions failed, and at once when the vector store fails (retrieve_errors).
+The traces the server holds are counted back, so a dropped trace export shows as `traces_exported` < `questions`.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +23,8 @@ from processing.agent.decision import parse_decision
 from processing.config import RunConfig
 from processing.context import StageContext
 from processing.datasets import QaRecord
-from processing.stages.files import ANSWERS_FILE, read_records, write_jsonl
+from processing.stages.files import ANSWERS_FILE, FAILED_QUESTIONS_FILE, read_records, write_jsonl
+from processing.stages.retrieve_errors import VectorStoreUnavailableError, check_failures, failure_row, guarded
 
 logger = logging.getLogger(__name__)
 
@@ -48,18 +54,48 @@ def answer_row(question_id: str, state: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def answer_all(agent: Any, records: Sequence[QaRecord], concurrency: int) -> tuple[list[dict[str, Any]], list[float]]:
-    """Answer rows in input order and per-question latencies (ms), with at most `concurrency` questions in
-    flight: LangChain's Runnable `batch` over a thread pool, so a remote endpoint's latency overlaps."""
+@dataclass
+class Answers:
+    """What the questions gave so far, by input position: filled while they finish, so the answers of those
+    done are kept when a later one fails, the store fails or the run is stopped."""
+
+    rows: dict[int, dict[str, Any]] = field(default_factory=dict)
+    latencies: dict[int, float] = field(default_factory=dict)
+    failures: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def ordered(self) -> tuple[list[dict[str, Any]], list[float], list[dict[str, Any]]]:
+        """Answer rows, latencies (ms) and failures, each in input order."""
+        rows = [self.rows[i] for i in sorted(self.rows)]
+        return rows, [self.latencies[i] for i in sorted(self.rows)], [self.failures[i] for i in sorted(self.failures)]
+
+
+def answer_all(agent: Any, records: Sequence[QaRecord], concurrency: int, answers: Answers | None = None) -> Answers:
+    """Answer every question with at most `concurrency` in flight (LangChain's Runnable `batch_as_completed`
+    over a thread pool, so a remote endpoint's latency overlaps). A question's error is recorded in
+    `answers.failures` and the others go on; a vector store failure stops the batch (VectorStoreUnavailableError)."""
     from langchain_core.runnables import RunnableLambda
+
+    answers = Answers() if answers is None else answers
 
     def answer(record: QaRecord) -> tuple[dict[str, Any], float]:
         started = time.perf_counter()
         state = agent.invoke({"question": record.question})
         return answer_row(record.record_id, state), (time.perf_counter() - started) * 1000
 
-    results = RunnableLambda(answer).batch(list(records), config={"max_concurrency": concurrency})
-    return [row for row, _ in results], [latency for _, latency in results]
+    batch = RunnableLambda(answer).batch_as_completed(
+        list(records), config={"max_concurrency": concurrency}, return_exceptions=True
+    )
+    with closing(batch):  # leaving early cancels the questions not yet started
+        for index, result in batch:
+            if isinstance(result, VectorStoreUnavailableError):
+                raise result
+            if isinstance(result, Exception):
+                record = records[index]
+                logger.warning("question %s failed: %s: %s", record.record_id, type(result).__name__, result)
+                answers.failures[index] = failure_row(record.record_id, record.question, result)
+            else:
+                answers.rows[index], answers.latencies[index] = result
+    return answers
 
 
 def confidence_status(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -74,6 +110,31 @@ def confidence_status(rows: Sequence[Mapping[str, Any]]) -> str:
     return f"unavailable ({'; '.join(reasons) or 'no answer was generated'})"
 
 
+def _write(output_dir: Path, answers: Answers) -> tuple[list[dict[str, Any]], list[float], list[dict[str, Any]]]:
+    rows, latencies, failures = answers.ordered()
+    write_jsonl(output_dir / ANSWERS_FILE, rows)
+    write_jsonl(output_dir / FAILED_QUESTIONS_FILE, failures)
+    return rows, latencies, failures
+
+
+def _log_traces(questions: int) -> None:
+    """`traces_exported` beside `questions`: one trace per question, counted back from the tracking server."""
+    import mlflow
+
+    from processing.tracking import persisted_traces
+
+    run = mlflow.active_run()
+    try:
+        exported = persisted_traces(run.info.experiment_id, run.info.run_id)
+    except Exception as error:  # the count is a check on the traces; it never fails the answers
+        logger.warning("could not count the run's traces: %s: %s", type(error).__name__, error)
+        mlflow.set_tag("ragops.traces_exported", f"unknown: {type(error).__name__}: {error}"[:500])
+        return
+    if exported < questions:
+        logger.warning("only %d of %d question traces reached the tracking server", exported, questions)
+    mlflow.log_metrics({"traces_exported": exported})
+
+
 def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context: StageContext) -> None:
     import mlflow
 
@@ -81,17 +142,31 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
 
     generator = context.backends.generator()
     store = context.backends.vector_store(inputs["index"], context.index_version)
-    agent = build_agent(context.backends.embedder(), store, generator, config)
+    label = f"vector store {config.vector_store} ({config.index_name}, version {context.index_version})"
+    agent = build_agent(context.backends.embedder(), guarded(store, label), generator, config)
+    records = read_records(inputs["prepared"])
+    answers = Answers()
     mlflow.langchain.autolog(log_traces=True, silent=True)  # one trace per question
     started = time.perf_counter()
     try:
-        rows, latencies = answer_all(agent, read_records(inputs["prepared"]), config.generation_concurrency)
+        answer_all(agent, records, config.generation_concurrency, answers)
     finally:
         mlflow.langchain.autolog(disable=True)
         mlflow.flush_trace_async_logging()
+        rows, latencies, failures = _write(output_dir, answers)  # what is done is kept, whatever stopped the rest
     elapsed = time.perf_counter() - started
-    write_jsonl(output_dir / ANSWERS_FILE, rows)
     mlflow.log_artifact(str(output_dir / ANSWERS_FILE))
+    if failures:
+        mlflow.log_artifact(str(output_dir / FAILED_QUESTIONS_FILE))
+    _log_traces(len(records))
+    mlflow.log_metrics(
+        {
+            "questions": len(records),
+            "failed_questions": len(failures),
+            "failed_question_share": len(failures) / len(records),
+        }
+    )
+    check_failures(failures, len(records), config.max_failed_question_share)
     status = confidence_status(rows)
     if status != "available":
         logger.info("agent confidence edges skipped for unscored answers: confidence %s", status)
@@ -107,6 +182,7 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
             "confidence_retry_strategy": "more context: top_k doubled per retry",
             "confidence_measure": config.confidence_measure,
             "generation_concurrency": config.generation_concurrency,
+            "max_failed_question_share": config.max_failed_question_share,
             **(generator.params() if hasattr(generator, "params") else {}),  # which weights, by hash
         }
     )

@@ -23,7 +23,8 @@ def write_sample(directory: Path, count: int) -> Path:
     return path
 
 
-def runs_of(tracking_uri: str, experiment_name: str) -> list:
+def runs_of(tracking_uri: str, experiment_name: str, status: str | None = None) -> list:
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(experiment_name)
-    return [] if experiment is None else client.search_runs([experiment.experiment_id], max_results=1000)
+    where = f"attributes.status = '{status}'" if status else ""
+    return [] if experiment is None else client.search_runs([experiment.experiment_id], where, max_results=1000)

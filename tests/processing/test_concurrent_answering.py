@@ -74,11 +74,12 @@ def test_answers_are_in_input_order_identical_to_sequential_with_bounded_request
     server = InFlight()
     with serving(server) as recorded:
         agent = agent_for(embedder, tmp_path, recorded.base_url, records)
-        sequential, _ = answer_all(agent, records, 1)
+        sequential, _, _ = answer_all(agent, records, 1).ordered()
         assert server.peak == 1
-        concurrent, latencies = answer_all(agent, records, concurrency)
+        concurrent, latencies, failures = answer_all(agent, records, concurrency).ordered()
     assert server.peak == concurrency  # never more, and the bound was reached
     assert [row["question_id"] for row in concurrent] == [r.record_id for r in records]
     assert concurrent == sequential
+    assert failures == []
     assert len(latencies) == len(records)
     assert min(latencies) >= DELAY_S * 1000

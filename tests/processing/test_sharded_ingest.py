@@ -4,6 +4,7 @@ would have built; the chunk shard files it reads."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 from processing.backends.faiss_store import FaissStore, HnswParams
 from processing.config import RunConfig
-from processing.context import Backends
+from processing.context import Backends, StageContext
 from processing.runner import run_pipeline
 from processing.stages.chunk import read_chunks, write_chunk_shards
 from tests.processing.helpers import runs_of, write_sample
@@ -67,3 +68,59 @@ def test_chunk_shard_files_split_the_corpus_and_read_back_in_order(tmp_path: Pat
 def test_reading_chunks_without_shards_names_the_directory(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"shards: no chunk shards \(the chunk stage writes them\)"):
         read_chunks(tmp_path)
+
+
+@pytest.mark.parametrize(("chunks", "instances", "files"), [(3, 2, 2), (1, 2, 1), (25, 2, 3), (25, 4, 4), (0, 2, 0)])
+def test_small_corpora_get_a_shard_file_per_ingest_instance(
+    tmp_path: Path, chunks: int, instances: int, files: int
+) -> None:
+    """ShardedByS3Key hands each instance about 1/n of the S3 objects and "some nodes won't get any data" when
+    there are fewer objects than instances (botocore's sagemaker model, S3DataSource.S3DataDistributionType)."""
+    from processing.interfaces import Chunk
+
+    corpus = [Chunk(f"{i:032x}", f"text {i}", f"doc-{i}", {"position": "context-0"}) for i in range(chunks)]
+    names = write_chunk_shards(corpus, tmp_path, per_shard=10, instances=instances)
+    assert len(names) == files
+    sizes = [len((tmp_path / "shards" / name).read_text().splitlines()) for name in names]
+    assert all(size >= 1 for size in sizes)
+    assert max(sizes, default=0) - min(sizes, default=0) <= 1
+    assert read_chunks(tmp_path) == corpus
+
+
+def test_a_sharded_ingest_instance_without_shard_files_exits_cleanly_and_publish_counts_every_chunk(
+    tmp_path: Path, mlflow_store: str
+) -> None:
+    """Two ingest instances, as SageMaker may split them: one gets every shard file, the other none (its input
+    folder absent, or present and empty). Each exits 0; the version published holds every unique chunk."""
+    from processing.cli import main
+    from processing.runner import run_stage
+    from processing.stages.registry import stage
+    from processing.tracking import start_parent
+
+    config = RunConfig(experiment_name="empty-shard", generator="extractive", ingest_instances=2)
+    work = tmp_path / "work"
+    parent = start_parent(config, "sample")
+    with Backends(config) as backends:
+        context = StageContext(parent, backends)
+        dirs = {"dataset": write_sample(tmp_path / "data", 2), "prepared": work / "prepared", "chunks": work / "chunks"}
+        for stage_id in ("prepare", "chunk"):
+            run_stage(stage(stage_id), config, dirs, dirs[stage(stage_id).output], context)
+    assert len(list((work / "chunks" / "shards").iterdir())) == 2  # fewer than 10,000 chunks, two files
+    (work / "empty" / "shards").mkdir(parents=True)
+    parent_file = work / "chunks" / "parent_run.json"
+    common = ["--set", "experiment_name=empty-shard", "--set", "generator=extractive", "--parent-run-file"]
+    for instance, share in (("a", work / "chunks"), ("b", work / "absent"), ("c", work / "empty")):
+        argv = ["stage", "ingest", "--input", f"chunks={share}", "--output-dir", str(work / f"staged-{instance}")]
+        assert main([*argv, *common, str(parent_file)]) == 0, instance
+    for instance in ("b", "c"):  # an instance writes only its own files; S3 merges the outputs under one prefix
+        shutil.copytree(work / f"staged-{instance}", work / "staged-a", dirs_exist_ok=True)
+    argv = ["stage", "publish", "--input", f"chunks={work / 'chunks'}", "--input", f"staged={work / 'staged-a'}"]
+    assert main([*argv, "--output-dir", str(work / "index"), *common, str(parent_file)]) == 0
+    runs = {r.info.run_id: r for r in runs_of(mlflow_store, "empty-shard")}
+    ingests = sorted(r.data.metrics["ingested_count"] for r in runs.values() if r.info.run_name == "DataIngestion")
+    (publish,) = [r for r in runs.values() if r.info.run_name == "IndexPublish"]
+    assert ingests == [0, 0, publish.data.metrics["expected_chunk_count"]]
+    assert publish.data.metrics["index_document_count"] == publish.data.metrics["expected_chunk_count"]
+    stages = [r for r in runs.values() if "mlflow.parentRunId" in r.data.tags]
+    assert len(stages) == 6
+    assert {r.info.status for r in stages} == {"FINISHED"}

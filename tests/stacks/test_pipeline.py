@@ -167,6 +167,9 @@ def test_ingest_is_sharded_by_s3_key_over_the_environments_instances_and_publish
     counts = {name: args["ProcessingResources"]["ClusterConfig"]["InstanceCount"] for name, args in steps.items()}
     assert counts.pop("DataIngestion") == CONFIG.environments[env].processing.instance_count
     assert set(counts.values()) == {1}
+    # the chunk stage writes a shard file per ingest instance at least, so none is left without data
+    parameters = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
+    assert parameters["IngestInstances"] == CONFIG.environments[env].processing.instance_count
     inputs = {i["InputName"]: i["S3Input"] for i in steps["DataIngestion"]["ProcessingInputs"]}
     assert inputs["chunks"]["S3DataDistributionType"] == "ShardedByS3Key"
     chunks = "Steps.DataChunking.ProcessingOutputConfig.Outputs['chunks'].S3Output.S3Uri"
@@ -328,6 +331,10 @@ def test_execution_policy_is_scoped_to_this_environments_resources(templates, en
     assert "foundation-model/anthropic.claude-3-haiku-20240307-v1:0" in render(judge)
     mlflow = resources(by_action["sagemaker-mlflow:LogBatch"])
     assert len(mlflow) == 1
+    # SageMaker's documented trace actions, on the same tracking server: an export the role may not make is
+    # dropped with a warning only (stacks/service_actions.py)
+    for action in ("sagemaker-mlflow:StartTrace", "sagemaker-mlflow:EndTrace", "sagemaker-mlflow:SearchTraces"):
+        assert resources(by_action[action]) == mlflow, action
     # Jobs run the stages' code: they may neither invoke the promotion hook nor start jobs or pass roles.
     assert not {"lambda:InvokeFunction", "iam:PassRole", "sagemaker:CreateProcessingJob"} & set(by_action)
 
@@ -438,7 +445,9 @@ def test_steps_start_through_the_images_entry_point_which_runs_our_cli_unprivile
     dockerfile = (root / "processing" / "Dockerfile").read_text()
     assert f'ENTRYPOINT ["{IMAGE_ENTRYPOINT}"]' in dockerfile
     script = (root / "processing" / "entrypoint.sh").read_text()
-    assert "setpriv --reuid=ragops --regid=ragops --init-groups python -m processing" in script
+    # tini is PID 1 (a Python PID 1 without a handler ignores the SIGTERM of a stopped job), pinned to Debian's build
+    assert "setpriv --reuid=ragops --regid=ragops --init-groups tini -- python -m processing" in script
+    assert "tini=0.19.0-1+b3" in dockerfile
     # The script lands where the entry point names it: the package is copied under the image's WORKDIR.
     workdir = IMAGE_ENTRYPOINT.removesuffix("/processing/entrypoint.sh")
     assert f"WORKDIR {workdir}\n" in dockerfile
