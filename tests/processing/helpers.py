@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
+import mlflow
 from mlflow.tracking import MlflowClient
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -28,3 +30,10 @@ def runs_of(tracking_uri: str, experiment_name: str, status: str | None = None) 
     experiment = client.get_experiment_by_name(experiment_name)
     where = f"attributes.status = '{status}'" if status else ""
     return [] if experiment is None else client.search_runs([experiment.experiment_id], where, max_results=1000)
+
+
+def traces_of(experiment_id: str, run_id: str) -> list:
+    """A run's traces. MLflow 3.17 scopes search_traces by `locations=` and deprecates `experiment_ids=`
+    (mlflow/tracing/fluent.py, @deprecated_parameter); 3.0.0, the image's client, has only `experiment_ids=`."""
+    scope = "locations" if "locations" in inspect.signature(mlflow.search_traces).parameters else "experiment_ids"
+    return mlflow.search_traces(**{scope: [experiment_id]}, run_id=run_id, return_type="list")

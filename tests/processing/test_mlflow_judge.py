@@ -17,6 +17,8 @@ from processing.stages.evaluate import gate_failures
 from tests.processing.chat_server import serving
 from tests.processing.recorded import payload
 
+pytestmark = pytest.mark.mlflow  # MLflow's judge metrics: run on the image's client too
+
 ROWS = [JudgeInput(f"Question {i}?", f"Answer {i}.", (f"Context {i}.",), f"Reference {i}.") for i in range(4)]
 
 

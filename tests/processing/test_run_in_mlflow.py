@@ -16,7 +16,7 @@ from processing.config import RunConfig
 from processing.context import Backends
 from processing.runner import run_pipeline
 from tests.processing.chat_server import serving
-from tests.processing.helpers import runs_of, write_sample
+from tests.processing.helpers import runs_of, traces_of, write_sample
 from tests.processing.recorded import payload
 
 EXPERIMENT = "run-in-mlflow"
@@ -81,8 +81,7 @@ def finished(tmp_path_factory, embedder, mlflow_db_uri):
 def test_each_question_has_one_agent_trace(finished) -> None:
     retrieval = finished["children"]["RAGRetrieval"]
     mlflow.set_tracking_uri(finished["uri"])
-    experiment = [retrieval.info.experiment_id]
-    traces = mlflow.search_traces(locations=experiment, run_id=retrieval.info.run_id, return_type="list")
+    traces = traces_of(retrieval.info.experiment_id, retrieval.info.run_id)
     assert len(traces) == QUESTIONS
     assert all({"retrieve", "grade"} <= {span.name for span in trace.data.spans} for trace in traces)
 
