@@ -160,7 +160,7 @@ def test_each_generation_is_an_llm_span_of_the_question_trace(mlflow_store: str)
     mlflow.langchain.autolog(log_traces=True, silent=True)
     try:
         with mlflow.start_run() as run:
-            rows, _ = answer_all(agent, [QaRecord("q1", QUESTION, (), "Yes.", "yes")], concurrency=2)
+            rows, _, _ = answer_all(agent, [QaRecord("q1", QUESTION, (), "Yes.", "yes")], concurrency=2).ordered()
     finally:
         mlflow.langchain.autolog(disable=True)
         mlflow.flush_trace_async_logging()
