@@ -21,10 +21,10 @@ from processing.metrics.confidence_plots import (
     confidence_vs_correctness,
     reliability_diagram,
 )
+from processing.metrics.gate import evaluate_gate
 from processing.metrics.judge import JudgeSummary, summarize_judge
 from processing.metrics.registry import DESCRIPTIONS, majority_baseline, mean_scores, score_rows
 from processing.metrics.row import EvalRow
-from processing.pipelines.parameters import GATED_METRICS
 from processing.stages.files import (
     ANSWERS_FILE,
     GOLD_FILE,
@@ -102,20 +102,6 @@ def _log_confidence(summary: ConfidenceSummary, output_dir: Path) -> None:
             plt.close(figure)
 
 
-def gate_failures(metrics: Mapping[str, float], config: RunConfig) -> list[str]:
-    """Why the run misses its quality gate (empty: it passes). A missing metric fails, never passes."""
-    failures = []
-    for metric, field in GATED_METRICS.items():
-        if metric == "judge_coverage" and config.judge == "none":
-            continue
-        minimum, value = getattr(config, field), metrics.get(metric)
-        if value is None:
-            failures.append(f"{metric} missing ({field} {minimum:.4f})")
-        elif value < minimum:
-            failures.append(f"{metric} {value:.4f} < {field} {minimum:.4f}")
-    return failures
-
-
 def question_table(
     records: Sequence[QaRecord],
     rows: Sequence[EvalRow],
@@ -177,7 +163,7 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
     summary = summarize(table, prune_contexts=config.prune_contexts, measure=config.confidence_measure)
     skipped.update(summary.skipped)
     _write_table(output_dir / PER_QUESTION_FILE, table)
-    failures = gate_failures(metrics, config)
+    gate = evaluate_gate(metrics, config)
     report = {
         "schema_version": REPORT_SCHEMA_VERSION,
         "mlflow_experiment": config.experiment_name,
@@ -187,7 +173,7 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
         "confidence_metrics": summary.metrics,
         "skipped_metrics": skipped,
         "question_count": len(rows),
-        "quality_gate": {"passed": not failures, "failures": failures},
+        "quality_gate": gate.record(),
     }
     mlflow.log_params(
         {
@@ -202,8 +188,9 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
     mlflow.log_metrics(metrics | summary.metrics)
     mlflow.set_tags(
         {
-            "ragops.quality_gate": "failed" if failures else "passed",
-            "ragops.quality_gate_failures": "; ".join(failures) or "none",
+            "ragops.quality_gate": gate.verdict,
+            "ragops.quality_gate_failures": "; ".join(gate.failures) or "none",
+            "ragops.quality_gate_not_checked": "; ".join(f"{m}: {w}" for m, w in gate.not_checked.items()) or "none",
             **{f"skipped.{n}": r for n, r in skipped.items()},
         }
     )
