@@ -23,7 +23,7 @@ from processing.metrics.confidence_plots import (
 )
 from processing.metrics.gate import evaluate_gate
 from processing.metrics.judge import JudgeSummary, summarize_judge
-from processing.metrics.registry import DESCRIPTIONS, majority_baseline, mean_scores, score_rows
+from processing.metrics.registry import DESCRIPTIONS, decision_distribution, majority_baseline, mean_scores, score_rows
 from processing.metrics.row import EvalRow
 from processing.stages.files import (
     ANSWERS_FILE,
@@ -143,7 +143,12 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
     rows = build_rows(records, gold, answers, context, config.top_k)
     per_row = score_rows(rows)
     metrics = mean_scores(per_row)
-    majority_label, metrics["decision_accuracy_majority_baseline"] = majority_baseline([r.gold_decision for r in rows])
+    gold_decisions = [r.gold_decision for r in rows]
+    majority_label, metrics["decision_accuracy_majority_baseline"] = majority_baseline(gold_decisions)
+    predicted, warnings = decision_distribution(
+        [r.predicted_decision for r in rows], gold_decisions, metrics["decision_accuracy"]
+    )
+    metrics |= predicted
     by_id = {r.record_id: r for r in records}
     judge = context.backends.judge()
     judged = summarize_judge(
@@ -162,6 +167,7 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
     )
     summary = summarize(table, prune_contexts=config.prune_contexts, measure=config.confidence_measure)
     skipped.update(summary.skipped)
+    warnings += summary.warnings
     _write_table(output_dir / PER_QUESTION_FILE, table)
     gate = evaluate_gate(metrics, config)
     report = {
@@ -174,6 +180,7 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
         "skipped_metrics": skipped,
         "question_count": len(rows),
         "quality_gate": gate.record(),
+        "warnings": warnings,  # numbers that say less than they seem to on this run, and why
     }
     mlflow.log_params(
         {
@@ -191,6 +198,7 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
             "ragops.quality_gate": gate.verdict,
             "ragops.quality_gate_failures": "; ".join(gate.failures) or "none",
             "ragops.quality_gate_not_checked": "; ".join(f"{m}: {w}" for m, w in gate.not_checked.items()) or "none",
+            "ragops.warnings": (" | ".join(warnings) or "none")[: tracking.MAX_TAG_CHARS],
             **{f"skipped.{n}": r for n, r in skipped.items()},
         }
     )

@@ -73,6 +73,7 @@ def test_single_and_multi_process_runs_measure_the_same(runs) -> None:
         assert single["skipped_metrics"]["confidence_auroc"].startswith("AUROC needs both correct and incorrect")
     assert single["skipped_metrics"]["prompt_tokens_saved_total"] == "prune_contexts is off"
     assert set(single) == {
+        "warnings",
         "schema_version",
         "mlflow_experiment",
         "mlflow_parent_run_id",
