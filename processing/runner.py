@@ -12,6 +12,7 @@ from pathlib import Path
 from processing.backends.factory import check_backends
 from processing.config import RunConfig, dump_config
 from processing.context import Backends, StageContext
+from processing.datasets import load_dataset
 from processing.paths import PARENT_RUN_FILE
 from processing.stages.registry import DATASET_INPUT, STAGES, StageSpec
 from processing.tracking import ParentRun, check_tracking_server, finish_parent, stage_run, start_parent
@@ -69,7 +70,11 @@ def _stage_command(spec: StageSpec, config_file: Path, dirs: Mapping[str, Path],
 def run_pipeline(
     config: RunConfig, dataset: Path, work_dir: Path, *, mode: str = "single", backends: Backends | None = None
 ) -> tuple[ParentRun, Path]:
-    """Run every stage; returns the parent run and the report's path. Raises on the first failing stage."""
+    """Run every stage; returns the parent run and the report's path. Raises on the first failing stage.
+
+    The dataset is validated first, so a malformed one is reported before the backends are checked (a missing
+    server is not the first thing to fix) and before any run exists."""
+    load_dataset(dataset)
     preflight(config)
     outputs = {(work_dir / spec.output).resolve() for spec in STAGES}
     if outputs & {dataset.resolve(), *dataset.resolve().parents}:
