@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -108,21 +109,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     from processing.runner import run_pipeline
+    from processing.summary import summary_lines
 
     config = _load(args)
     work_dir = args.work_dir or LOCAL_STORE / "runs" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
-    parent, report = run_pipeline(config, args.dataset, work_dir, mode=args.mode)
-    summary = json.loads(report.read_text(encoding="utf-8"))
-    print(f"run {parent.run_id} ({config.chunking_strategy}, {args.mode}): {summary['question_count']} questions")
-    model = f" ({config.local_llm_model}, packaged weights)" if config.generator == "local" else ""
-    print(f"  generator: {config.generator}{model}, confidence measure: {config.confidence_measure}")
-    for name, value in (summary["metrics"] | summary["confidence_metrics"]).items():
-        print(f"  {name:<32} {value:.4f}")
-    for name, reason in summary["skipped_metrics"].items():
-        print(f"  {name:<32} skipped: {reason}")
-    gate = summary["quality_gate"]
-    print(f"quality gate: {'passed' if gate['passed'] else 'failed: ' + '; '.join(gate['failures'])}")
-    print(f"report: {report}")
+    _, report = run_pipeline(config, args.dataset, work_dir, mode=args.mode)
+    print("\n".join(summary_lines(json.loads(report.read_text(encoding="utf-8")), report)))
     return 0
 
 
@@ -217,6 +209,27 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def show_progress() -> None:
+    """The pipeline's own log lines (stage progress, dropped documents) on stderr, without their logger's
+    name; libraries keep their own logging settings."""
+    logger = logging.getLogger("processing")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def _finish_trace_export() -> None:
+    """Write out the agent's traces and stop MLflow's export threads while the command still runs, so its exit
+    hook has nothing left to flush (it would announce the flush on the console after the run's summary)."""
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        mlflow.flush_trace_async_logging(terminate=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from processing.backends.errors import CloudBackendError
     from processing.config import ConfigError
@@ -224,9 +237,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from processing.generators.errors import GeneratorError
 
     args = _parser().parse_args(argv)
+    show_progress()
     handlers = {"run": _run, "stage": _stage, "compare": _compare, "pipeline": _pipeline}
     try:
-        return handlers[args.command](args)
+        status = handlers[args.command](args)
+        _finish_trace_export()
+        return status
     except (ConfigError, DatasetError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

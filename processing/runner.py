@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from processing.stages.registry import DATASET_INPUT, STAGES, StageSpec
 from processing.tracking import ParentRun, check_tracking_server, finish_parent, stage_run, start_parent
 
 CONFIG_FILE = "run_config.json"
+
+logger = logging.getLogger(__name__)
 
 
 def preflight(config: RunConfig) -> None:
@@ -37,6 +40,7 @@ def run_stage(
     output_dir.mkdir(parents=True, exist_ok=True)
     context.parent.write(output_dir / PARENT_RUN_FILE)
     function = spec.load()
+    logger.info("stage %d/%d %s", STAGES.index(spec) + 1, len(STAGES), spec.run_name)
     with stage_run(context.parent, spec.run_name):
         function(config, {name: Path(inputs[name]) for name in spec.inputs}, output_dir, context)
     if spec is STAGES[-1]:

@@ -11,6 +11,7 @@ row unscored (None, with MLflow's reason as the justification): never a guessed 
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,9 @@ from typing import Any
 
 from processing.backends.judge_endpoint import Transport, judge_endpoint
 from processing.interfaces import Generator, JudgeInput, JudgeScores, Message
+from processing.progress import Progress
 
+logger = logging.getLogger(__name__)
 METRIC_VERSION = "v1"
 # MLflow metric name -> the JudgeInput field it grades against (None: the question and answer only)
 METRIC_CONTEXT: dict[str, str | None] = {
@@ -65,6 +68,7 @@ class MlflowJudge:
         }
         answers, questions = pd.Series([r.answer for r in rows]), pd.Series([r.question for r in rows])
         results = {}
+        progress = Progress(logger, f"judge metrics scored on {len(rows)} answers", len(METRIC_CONTEXT))
         with judge_endpoint(self.transport, self.provider) as model:
             for name, context in METRIC_CONTEXT.items():
                 with warnings.catch_warnings():
@@ -80,6 +84,7 @@ class MlflowJudge:
                 scores = tuple(_score(s) for s in value.scores)
                 aggregates = (value.aggregate_results or {}) if any(s is not None for s in scores) else {}
                 results[f"{name}/{METRIC_VERSION}"] = JudgeScores(scores, tuple(value.justifications), aggregates)
+                progress.tick()
         return results
 
     def close(self) -> None:

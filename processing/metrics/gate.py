@@ -85,6 +85,6 @@ def describe(gate: Mapping[str, Any]) -> list[str]:
     ]
     head = f"quality gate: {gate['verdict']}"
     if gate["verdict"] == NOTHING_GATED:
-        head += " (no metric had a threshold to check: this run was not gated)"
+        head += " (no metric has a threshold above 0, so no number could fail this run)"
     lines = [head, *(f"  checked: {c}" for c in checks)]
     return lines + [f"  not checked: {metric}: {why}" for metric, why in gate["not_checked"].items()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -36,6 +37,7 @@ from processing.stages.files import (
 )
 
 REPORT_SCHEMA_VERSION = 1
+logger = logging.getLogger(__name__)
 PER_QUESTION_TABLE = "per_question.json"
 CALIBRATION_FILE = "calibration.json"
 
@@ -151,6 +153,14 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
     metrics |= predicted
     by_id = {r.record_id: r for r in records}
     judge = context.backends.judge()
+    if judge is not None:
+        logger.info(
+            "  judging %d answers with %s (%s), %d calls at a time",
+            len(answers),
+            judge.model_id,
+            judge.provider,
+            judge.max_in_flight,
+        )
     judged = summarize_judge(
         judge,
         [

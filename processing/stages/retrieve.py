@@ -18,6 +18,7 @@ from processing.agent.decision import parse_decision
 from processing.config import RunConfig
 from processing.context import StageContext
 from processing.datasets import QaRecord
+from processing.progress import Progress
 from processing.stages.files import ANSWERS_FILE, read_records, write_jsonl
 
 logger = logging.getLogger(__name__)
@@ -52,9 +53,12 @@ def answer_all(agent: Any, records: Sequence[QaRecord], concurrency: int) -> tup
     flight: LangChain's Runnable `batch` over a thread pool, so a remote endpoint's latency overlaps."""
     from langchain_core.runnables import RunnableLambda
 
+    progress = Progress(logger, "questions answered", len(records))
+
     def answer(record: QaRecord) -> tuple[dict[str, Any], float]:
         started = time.perf_counter()
         state = agent.invoke({"question": record.question})
+        progress.tick()
         return answer_row(record.record_id, state), (time.perf_counter() - started) * 1000
 
     results = RunnableLambda(answer).batch(list(records), config={"max_concurrency": concurrency})

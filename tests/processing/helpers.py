@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
+
+from processing.agent.prompts import CONTEXT_SEPARATOR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_FILE = REPO_ROOT / "data" / "sample" / "cloud_ops_qa.json"
@@ -27,3 +30,13 @@ def runs_of(tracking_uri: str, experiment_name: str) -> list:
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(experiment_name)
     return [] if experiment is None else client.search_runs([experiment.experiment_id], max_results=1000)
+
+
+def read_answer_prompt(messages: list[dict]) -> tuple[str, list[str]]:
+    """(question, contexts) from the rendered answer prompt a test server received in a chat request body."""
+    user = next(m["content"] for m in reversed(messages) if m["role"] == "user")
+    context = re.search(r"<context>\n(.*)\n</context>", user, re.DOTALL)
+    question = re.search(r"<question>(.*)</question>", user, re.DOTALL)
+    assert context, "the request does not carry the answer prompt's <context>"
+    assert question, "the request does not carry the answer prompt's <question>"
+    return question.group(1).strip(), [c for c in context.group(1).split(CONTEXT_SEPARATOR) if c.strip()]

@@ -11,7 +11,7 @@ def test_a_run_without_thresholds_says_nothing_was_gated() -> None:
     assert gate["verdict"] == "nothing gated"
     assert gate["checked"] == []
     assert gate["not_checked"]["hit_at_k"] == "no threshold (min_hit_at_k is 0)"
-    assert describe(gate)[0].startswith("quality gate: nothing gated (no metric had a threshold")
+    assert describe(gate)[0].startswith("quality gate: nothing gated (no metric has a threshold")
 
 
 def test_a_judge_that_did_not_run_is_not_judged_not_a_failure() -> None:

@@ -130,5 +130,8 @@ def test_judge_metrics_are_logged_with_their_coverage_and_gate(finished) -> None
         assert metrics[f"{name}/coverage"] == 1.0
     assert metrics["judge_coverage"] == 1.0
     report = json.loads(finished["report"].read_text())
-    assert report["quality_gate"] == {"passed": True, "failures": []}
+    gate = report["quality_gate"]
+    assert (gate["verdict"], gate["passed"], gate["failures"]) == ("passed", True, [])
+    assert [(c["metric"], c["value"], c["minimum"]) for c in gate["checked"]] == [("judge_coverage", 1.0, 0.9)]
+    assert set(gate["not_checked"]) == {"hit_at_k", "mrr", "answer_embedding_cosine"}  # thresholds of 0
     assert finished["children"]["RAGEvaluation"].data.tags["ragops.quality_gate"] == "passed"
