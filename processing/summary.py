@@ -10,8 +10,8 @@ from typing import Any
 from processing.datasets import DECISIONS
 from processing.metrics.gate import describe
 from processing.metrics.judge import JUDGE_COVERAGE
-from processing.paths import LOCAL_STORE
 from processing.stages.files import PER_QUESTION_FILE
+from processing.tracking import LOCAL_TRACKING_URI, tracking_uri
 
 KEY_METRICS = {
     "retrieval": ("hit_at_k", "mrr", "ndcg_at_k"),
@@ -66,16 +66,11 @@ def summary_lines(report: Mapping[str, Any], report_path: Path) -> list[str]:
     if report["warnings"]:
         lines += ["what these numbers cannot say on this run:", *(f"  - {w}" for w in report["warnings"])]
     lines += describe(report["quality_gate"])
-    tracking = "MLflow: `make ui`, then http://127.0.0.1:5000" if _local_store() else "MLflow: MLFLOW_TRACKING_URI"
+    uri = tracking_uri()
+    tracking = "MLflow: `make ui`, then http://127.0.0.1:5000" if uri == LOCAL_TRACKING_URI else f"MLflow: {uri}"
     lines += [
         f"look at: {report_path} (every metric; skipped ones with the reason), "
         f"{report_path.parent / PER_QUESTION_FILE} (one row per question)",
         f"         {tracking} (experiment {report['mlflow_experiment']}, run {report['mlflow_parent_run_id']})",
     ]
     return lines
-
-
-def _local_store() -> bool:
-    from processing.tracking import tracking_uri
-
-    return tracking_uri() == f"sqlite:///{LOCAL_STORE / 'mlflow.db'}"

@@ -91,7 +91,7 @@ def test_no_local_llm_server_outlives_its_run(runs) -> None:
     assert runs["servers_left"] == set()
 
 
-def test_each_parent_holds_the_five_named_nested_runs(runs) -> None:
+def test_each_parent_holds_the_six_named_nested_runs(runs) -> None:
     client = MlflowClient(runs["uri"])
     all_runs = runs_of(runs["uri"], EXPERIMENT)
     for mode in ("single", "multi"):
