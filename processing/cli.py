@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from processing.config import RunConfig, load_config, parse_overrides
 from processing.paths import LOCAL_STORE, PARENT_RUN_FILE, REPO_ROOT
+from processing.progress import log_to_console
 from processing.stages.registry import STAGES
 
 DEFAULT_DATASET = REPO_ROOT / "data" / "sample"
@@ -209,18 +209,6 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def show_progress() -> None:
-    """The pipeline's own log lines (stage progress, dropped documents) on stderr, without their logger's
-    name; libraries keep their own logging settings."""
-    logger = logging.getLogger("processing")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-
-
 def _finish_trace_export() -> None:
     """Write out the agent's traces and stop MLflow's export threads while the command still runs, so its exit
     hook has nothing left to flush (it would announce the flush on the console after the run's summary)."""
@@ -237,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from processing.generators.errors import GeneratorError
 
     args = _parser().parse_args(argv)
-    show_progress()
+    log_to_console()
     handlers = {"run": _run, "stage": _stage, "compare": _compare, "pipeline": _pipeline}
     try:
         status = handlers[args.command](args)

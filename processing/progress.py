@@ -4,8 +4,10 @@ far. Plain lines rather than a redrawn bar, so a terminal and a SageMaker job's 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
+from typing import TextIO
 
 STEPS = 10
 
@@ -26,3 +28,26 @@ class Progress:
         step = max(1, self.total // STEPS)
         if done == self.total or done % step == 0:
             self.logger.info("  %d/%d %s (%.0f s)", done, self.total, self.what, time.perf_counter() - self.started)
+
+
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a line is logged (a test or a tool may have replaced it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        pass
+
+
+def log_to_console() -> None:
+    """The pipeline's own log lines (stage progress, dropped documents) on stderr, without their logger's
+    name; libraries keep their own logging settings, and the lines still propagate (to a test's log capture)."""
+    logger = logging.getLogger("processing")
+    if not any(isinstance(h, _CurrentStderr) for h in logger.handlers):
+        handler = _CurrentStderr()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
