@@ -22,12 +22,12 @@ class Progress:
         self.lock = threading.Lock()
 
     def tick(self) -> None:
-        with self.lock:
-            self.done += 1
-            done = self.done
         step = max(1, self.total // STEPS)
-        if done == self.total or done % step == 0:
-            self.logger.info("  %d/%d %s (%.0f s)", done, self.total, self.what, time.perf_counter() - self.started)
+        with self.lock:  # counted and logged together, so the lines come in order
+            self.done += 1
+            if self.done == self.total or self.done % step == 0:
+                elapsed = time.perf_counter() - self.started
+                self.logger.info("  %d/%d %s (%.0f s)", self.done, self.total, self.what, elapsed)
 
 
 class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
