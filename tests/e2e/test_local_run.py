@@ -19,8 +19,8 @@ QUESTIONS = 6
 CONFIG = RunConfig(experiment_name=EXPERIMENT, chunk_size=200, chunk_overlap=20, max_answer_tokens=48)
 EXPECTED = {
     "DataPreparation": (
-        ["dataset"],
-        ["total_qa_pairs", "unique_questions", "avg_context_length", "pii_email_address_count"],
+        ["dataset", "empty_documents_dropped"],
+        ["total_qa_pairs", "unique_questions", "avg_context_length", "pii_email_address_count", "empty_document_count"],
     ),
     "DataChunking": (
         ["chunking_strategy_type", "chunking_strategy_chunk_size"],

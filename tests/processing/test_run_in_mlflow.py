@@ -95,6 +95,10 @@ def test_the_dataset_is_an_input_with_its_content_digest(finished) -> None:
     for run_id in (parent.run_id, preparation.info.run_id):
         (logged,) = client.get_run(run_id).inputs.dataset_inputs
         assert (logged.dataset.name, logged.dataset.digest) == ("qa.json", digest[:32])
+        assert logged.dataset.source_type == "local"  # built explicitly: MLflow does not guess it (and warn)
+        assert json.loads(logged.dataset.source)["uri"].endswith("/data/qa.json")
+    assert preparation.data.metrics["empty_document_count"] == 0
+    assert preparation.data.params["empty_documents_dropped"] == "none"
 
 
 def test_the_per_question_table_has_every_column(finished) -> None:
