@@ -64,7 +64,7 @@ run-judged: install-llm ## As run, and the embedded model judges every answer (s
 	$(PY) -m processing compare --last 2
 
 ui: install ## Open the MLflow UI on the local run store (http://127.0.0.1:5000; UI_PORT=N for another port)
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///.ragops/mlflow.db --host 127.0.0.1 --port $(UI_PORT)
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///.ragops/mlflow.db --host 127.0.0.1 --port $(UI_PORT) --workers 1
 
 bench: install ## Benchmark ingest throughput, HNSW recall/latency, retrieval quality and synth time (JSON in bench/results/)
 	$(PY) bench/pipeline_bench.py --dataset $(PUBMEDQA)
