@@ -17,7 +17,7 @@ LIBRARY_NOISE = re.compile(r"\w+Warning: |warnings\.warn|Traceback|Flushing the 
 EXPECTED_LINES = (
     "stage 1/6 DataPreparation",
     "stage 6/6 RAGEvaluation",
-    "33/33 questions answered",
+    "  33/33 questions answered",
     "  judge      not judged: judge=none",
     "quality gate: nothing gated",
     "  not checked: judge_coverage: not judged: judge=none",
