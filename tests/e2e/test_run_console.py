@@ -42,5 +42,6 @@ def test_a_sample_run_prints_its_summary_and_no_library_warning(tmp_path: Path) 
     lines = console.splitlines()
     for expected in EXPECTED_LINES:
         assert any(line.startswith(expected) for line in lines), (expected, console)
-    summary = lines[next(i for i, line in enumerate(lines) if line.startswith("run ")) :]
+    summary = done.stdout.splitlines()  # progress and log lines go to stderr, the summary to stdout
+    assert summary[0].startswith("run "), console
     assert len(summary) <= 25, console  # short: the rest is in report.json and MLflow
