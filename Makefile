@@ -18,11 +18,11 @@ REQUIREMENTS := requirements.txt requirements-dev.txt processing/requirements.tx
 LLAMA_SERVER := $(VENV)/bin/llama-server
 LLAMA_SOURCES := processing/local_llm/llama-source.txt processing/local_llm/build-llama-server.sh
 
-.PHONY: help install install-llm run bench bench-confidence bench-scale synth test lint format lock clean \
-	test-image-mlflow
+.PHONY: help install install-llm run run-judged ui bench bench-run bench-confidence bench-scale synth test lint format lock \
+	clean test-image-mlflow
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(PY_STAMP): $(REQUIREMENTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,9 +43,12 @@ install-llm: install $(LLAMA_SERVER) ## Also build the local LLM server (run, te
 
 # The sample contexts are short paragraphs, so the local run cuts 200-character chunks for the strategies to differ;
 # the embedded model's answers are capped at 96 tokens (a label and a short explanation).
-# The embedded model also judges (judge=local: MLflow's judge metrics on the run's own llama-server); a 135M model
-# often writes no parsable grade, which each metric's coverage and the quality gate report.
-SAMPLE_CHUNKING := --set chunk_size=200 --set chunk_overlap=40 --set max_answer_tokens=96 --set judge=local
+# `make run` does not judge: the embedded 135M model as judge took 90% of a run (4 metrics x 33 questions, one
+# call at a time) and wrote no parsable grade, so its judge metrics say "not judged" and why. `make run-judged`
+# runs the same with judge=local (MLflow's judge metrics on the run's own llama-server) to show that plumbing.
+SAMPLE_CHUNKING := --set chunk_size=200 --set chunk_overlap=40 --set max_answer_tokens=96
+JUDGED := --set judge=local
+UI_PORT ?= 5000
 PUBMEDQA ?= ../shared/data/pubmedqa/ori_pqal.json
 # The confidence bench answers as make run does (96-token answers); BENCH_SET="--set field=value" changes it.
 BENCH_SET ?= --set max_answer_tokens=96
@@ -55,9 +58,20 @@ run: install-llm ## Run the pipeline locally with both chunking strategies on da
 	$(PY) -m processing run --set chunking_strategy=RecursiveChunker $(SAMPLE_CHUNKING)
 	$(PY) -m processing compare --last 2
 
+run-judged: install-llm ## As run, and the embedded model judges every answer (slow: about 12 more minutes per run)
+	$(PY) -m processing run --set chunking_strategy=FixedSizeChunker $(SAMPLE_CHUNKING) $(JUDGED)
+	$(PY) -m processing run --set chunking_strategy=RecursiveChunker $(SAMPLE_CHUNKING) $(JUDGED)
+	$(PY) -m processing compare --last 2
+
+ui: install ## Open the MLflow UI on the local run store (http://127.0.0.1:5000; UI_PORT=N for another port)
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///.ragops/mlflow.db --host 127.0.0.1 --port $(UI_PORT) --workers 1
+
 bench: install ## Benchmark ingest throughput, HNSW recall/latency, retrieval quality and synth time (JSON in bench/results/)
 	$(PY) bench/pipeline_bench.py --dataset $(PUBMEDQA)
 	$(PY) bench/synth_bench.py
+
+bench-run: install-llm ## Time a warm `make run` here and one from nothing (fresh clone, venv, pip cache, server build; JSON in bench/results/)
+	$(PY) bench/make_run_bench.py
 
 bench-confidence: install-llm ## Confidence measures (AUROC, ECE), decision accuracy and both pruning shapes on 200 PubMedQA questions with the embedded LLM (JSON in bench/results/)
 	$(PY) bench/confidence_bench.py --dataset $(PUBMEDQA) --limit 200 $(BENCH_SET)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from processing.config import RunConfig, load_config, parse_overrides
 from processing.paths import LOCAL_STORE, PARENT_RUN_FILE, REPO_ROOT
+from processing.progress import log_to_console
 from processing.signals import Interrupted, stop_on_signals
 from processing.stages.registry import STAGES
 
@@ -110,21 +111,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     from processing.runner import run_pipeline
+    from processing.summary import summary_lines
 
     config = _load(args)
     work_dir = args.work_dir or LOCAL_STORE / "runs" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
-    parent, report = run_pipeline(config, args.dataset, work_dir, mode=args.mode)
-    summary = json.loads(report.read_text(encoding="utf-8"))
-    print(f"run {parent.run_id} ({config.chunking_strategy}, {args.mode}): {summary['question_count']} questions")
-    model = f" ({config.local_llm_model}, packaged weights)" if config.generator == "local" else ""
-    print(f"  generator: {config.generator}{model}, confidence measure: {config.confidence_measure}")
-    for name, value in (summary["metrics"] | summary["confidence_metrics"]).items():
-        print(f"  {name:<32} {value:.4f}")
-    for name, reason in summary["skipped_metrics"].items():
-        print(f"  {name:<32} skipped: {reason}")
-    gate = summary["quality_gate"]
-    print(f"quality gate: {'passed' if gate['passed'] else 'failed: ' + '; '.join(gate['failures'])}")
-    print(f"report: {report}")
+    _, report = run_pipeline(config, args.dataset, work_dir, mode=args.mode)
+    print("\n".join(summary_lines(json.loads(report.read_text(encoding="utf-8")), report)))
     return 0
 
 
@@ -233,6 +225,15 @@ class _WithoutTraceback(logging.Filter):
 _WITHOUT_TRACEBACK = _WithoutTraceback()
 
 
+def _finish_trace_export() -> None:
+    """Write out the agent's traces and stop MLflow's export threads while the command still runs, so its exit
+    hook has nothing left to flush (it would announce the flush on the console after the run's summary)."""
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        mlflow.flush_trace_async_logging(terminate=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from processing.backends.errors import CloudBackendError
     from processing.config import ConfigError
@@ -240,11 +241,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from processing.generators.errors import GeneratorError
 
     args = _parser().parse_args(argv)
+    log_to_console()
     logging.getLogger("opensearch").addFilter(_WITHOUT_TRACEBACK)  # the same filter once, however often called
     handlers = {"run": _run, "stage": _stage, "compare": _compare, "pipeline": _pipeline}
     try:
         with stop_on_signals():
-            return handlers[args.command](args)
+            status = handlers[args.command](args)
+        _finish_trace_export()
+        return status
     except (ConfigError, DatasetError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from mlflow.entities import Run
 
@@ -41,9 +42,26 @@ def table(runs: list[Run]) -> str:
     for key in params:
         values = [r.data.params.get(key, "") for r in runs]
         rows.append([f"{key}{' *' if len(set(values)) > 1 else ''}", *values])
-    rows += [[key, *(f"{r.data.metrics[key]:.4f}" if key in r.data.metrics else "" for r in runs)] for key in metrics]
+    rows += [
+        [key, *(f"{r.data.metrics[key]:.4f}" if key in r.data.metrics else "missing" for r in runs)] for key in metrics
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows)
+
+
+def draw_bars(axes: Any, runs: list[Run], names: list[str]) -> None:
+    """One bar per run and metric; a metric a run lacks gets no bar but a "missing" mark, never a 0."""
+    width = 0.8 / max(1, len(runs))
+    for i, run in enumerate(runs):
+        present = [(n + i * width, run.data.metrics[m]) for n, m in enumerate(names) if m in run.data.metrics]
+        bars = axes.bar([x for x, _ in present], [v for _, v in present], width, label=run.info.run_name)
+        for n, metric in enumerate(names):
+            if metric not in run.data.metrics:
+                colour = bars.patches[0].get_facecolor() if bars.patches else "grey"
+                axes.text(n + i * width, 0.01, "missing", rotation=90, ha="center", va="bottom", color=colour)
+    axes.set_xticks([n + width * (len(runs) - 1) / 2 for n in range(len(names))], names, rotation=20)
+    axes.set(ylim=(0, 1), ylabel="score", title="Pipeline runs compared")
+    axes.legend(fontsize=8)
 
 
 def chart(runs: list[Run], path: Path) -> Path:
@@ -56,13 +74,7 @@ def chart(runs: list[Run], path: Path) -> Path:
     runs = list(reversed(runs))
     names = [m for m in (*METRICS, *CONFIDENCE_CHARTED) if any(m in r.data.metrics for r in runs)]
     figure, axes = plt.subplots(figsize=(max(6, 1.4 * len(names) * max(1, len(runs)) / 2), 4))
-    width = 0.8 / max(1, len(runs))
-    for i, run in enumerate(runs):
-        positions = [n + i * width for n in range(len(names))]
-        axes.bar(positions, [run.data.metrics.get(m, 0.0) for m in names], width, label=run.info.run_name)
-    axes.set_xticks([n + width * (len(runs) - 1) / 2 for n in range(len(names))], names, rotation=20)
-    axes.set(ylim=(0, 1), ylabel="score", title="Pipeline runs compared")
-    axes.legend(fontsize=8)
+    draw_bars(axes, runs, names)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)

@@ -3,6 +3,11 @@
 A question record is `{QUESTION, CONTEXTS, LONG_ANSWER, final_decision}`, keyed by id in a JSON object or
 carrying an `id` field on each JSONL line. Every problem is reported with its file and record, and nothing
 is returned unless the whole dataset is valid.
+
+Two records asking the same question (equal after collapsing whitespace and case) are refused, not
+de-duplicated: the copies may carry different contexts or gold answers, and which one is right is the
+dataset owner's call. A `.txt`/`.md` document with no text is dropped, and its name is returned so that the
+count is logged.
 """
 
 from __future__ import annotations
@@ -49,6 +54,12 @@ class Document:
 class Dataset:
     records: tuple[QaRecord, ...]
     documents: tuple[Document, ...]
+    empty_documents: tuple[str, ...] = ()  # documents dropped because they hold no text
+
+
+def question_key(question: str) -> str:
+    """What makes two questions the same: their words, ignoring whitespace and case."""
+    return " ".join(question.split()).casefold()
 
 
 def _has_undecodable(value: Any) -> bool:
@@ -134,7 +145,9 @@ def load_dataset(path: Path) -> Dataset:
     if not files:
         raise DatasetError(f"{path}: no {', '.join(QA_SUFFIXES + DOCUMENT_SUFFIXES)} files")
     records: dict[str, QaRecord] = {}
+    questions: dict[str, str] = {}  # question_key -> the first record id asking it
     documents: list[Document] = []
+    empty: list[str] = []
     problems: list[str] = []
     for file in files:
         label_root = file.relative_to(path) if path.is_dir() else file
@@ -144,6 +157,8 @@ def load_dataset(path: Path) -> Dataset:
                 problems.append(f"{file}: document {str(label_root)!r}: contains bytes that are not valid UTF-8")
             elif text.strip():
                 documents.append(Document(doc_id=str(label_root), text=text.strip()))
+            else:
+                empty.append(str(label_root))
             continue
         for label, record_id, raw in _raw_records(file, text):
             if isinstance(raw, DatasetError):
@@ -153,12 +168,15 @@ def load_dataset(path: Path) -> Dataset:
             problems.extend(f"{file}: {label}: {p}" for p in record_problems)
             if record and record_id in records:
                 problems.append(f"{file}: {label}: duplicate record id")
+            elif record and (first := questions.get(question_key(record.question))) is not None:
+                problems.append(f"{file}: {label}: duplicate question: record {first!r} asks the same")
             elif record:
                 records[record_id] = record
+                questions[question_key(record.question)] = record_id
     if problems:
         shown = problems[:MAX_REPORTED_PROBLEMS]
         more = len(problems) - len(shown)
         raise DatasetError("invalid dataset:\n  " + "\n  ".join(shown) + (f"\n  ... and {more} more" if more else ""))
     if not records:
         raise DatasetError(f"{path}: no question records (QUESTION/CONTEXTS/LONG_ANSWER/final_decision)")
-    return Dataset(records=tuple(records.values()), documents=tuple(documents))
+    return Dataset(records=tuple(records.values()), documents=tuple(documents), empty_documents=tuple(empty))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 from processing.backends.factory import check_backends
 from processing.config import RunConfig, dump_config
 from processing.context import Backends, StageContext
+from processing.datasets import load_dataset
 from processing.paths import PARENT_RUN_FILE
 from processing.stages.registry import DATASET_INPUT, STAGES, StageSpec
 from processing.tracking import (
@@ -25,6 +27,8 @@ from processing.tracking import (
 )
 
 CONFIG_FILE = "run_config.json"
+
+logger = logging.getLogger(__name__)
 
 
 def preflight(config: RunConfig) -> None:
@@ -44,6 +48,7 @@ def run_stage(
     output_dir.mkdir(parents=True, exist_ok=True)
     context.parent.write(output_dir / PARENT_RUN_FILE)
     function = spec.load()
+    logger.info("stage %d/%d %s", STAGES.index(spec) + 1, len(STAGES), spec.run_name)
     with stage_run(context.parent, spec.run_name):
         function(config, {name: Path(inputs[name]) for name in spec.inputs}, output_dir, context)
     if spec is STAGES[-1]:
@@ -97,7 +102,11 @@ def run_stage_process(command: list[str]) -> int:
 def run_pipeline(
     config: RunConfig, dataset: Path, work_dir: Path, *, mode: str = "single", backends: Backends | None = None
 ) -> tuple[ParentRun, Path]:
-    """Run every stage; returns the parent run and the report's path. Raises on the first failing stage."""
+    """Run every stage; returns the parent run and the report's path. Raises on the first failing stage.
+
+    The dataset is validated first, so a malformed one is reported before the backends are checked (a missing
+    server is not the first thing to fix) and before any run exists."""
+    load_dataset(dataset)
     preflight(config)
     outputs = {(work_dir / spec.output).resolve() for spec in STAGES}
     if outputs & {dataset.resolve(), *dataset.resolve().parents}:

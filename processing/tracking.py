@@ -23,6 +23,7 @@ from mlflow.tracking import MlflowClient
 from processing.config import RunConfig
 from processing.paths import LOCAL_STORE
 
+LOCAL_TRACKING_URI = f"sqlite:///{LOCAL_STORE / 'mlflow.db'}"
 ROLE_TAG = "ragops.role"
 PIPELINE_ROLE = "pipeline"
 ERROR_TAG = "ragops.error"  # why a run FAILED, on the stage run and on its parent
@@ -31,7 +32,7 @@ MAX_TAG_CHARS = 5000  # MLflow keeps tag values up to 8,000 characters
 
 def tracking_uri() -> str:
     """MLFLOW_TRACKING_URI when set (a SageMaker MLflow ARN in the cloud), else a sqlite store under .ragops/."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{LOCAL_STORE / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or LOCAL_TRACKING_URI
 
 
 def check_tracking_server(aws_region: str) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -18,16 +18,16 @@ def load(name: str) -> str:
     return (PROMPT_DIR / f"{name}.txt").read_text(encoding="utf-8").strip()
 
 
+@dataclass(frozen=True)
+class AnswerRequest(Message):
+    """The answer prompt's user message with the question and contexts it was rendered from, as data: a
+    generator that works on them (the extractive baseline) reads these fields and never parses the text back,
+    which a context holding the separator or the prompt's own tags would split or cut."""
+
+    question: str = ""
+    contexts: tuple[str, ...] = ()
+
+
 def answer_messages(question: str, contexts: Sequence[str]) -> list[Message]:
     user = load("answer").format(context=CONTEXT_SEPARATOR.join(contexts), question=question)
-    return [Message("system", load("system")), Message("user", user)]
-
-
-def parse_answer_prompt(messages: Sequence[Message]) -> tuple[str, list[str]]:
-    """(question, contexts) back from the last user message built by `answer_messages`."""
-    user = next(m.content for m in reversed(messages) if m.role == "user")
-    context = re.search(r"<context>\n(.*)\n</context>", user, re.DOTALL)
-    question = re.search(r"<question>(.*)</question>", user, re.DOTALL)
-    if not (context and question):
-        raise ValueError("the user message does not follow the answer prompt (missing <context> or <question>)")
-    return question.group(1).strip(), [c for c in context.group(1).split(CONTEXT_SEPARATOR) if c.strip()]
+    return [Message("system", load("system")), AnswerRequest("user", user, question, tuple(contexts))]

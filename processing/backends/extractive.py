@@ -1,7 +1,8 @@
 """The extractive baseline generator: no language model, it returns the context sentences closest to the question.
 
 It gives every run a real, reproducible answer to measure when no LLM endpoint is configured. It has no
-token log-probabilities (`logprobs=None`).
+token log-probabilities (`logprobs=None`). It reads the question and contexts from the answer prompt's
+`AnswerRequest` as data, never from the rendered text.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from processing.agent.prompts import parse_answer_prompt
+from processing.agent.prompts import AnswerRequest
 from processing.interfaces import Embedder, Generation, Message
 
 MODEL_ID = "extractive-baseline"
@@ -32,8 +33,11 @@ class ExtractiveGenerator:
         self.sentences = sentences
 
     def generate(self, messages: Sequence[Message], *, max_tokens: int, logprobs: bool = False) -> Generation:
-        question, contexts = parse_answer_prompt(messages)
-        candidates = list(dict.fromkeys(s for c in contexts for s in split_sentences(c)))
+        request = next((m for m in reversed(messages) if isinstance(m, AnswerRequest)), None)
+        if request is None:
+            raise ValueError("the extractive baseline answers the agent's answer prompt only (prompts.answer_messages)")
+        question = request.question
+        candidates = list(dict.fromkeys(s for c in request.contexts for s in split_sentences(c)))
         if not candidates:
             return Generation(text="", model_id=self.model_id, stop_reason="no_context")
         vectors = self.embedder.embed([question, *candidates])

@@ -11,13 +11,17 @@ row unscored (None, with MLflow's reason as the justification): never a guessed 
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from processing.backends.judge_endpoint import Transport, judge_endpoint
 from processing.interfaces import Generator, JudgeInput, JudgeScores, Message
+from processing.progress import Progress
 
+logger = logging.getLogger(__name__)
 METRIC_VERSION = "v1"
 # MLflow metric name -> the JudgeInput field it grades against (None: the question and answer only)
 METRIC_CONTEXT: dict[str, str | None] = {
@@ -64,21 +68,39 @@ class MlflowJudge:
         }
         answers, questions = pd.Series([r.answer for r in rows]), pd.Series([r.question for r in rows])
         results = {}
+        progress = Progress(logger, f"judge metrics scored on {len(rows)} answers", len(METRIC_CONTEXT))
         with judge_endpoint(self.transport, self.provider) as model:
             for name, context in METRIC_CONTEXT.items():
-                metric = getattr(genai, name)(
-                    model=model, metric_version=METRIC_VERSION, max_workers=self.max_in_flight
-                )
+                with warnings.catch_warnings():
+                    # Deprecated since MLflow 3.4 for mlflow.genai; the API stays because the processing image
+                    # runs MLflow 3.0.0 (the client SageMaker pairs with its managed MLflow server), which has
+                    # these v1 metrics and not their replacement's judges.
+                    warnings.filterwarnings("ignore", category=FutureWarning, message=".*is deprecated since 3.4")
+                    metric = getattr(genai, name)(
+                        model=model, metric_version=METRIC_VERSION, max_workers=self.max_in_flight
+                    )
                 extra = [columns[context]] if context else []
-                value = metric.eval_fn(answers, {}, questions, *extra)
-                results[f"{name}/{METRIC_VERSION}"] = JudgeScores(
-                    tuple(_score(s) for s in value.scores), tuple(value.justifications)
-                )
+                value = _evaluate(metric, answers, questions, extra)
+                scores = tuple(_score(s) for s in value.scores)
+                aggregates = (value.aggregate_results or {}) if any(s is not None for s in scores) else {}
+                results[f"{name}/{METRIC_VERSION}"] = JudgeScores(scores, tuple(value.justifications), aggregates)
+                progress.tick()
         return results
 
     def close(self) -> None:
         if self.release is not None:
             self.release()
+
+
+def _evaluate(metric: Any, answers: Any, questions: Any, extra: list[Any]) -> Any:
+    """The metric's `eval_fn`, the callable `mlflow.evaluate` runs per metric (docs/DESIGN.md says why this
+    calls it directly). MLflow aggregates every metric, also one with no scored row: the mean and variance of
+    an empty list warn there, and `score` drops those aggregates, so only that warning is silenced here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=RuntimeWarning, message="Mean of empty slice")
+        warnings.filterwarnings("ignore", category=RuntimeWarning, message="Degrees of freedom <= 0")
+        warnings.filterwarnings("ignore", category=RuntimeWarning, message="invalid value encountered")
+        return metric.eval_fn(answers, {}, questions, *extra)
 
 
 def _score(value: Any) -> int | None:

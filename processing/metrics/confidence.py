@@ -15,7 +15,8 @@ from statistics import fmean
 from typing import Any
 
 from processing.confidence.assessment import NO_LOGPROBS, AnswerAssessment
-from processing.confidence.measures import CalibrationReport, auroc, calibration_report
+from processing.confidence.auroc_interval import auroc_interval
+from processing.confidence.measures import CalibrationReport, calibration_report
 
 JUDGE_CORRECT_AT = 4  # answer_correctness/v1 on 1-5: 4 is "mostly correct", 3 still has omissions or errors
 PRUNING_COMPARED = ("token_f1", "answer_embedding_cosine", "decision_accuracy")
@@ -29,7 +30,9 @@ MEAN_MEASURES = {  # run metric -> per-question column averaged over the answers
 }
 # confidence measure (the run config's `confidence_measure`) -> its per-question column
 MEASURE_COLUMNS = {"sequence_confidence": "answer_sequence_confidence", "decision_label": "decision_label_confidence"}
-SEPARATION_METRICS = tuple(f"{m}_{kind}" for m in MEASURE_COLUMNS for kind in ("auroc", "ece"))
+AUROC_DETAILS = ("auroc_ci_low", "auroc_ci_high", "auroc_correct_count", "auroc_incorrect_count")
+SEPARATION_METRICS = tuple(f"{m}_{kind}" for m in MEASURE_COLUMNS for kind in ("auroc", "ece", *AUROC_DETAILS))
+UNINFORMATIVE_SHARE = 0.9  # flags on (or off) for at least this share of answers tell answers apart no better
 CONFIDENCE_METRICS = (
     *MEAN_MEASURES,
     "flagged_answer_share",
@@ -38,6 +41,7 @@ CONFIDENCE_METRICS = (
     "confidence_labelled_count",
     "confidence_ece",
     "confidence_auroc",
+    *(f"confidence_{kind}" for kind in AUROC_DETAILS),
     *SEPARATION_METRICS,
 )
 PRUNING_METRICS = (
@@ -94,6 +98,7 @@ class ConfidenceSummary:
     labelled: tuple[tuple[float, bool], ...]  # (answer confidence, correct) per labelled, scored answer
     calibration: CalibrationReport | None
     label_sources: tuple[str, ...]
+    warnings: tuple[str, ...] = ()  # signals that carry no information on this run, and why
 
 
 def _labelled(scored: Sequence[Mapping[str, Any]], column: str) -> tuple[tuple[float, bool], ...]:
@@ -104,18 +109,30 @@ def _labelled(scored: Sequence[Mapping[str, Any]], column: str) -> tuple[tuple[f
 
 def _separation(
     labelled: Sequence[tuple[float, bool]], prefix: str
-) -> tuple[dict[str, float], dict[str, str], CalibrationReport | None]:
-    """`<prefix>_auroc` and `<prefix>_ece` of one measure against the correctness labels."""
+) -> tuple[dict[str, float], dict[str, str], CalibrationReport | None, list[str]]:
+    """`<prefix>_auroc` with its bootstrap interval and class counts, and `<prefix>_ece`, of one measure against
+    the correctness labels; plus a warning when the AUROC's interval does not lie above 0.5."""
+    auroc_names = (f"{prefix}_auroc", *(f"{prefix}_{kind}" for kind in AUROC_DETAILS))
     if not labelled:
-        return {}, dict.fromkeys((f"{prefix}_ece", f"{prefix}_auroc"), "no scored answer has a correctness label"), None
+        return {}, dict.fromkeys((f"{prefix}_ece", *auroc_names), "no scored answer has a correctness label"), None, []
     confidences, correct = zip(*labelled, strict=True)
     calibration = calibration_report(confidences, correct)
     metrics, skipped = {f"{prefix}_ece": calibration.expected_calibration_error}, {}
     try:
-        metrics[f"{prefix}_auroc"] = auroc(confidences, correct)
+        interval = auroc_interval(confidences, correct)
     except ValueError as error:  # one class only: AUROC is undefined
-        skipped[f"{prefix}_auroc"] = str(error)
-    return metrics, skipped, calibration
+        return metrics, dict.fromkeys(auroc_names, str(error)), calibration, []
+    metrics |= {
+        f"{prefix}_auroc": interval.auroc,
+        f"{prefix}_auroc_correct_count": float(interval.correct),
+        f"{prefix}_auroc_incorrect_count": float(interval.incorrect),
+    }
+    if interval.low is None or interval.high is None:
+        skipped |= dict.fromkeys(auroc_names[1:3], "fewer than two answers in a class: nothing to resample")
+    else:
+        metrics |= {f"{prefix}_auroc_ci_low": interval.low, f"{prefix}_auroc_ci_high": interval.high}
+    warning = interval.warning(f"{prefix}_auroc")
+    return metrics, skipped, calibration, [warning] if warning else []
 
 
 def summarize(
@@ -129,11 +146,14 @@ def summarize(
     scored = [row for row in table if row["confidence_available"]]
     metrics, skipped = _confidence(table, scored, MEASURE_COLUMNS[measure])
     labelled, calibration = (), None
+    warnings = _flag_warnings(metrics)
     if scored:
         for name, column in MEASURE_COLUMNS.items():
-            measured, missing, report = _separation(_labelled(scored, column), name)
+            measured, missing, report, said = _separation(_labelled(scored, column), name)
             metrics |= measured
             skipped |= missing
+            acted_on = " (the measure the agent acts on)" if name == measure else ""
+            warnings += [w.replace(f"{name}_auroc", f"{name}_auroc{acted_on}", 1) for w in said]
             if name == measure:
                 labelled, calibration = _labelled(scored, column), report
                 metrics |= {k.replace(name, "confidence", 1): v for k, v in measured.items()}
@@ -145,7 +165,20 @@ def summarize(
         labelled=labelled,
         calibration=calibration,
         label_sources=tuple(sorted({row["correct_label_source"] for row in scored if row["correct"] is not None})),
+        warnings=tuple(warnings),
     )
+
+
+def _flag_warnings(metrics: Mapping[str, float]) -> list[str]:
+    """The low-confidence token flags tell answers apart only when some answers have them and some do not."""
+    share = metrics.get("flagged_answer_share")
+    if share is None or UNINFORMATIVE_SHARE > share > 1 - UNINFORMATIVE_SHARE:
+        return []
+    which = "nearly every" if share >= UNINFORMATIVE_SHARE else "nearly no"
+    return [
+        f"flagged_answer_share {share:.2f}: {which} answer has a low-confidence token flag, "
+        "so the flags carry no information on this run"
+    ]
 
 
 def _confidence(

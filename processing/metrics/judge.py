@@ -1,6 +1,7 @@
 """Judge metrics over a run: MLflow's aggregates of the 1-5 scores, each metric's coverage, the per-row columns.
 
-A mean over the rows that parsed is only as good as the share that parsed, so every metric logs its coverage
+The mean, variance and p90 are MLflow's own aggregates over the scored rows (`JudgeScores.aggregates`). A mean
+over the rows that parsed is only as good as the share that parsed, so every metric logs its coverage
 (`<metric>/coverage`: rows scored / rows) and `judge_coverage` is the lowest of them, which the quality gate
 holds against `min_judge_coverage`. A metric no row could score gets no mean (skipped, with the reason) but
 still its coverage of 0.
@@ -12,14 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from processing.backends.mlflow_judge import JUDGE_METRICS
 from processing.interfaces import Judge, JudgeInput, JudgeScores
 
 CORRECTNESS = "answer_correctness/v1"
 JUDGE_COVERAGE = "judge_coverage"
 REASON_CHARS = 160  # of the first unscored row's reason, on one line
+NOT_JUDGED = "not judged: judge=none (make run-judged, or --set judge=local|openai|bedrock, runs a judge)"
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,7 @@ class JudgeSummary:
 
     @classmethod
     def without_judge(cls, rows: int) -> JudgeSummary:
-        reason = "no judge configured"
-        skipped = {f"{name}/mean": reason for name in JUDGE_METRICS} | {JUDGE_COVERAGE: reason}
+        skipped = {f"{name}/mean": NOT_JUDGED for name in JUDGE_METRICS} | {JUDGE_COVERAGE: NOT_JUDGED}
         return cls({}, skipped, [{} for _ in range(rows)], [None] * rows)
 
 
@@ -42,11 +41,7 @@ def _aggregates(name: str, values: JudgeScores, rows: int) -> tuple[dict[str, fl
     if not scored:
         first = next((" ".join(j.split()) for j in values.justifications if j), "no reply")
         return metrics, {f"{name}/mean": f"no row scored (first: {first[:REASON_CHARS]})"}
-    metrics |= {
-        f"{name}/mean": float(np.mean(scored)),
-        f"{name}/variance": float(np.var(scored)),
-        f"{name}/p90": float(np.percentile(scored, 90)),
-    }
+    metrics |= {f"{name}/{aggregate}": float(value) for aggregate, value in values.aggregates.items()}
     return metrics, {}
 
 

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from statistics import fmean
 
+from processing.datasets import DECISIONS
 from processing.metrics import answer, retrieval
 from processing.metrics.row import EvalRow
 
@@ -38,6 +39,26 @@ def majority_baseline(gold_decisions: Sequence[str]) -> tuple[str, float]:
     """(the most common gold label, the accuracy of always answering it): what decision_accuracy must beat."""
     label, count = Counter(gold_decisions).most_common(1)[0]
     return label, count / len(gold_decisions)
+
+
+ONE_LABEL_SHARE = 0.9  # answers giving one label at least this often make decision_accuracy that label's baseline
+
+
+def decision_distribution(
+    predicted: Sequence[str | None], gold: Sequence[str], accuracy: float
+) -> tuple[dict[str, float], list[str]]:
+    """Share of answers per predicted label (`none`: no label, or an abstention), to read decision_accuracy
+    beside; and a warning when nearly every answer gives one label, so the accuracy is that label's baseline."""
+    counts = Counter(label or "none" for label in predicted)
+    shares = {f"decision_predicted_{label}_share": counts[label] / len(predicted) for label in (*DECISIONS, "none")}
+    label, count = counts.most_common(1)[0]
+    if label == "none" or count / len(predicted) < ONE_LABEL_SHARE:
+        return shares, []
+    always = sum(g == label for g in gold) / len(gold)
+    return shares, [
+        f"the answers say {label!r} to {count} of {len(predicted)} questions: decision_accuracy {accuracy:.3f} "
+        f"is close to always answering {label!r} ({always:.3f}), not a measure of the model's decisions"
+    ]
 
 
 def score_rows(rows: Sequence[EvalRow]) -> list[dict[str, float]]:

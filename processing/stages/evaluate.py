@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
@@ -22,11 +23,11 @@ from processing.metrics.confidence_plots import (
     confidence_vs_correctness,
     reliability_diagram,
 )
+from processing.metrics.gate import evaluate_gate
 from processing.metrics.judge import JudgeSummary, summarize_judge
-from processing.metrics.registry import DESCRIPTIONS, majority_baseline, mean_scores, score_rows
+from processing.metrics.registry import DESCRIPTIONS, decision_distribution, majority_baseline, mean_scores, score_rows
 from processing.metrics.row import EvalRow
 from processing.pipelines.identity import run_identity
-from processing.pipelines.parameters import GATED_METRICS
 from processing.stages.files import (
     ANSWERS_FILE,
     GOLD_FILE,
@@ -38,6 +39,7 @@ from processing.stages.files import (
 )
 
 REPORT_SCHEMA_VERSION = 1
+logger = logging.getLogger(__name__)
 PER_QUESTION_TABLE = "per_question.json"
 CALIBRATION_FILE = "calibration.json"
 
@@ -104,20 +106,6 @@ def _log_confidence(summary: ConfidenceSummary, output_dir: Path) -> None:
             plt.close(figure)
 
 
-def gate_failures(metrics: Mapping[str, float], config: RunConfig) -> list[str]:
-    """Why the run misses its quality gate (empty: it passes). A missing metric fails, never passes."""
-    failures = []
-    for metric, field in GATED_METRICS.items():
-        if metric == "judge_coverage" and config.judge == "none":
-            continue
-        minimum, value = getattr(config, field), metrics.get(metric)
-        if value is None:
-            failures.append(f"{metric} missing ({field} {minimum:.4f})")
-        elif value < minimum:
-            failures.append(f"{metric} {value:.4f} < {field} {minimum:.4f}")
-    return failures
-
-
 def question_table(
     records: Sequence[QaRecord],
     rows: Sequence[EvalRow],
@@ -159,9 +147,22 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
     rows = build_rows(records, gold, answers, context, config.top_k)
     per_row = score_rows(rows)
     metrics = mean_scores(per_row)
-    majority_label, metrics["decision_accuracy_majority_baseline"] = majority_baseline([r.gold_decision for r in rows])
+    gold_decisions = [r.gold_decision for r in rows]
+    majority_label, metrics["decision_accuracy_majority_baseline"] = majority_baseline(gold_decisions)
+    predicted, warnings = decision_distribution(
+        [r.predicted_decision for r in rows], gold_decisions, metrics["decision_accuracy"]
+    )
+    metrics |= predicted
     by_id = {r.record_id: r for r in records}
     judge = context.backends.judge()
+    if judge is not None:
+        logger.info(
+            "  judging %d answers with %s (%s), %d calls at a time",
+            len(answers),
+            judge.model_id,
+            judge.provider,
+            judge.max_in_flight,
+        )
     judged = summarize_judge(
         judge,
         [
@@ -178,8 +179,9 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
     )
     summary = summarize(table, prune_contexts=config.prune_contexts, measure=config.confidence_measure)
     skipped.update(summary.skipped)
+    warnings += summary.warnings
     _write_table(output_dir / PER_QUESTION_FILE, table)
-    failures = gate_failures(metrics, config)
+    gate = evaluate_gate(metrics, config)
     report = {
         "schema_version": REPORT_SCHEMA_VERSION,
         "identity": run_identity(os.environ),
@@ -190,7 +192,8 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
         "confidence_metrics": summary.metrics,
         "skipped_metrics": skipped,
         "question_count": len(rows),
-        "quality_gate": {"passed": not failures, "failures": failures},
+        "quality_gate": gate.record(),
+        "warnings": warnings,  # numbers that say less than they seem to on this run, and why
     }
     mlflow.log_params(
         {
@@ -205,8 +208,10 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
     mlflow.log_metrics(metrics | summary.metrics)
     mlflow.set_tags(
         {
-            "ragops.quality_gate": "failed" if failures else "passed",
-            "ragops.quality_gate_failures": "; ".join(failures) or "none",
+            "ragops.quality_gate": gate.verdict,
+            "ragops.quality_gate_failures": "; ".join(gate.failures) or "none",
+            "ragops.quality_gate_not_checked": "; ".join(f"{m}: {w}" for m, w in gate.not_checked.items()) or "none",
+            "ragops.warnings": (" | ".join(warnings) or "none")[: tracking.MAX_TAG_CHARS],
             **{f"skipped.{n}": r for n, r in skipped.items()},
         }
     )

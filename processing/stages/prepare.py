@@ -4,20 +4,28 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from statistics import fmean
+from typing import TYPE_CHECKING
 
 from processing import pii
 from processing.config import RunConfig
 from processing.context import StageContext
-from processing.datasets import DECISIONS, Dataset, DatasetError, Document, QaRecord, load_dataset
+from processing.datasets import DECISIONS, Dataset, DatasetError, Document, QaRecord, load_dataset, question_key
 from processing.stages.files import DOCUMENTS_FILE, QA_FILE, write_jsonl
+
+if TYPE_CHECKING:
+    from mlflow.data.dataset_source import DatasetSource
 
 HISTOGRAM_FILE = "context_length_histogram.png"
 MAX_NAMED_SOURCES = 10
+MAX_PARAM_CHARS = 6000  # MLflow keeps param values up to 6,000 characters
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,7 @@ def screen(dataset: Dataset, action: str) -> PiiScreen:
     result = PiiScreen(
         {name: counts[name] for name in pii.PII_TYPES},
         tuple(sources),
-        Dataset(tuple(records), tuple(documents)) if action == "redact" else dataset,
+        replace(dataset, records=tuple(records), documents=tuple(documents)) if action == "redact" else dataset,
     )
     if action == "fail" and sources:
         found = ", ".join(f"{count} {name}" for name, count in result.counts.items() if count)
@@ -83,10 +91,11 @@ def describe(dataset: Dataset, pii_counts: Mapping[str, int]) -> dict[str, float
     decisions = Counter(r.final_decision for r in dataset.records)
     return {
         "total_qa_pairs": len(dataset.records),
-        "unique_questions": len({" ".join(r.question.split()).casefold() for r in dataset.records}),
+        "unique_questions": len({question_key(r.question) for r in dataset.records}),
         "total_contexts": len(lengths),
         "avg_context_length": fmean(lengths),
         "document_count": len(dataset.documents),
+        "empty_document_count": len(dataset.empty_documents),
         **{f"decision_{d}_count": decisions[d] for d in DECISIONS},
         **{f"pii_{name.lower()}_count": count for name, count in pii_counts.items()},
         "pii_total_count": sum(pii_counts.values()),
@@ -115,6 +124,16 @@ def _histogram(dataset: Dataset, path: Path) -> object:
     return figure
 
 
+def local_source(path: Path) -> DatasetSource:
+    """The dataset's MLflow source, built rather than resolved from a path string: MLflow registers its local
+    file source under two schemes, so resolving a path matches both and warns that it is ambiguous
+    (mlflow/data/dataset_source_registry.py). `_get_source_type` is the DatasetSource interface's own."""
+    from mlflow.data.dataset_source_registry import get_registered_sources
+
+    local = next(s for s in get_registered_sources() if s._get_source_type() == "local")
+    return local(path.resolve().as_uri())
+
+
 def _log_input(dataset: Dataset, source: Path, digest: str, context: StageContext) -> None:
     """The dataset as an MLflow input of this run and of the parent, named by its content digest."""
     import mlflow
@@ -131,7 +150,7 @@ def _log_input(dataset: Dataset, source: Path, digest: str, context: StageContex
         },
         index=[r.record_id for r in dataset.records],
     )
-    logged = mlflow.data.from_pandas(frame, source=str(source.resolve()), name=source.name, digest=digest[:32])
+    logged = mlflow.data.from_pandas(frame, source=local_source(source), name=source.name, digest=digest[:32])
     mlflow.log_input(logged, context="dataset")
     configure().log_inputs(
         context.parent.run_id, [DatasetInput(logged._to_mlflow_entity(), [InputTag("mlflow.data.context", "dataset")])]
@@ -145,6 +164,12 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
     source = inputs["dataset"]
     checked = screen(load_dataset(source), config.pii_action)
     dataset = checked.dataset
+    if dataset.empty_documents:
+        logger.warning(
+            "DataPreparation: dropped %d empty document(s): %s",
+            len(dataset.empty_documents),
+            ", ".join(dataset.empty_documents[:MAX_NAMED_SOURCES]),
+        )
     write_jsonl(output_dir / QA_FILE, (r.to_json() for r in dataset.records))
     write_jsonl(output_dir / DOCUMENTS_FILE, (asdict(d) for d in dataset.documents))
     digest = content_digest(output_dir)
@@ -156,6 +181,7 @@ def run(config: RunConfig, inputs: Mapping[str, Path], output_dir: Path, context
             "pii_action": config.pii_action,
             "pii_types_detected": checked.detected,
             "pii_types_not_detected": pii.NOT_DETECTED,
+            "empty_documents_dropped": ", ".join(dataset.empty_documents)[:MAX_PARAM_CHARS] or "none",
         }
     )
     mlflow.log_metrics(describe(dataset, checked.counts))

@@ -23,6 +23,7 @@ from processing.agent.decision import parse_decision
 from processing.config import RunConfig
 from processing.context import StageContext
 from processing.datasets import QaRecord
+from processing.progress import Progress
 from processing.stages.files import ANSWERS_FILE, FAILED_QUESTIONS_FILE, read_records, write_jsonl
 from processing.stages.retrieve_errors import VectorStoreUnavailableError, check_failures, failure_row, guarded
 
@@ -76,10 +77,12 @@ def answer_all(agent: Any, records: Sequence[QaRecord], concurrency: int, answer
     from langchain_core.runnables import RunnableLambda
 
     answers = Answers() if answers is None else answers
+    progress = Progress(logger, "questions answered", len(records))
 
     def answer(record: QaRecord) -> tuple[dict[str, Any], float]:
         started = time.perf_counter()
         state = agent.invoke({"question": record.question})
+        progress.tick()
         return answer_row(record.record_id, state), (time.perf_counter() - started) * 1000
 
     batch = RunnableLambda(answer).batch_as_completed(

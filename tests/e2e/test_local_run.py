@@ -19,8 +19,8 @@ QUESTIONS = 6
 CONFIG = RunConfig(experiment_name=EXPERIMENT, chunk_size=200, chunk_overlap=20, max_answer_tokens=48)
 EXPECTED = {
     "DataPreparation": (
-        ["dataset"],
-        ["total_qa_pairs", "unique_questions", "avg_context_length", "pii_email_address_count"],
+        ["dataset", "empty_documents_dropped"],
+        ["total_qa_pairs", "unique_questions", "avg_context_length", "pii_email_address_count", "empty_document_count"],
     ),
     "DataChunking": (
         ["chunking_strategy_type", "chunking_strategy_chunk_size"],
@@ -58,7 +58,7 @@ def test_single_and_multi_process_runs_measure_the_same(runs) -> None:
         assert 0.0 <= value <= 1.0
     assert single["question_count"] == multi["question_count"] == QUESTIONS
     assert single["confidence_metrics"] == pytest.approx(multi["confidence_metrics"], abs=1e-6)  # greedy decoding
-    assert single["skipped_metrics"]["answer_correctness/v1/mean"] == "no judge configured"
+    assert single["skipped_metrics"]["answer_correctness/v1/mean"].startswith("not judged: judge=none")
     confidence = single["confidence_metrics"]  # the embedded LLM returns log-probabilities: real numbers
     for name in (
         "mean_sequence_confidence",
@@ -73,6 +73,7 @@ def test_single_and_multi_process_runs_measure_the_same(runs) -> None:
         assert single["skipped_metrics"]["confidence_auroc"].startswith("AUROC needs both correct and incorrect")
     assert single["skipped_metrics"]["prompt_tokens_saved_total"] == "prune_contexts is off"
     assert set(single) == {
+        "warnings",
         "schema_version",
         "mlflow_experiment",
         "mlflow_parent_run_id",
@@ -90,7 +91,7 @@ def test_no_local_llm_server_outlives_its_run(runs) -> None:
     assert runs["servers_left"] == set()
 
 
-def test_each_parent_holds_the_five_named_nested_runs(runs) -> None:
+def test_each_parent_holds_the_six_named_nested_runs(runs) -> None:
     client = MlflowClient(runs["uri"])
     all_runs = runs_of(runs["uri"], EXPERIMENT)
     for mode in ("single", "multi"):

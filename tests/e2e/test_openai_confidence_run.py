@@ -10,13 +10,11 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from processing.agent import prompts
 from processing.config import RunConfig
 from processing.context import Backends
-from processing.interfaces import Message
 from processing.runner import run_pipeline
 from tests.processing.chat_server import chat_completion, prompt_word_count, serving, word_pieces
-from tests.processing.helpers import write_sample
+from tests.processing.helpers import read_answer_prompt, write_sample
 
 EXPERIMENT = "e2e-openai-confidence"
 REASONING = [("<think>", 0.99), ("\nThe", 0.95), (" context", 0.95), (" covers", 0.95), (" it.", 0.95)]
@@ -38,7 +36,7 @@ class ScriptedModel:
         self.answered: dict[str, int] = {}
 
     def __call__(self, body: dict) -> tuple[int, dict]:
-        question, contexts = prompts.parse_answer_prompt([Message(m["role"], m["content"]) for m in body["messages"]])
+        question, contexts = read_answer_prompt(body["messages"])
         key = next(k for k in SCRIPT if k in question.lower())
         if body["max_tokens"] == DRAFT_TOKENS:
             prob = 0.9 if key.split()[0] in contexts[0].lower() else 0.1

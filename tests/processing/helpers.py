@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from pathlib import Path
 
 import mlflow
 from mlflow.tracking import MlflowClient
+
+from processing.agent.prompts import CONTEXT_SEPARATOR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_FILE = REPO_ROOT / "data" / "sample" / "cloud_ops_qa.json"
@@ -37,3 +40,13 @@ def traces_of(experiment_id: str, run_id: str) -> list:
     (mlflow/tracing/fluent.py, @deprecated_parameter); 3.0.0, the image's client, has only `experiment_ids=`."""
     scope = "locations" if "locations" in inspect.signature(mlflow.search_traces).parameters else "experiment_ids"
     return mlflow.search_traces(**{scope: [experiment_id]}, run_id=run_id, return_type="list")
+
+
+def read_answer_prompt(messages: list[dict]) -> tuple[str, list[str]]:
+    """(question, contexts) from the rendered answer prompt a test server received in a chat request body."""
+    user = next(m["content"] for m in reversed(messages) if m["role"] == "user")
+    context = re.search(r"<context>\n(.*)\n</context>", user, re.DOTALL)
+    question = re.search(r"<question>(.*)</question>", user, re.DOTALL)
+    assert context, "the request does not carry the answer prompt's <context>"
+    assert question, "the request does not carry the answer prompt's <question>"
+    return question.group(1).strip(), [c for c in context.group(1).split(CONTEXT_SEPARATOR) if c.strip()]

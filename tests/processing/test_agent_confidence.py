@@ -68,7 +68,7 @@ class ScriptedGenerator:
         self.calls: list[tuple[int, int, bool]] = []  # (contexts in prompt, max_tokens, logprobs)
 
     def generate(self, messages: Sequence[Message], *, max_tokens: int, logprobs: bool = False) -> Generation:
-        _, contexts = prompts.parse_answer_prompt(messages)
+        contexts = messages[-1].contexts  # the AnswerRequest of prompts.answer_messages
         self.calls.append((len(contexts), max_tokens, logprobs))
         if max_tokens == CONFIG.prune_draft_tokens:
             confident = any(f"topic{t} " in contexts[0] for t in self.kept_topics)

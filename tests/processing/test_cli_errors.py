@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from processing.cli import main
-from processing.tracking import ERROR_TAG
 from tests.processing.helpers import runs_of, write_sample
 
 EXPERIMENT = "cli-errors"  # tests that expect runs use an experiment of their own
@@ -63,18 +62,14 @@ def test_stage_refuses_a_used_output_dir(prepared, tmp_path, capsys, mlflow_stor
     assert runs_of(mlflow_store, EXPERIMENT) == []
 
 
-def test_a_malformed_dataset_fails_its_runs_with_the_error_recorded(tmp_path, capsys, mlflow_store) -> None:
+def test_a_malformed_dataset_is_reported_before_any_run_exists(tmp_path, capsys, mlflow_store) -> None:
     dataset = tmp_path / "bad.json"
     dataset.write_text(json.dumps({"r1": {"QUESTION": "Why?", "CONTEXTS": [], "LONG_ANSWER": "x"}}))
     work = ["--work-dir", str(tmp_path / "work")]
     status, err = run_cli(capsys, "run", "--dataset", str(dataset), *work, experiment="cli-bad-dataset")
     assert status == 2
     assert f"{dataset}: record 'r1': CONTEXTS must be a non-empty list" in err
-    runs = runs_of(mlflow_store, "cli-bad-dataset")
-    assert {r.info.status for r in runs} == {"FAILED"}
-    assert len(runs) == 2  # the parent and DataPreparation
-    for run in runs:
-        assert "CONTEXTS must be a non-empty list" in run.data.tags[ERROR_TAG]
+    assert runs_of(mlflow_store, "cli-bad-dataset") == []
 
 
 @pytest.mark.parametrize(

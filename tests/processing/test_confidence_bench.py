@@ -10,10 +10,8 @@ from statistics import fmean
 
 import pytest
 
-from processing.agent import prompts
-from processing.interfaces import Message
 from tests.processing.chat_server import chat_completion, prompt_word_count, serving, word_pieces
-from tests.processing.helpers import REPO_ROOT
+from tests.processing.helpers import REPO_ROOT, read_answer_prompt
 from tests.processing.local_llm.processes import llama_servers
 
 SPEC = importlib.util.spec_from_file_location("confidence_bench", REPO_ROOT / "bench" / "confidence_bench.py")
@@ -31,7 +29,7 @@ CONTEXTS = ["The relevant trial measured this outcome directly.", "An unrelated 
 
 
 def model(body: dict) -> tuple[int, dict]:
-    question, contexts = prompts.parse_answer_prompt([Message(m["role"], m["content"]) for m in body["messages"]])
+    question, contexts = read_answer_prompt(body["messages"])
     relevant = "relevant" in contexts[0]
     if body["max_tokens"] == 16:  # a pruning draft: confident only from the relevant context
         return 200, chat_completion(

@@ -152,3 +152,22 @@ def test_calibration_artifacts_reach_mlflow(mlflow_store, tmp_path) -> None:
     assert {"calibration.json", "confidence_vs_correctness.png", "reliability_diagram.png"} <= artifacts
     assert (tmp_path / "reliability_diagram.png").read_bytes()[:4] == b"\x89PNG"
     assert client.get_run(run.info.run_id).data.params["confidence_label_source"] == "decision_match"
+
+
+def test_the_run_auroc_carries_its_interval_and_counts_and_an_uninformative_one_is_said() -> None:
+    table = [table_row(answer(0.9, label=0.6, flags=1), gold="yes") for _ in range(3)] + [
+        table_row(answer(0.2, label=0.7, decision="no", flags=1), gold="yes") for _ in range(3)
+    ]
+    summary = summarize(table, prune_contexts=False, measure="decision_label")
+    metrics = summary.metrics
+    assert metrics["confidence_auroc"] == 0.0  # the wrong answers got the higher label probability
+    assert (metrics["confidence_auroc_correct_count"], metrics["confidence_auroc_incorrect_count"]) == (3, 3)
+    assert metrics["confidence_auroc_ci_low"] == metrics["confidence_auroc_ci_high"] == 0.0
+    assert metrics["sequence_confidence_auroc_ci_low"] == 1.0
+    assert summary.warnings == (
+        "flagged_answer_share 1.00: nearly every answer has a low-confidence token flag, so the flags carry no "
+        "information on this run",
+        "decision_label_auroc (the measure the agent acts on) 0.000, 95% interval [0.000, 0.000] on 3 correct and "
+        "3 incorrect answers: the interval lies below 0.5 (chance), so this confidence signal is not informative "
+        "on this run",
+    )

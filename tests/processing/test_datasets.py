@@ -4,6 +4,7 @@ import pytest
 
 from processing.cli import main
 from processing.datasets import DatasetError, load_dataset
+from processing.stages.prepare import describe
 from tests.processing.helpers import runs_of, sample_records, write_sample
 
 GOOD = sample_records(2)
@@ -67,7 +68,9 @@ def test_jsonl_error_names_the_line(tmp_path) -> None:
         load_dataset(path)
 
 
-def test_cli_exits_non_zero_and_leaves_no_finished_run(tmp_path, mlflow_store, capsys) -> None:
+def test_cli_reports_a_malformed_dataset_first_and_creates_no_run(tmp_path, mlflow_store, capsys, monkeypatch) -> None:
+    """Even on a machine without the local LLM server, the dataset's problem is the one reported."""
+    monkeypatch.setenv("RAGOPS_LLAMA_SERVER", str(tmp_path / "no-llama-server"))
     records = _broken(lambda r: r.update(QUESTION=" "))
     (tmp_path / "qa.json").write_text(json.dumps(records))
     code = main(
@@ -82,10 +85,28 @@ def test_cli_exits_non_zero_and_leaves_no_finished_run(tmp_path, mlflow_store, c
         ]
     )
     assert code == 2
-    assert f"record '{FIRST_ID}': missing or empty QUESTION" in capsys.readouterr().err
-    runs = runs_of(mlflow_store, "bad-data")
-    assert {(r.info.run_name.split("-")[0], r.info.status) for r in runs} == {
-        ("RecursiveChunker", "FAILED"),
-        ("DataPreparation", "FAILED"),
-    }
-    assert not (tmp_path / "w" / "report" / "report.json").exists()
+    err = capsys.readouterr().err
+    assert f"record '{FIRST_ID}': missing or empty QUESTION" in err
+    assert "llama-server" not in err
+    assert runs_of(mlflow_store, "bad-data") == []
+    assert not (tmp_path / "w").exists()
+
+
+def test_duplicate_questions_are_refused_naming_both_records(tmp_path) -> None:
+    records = sample_records(3)
+    first, second, _ = records
+    records[second]["QUESTION"] = "  " + records[first]["QUESTION"].upper().replace(" ", "\n ") + " "
+    (tmp_path / "qa.json").write_text(json.dumps(records))
+    with pytest.raises(DatasetError, match=f"record '{second}': duplicate question: record '{first}' asks the same"):
+        load_dataset(tmp_path / "qa.json")
+
+
+def test_empty_documents_are_dropped_and_counted(tmp_path) -> None:
+    write_sample(tmp_path, 2)
+    (tmp_path / "blank.md").write_text(" \n\t\n")
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "kept.txt").write_text("Roll back first.")
+    dataset = load_dataset(tmp_path)
+    assert [d.doc_id for d in dataset.documents] == ["kept.txt"]
+    assert dataset.empty_documents == ("blank.md", "empty.txt")
+    assert describe(dataset, {})["empty_document_count"] == 2

@@ -5,7 +5,7 @@ import pytest
 
 from processing.agent.decision import parse_decision
 from processing.metrics.answer import answer_embedding_cosine, decision_accuracy, token_f1
-from processing.metrics.registry import majority_baseline, mean_scores, score_rows
+from processing.metrics.registry import decision_distribution, majority_baseline, mean_scores, score_rows
 from processing.metrics.retrieval import hit_at_k, mrr, ndcg_at_k
 from processing.metrics.row import EvalRow
 
@@ -67,3 +67,22 @@ def test_means_over_rows() -> None:
     assert means["hit_at_k"] == 0.5
     assert means["mrr"] == 0.5
     assert all(0.0 <= v <= 1.0 for v in means.values())
+
+
+def test_the_predicted_labels_are_logged_and_one_label_answers_are_called_the_baseline() -> None:
+    gold = ["yes"] * 15 + ["no"] * 15 + ["maybe"] * 3
+    predicted = ["yes"] * 32 + [None]
+    shares, warnings = decision_distribution(predicted, gold, accuracy=0.485)
+    assert shares == pytest.approx(
+        {
+            "decision_predicted_yes_share": 32 / 33,
+            "decision_predicted_no_share": 0.0,
+            "decision_predicted_maybe_share": 0.0,
+            "decision_predicted_none_share": 1 / 33,
+        }
+    )
+    assert warnings == [
+        "the answers say 'yes' to 32 of 33 questions: decision_accuracy 0.485 is close to always answering 'yes' "
+        "(0.455), not a measure of the model's decisions"
+    ]
+    assert decision_distribution(["yes", "no", "maybe", "no"], ["no"] * 4, accuracy=0.5)[1] == []

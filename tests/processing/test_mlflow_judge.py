@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -12,8 +13,8 @@ from processing.backends import factory
 from processing.backends.mlflow_judge import JUDGE_METRICS, MlflowJudge
 from processing.config import RunConfig
 from processing.interfaces import JudgeInput
+from processing.metrics.gate import evaluate_gate
 from processing.metrics.judge import summarize_judge
-from processing.stages.evaluate import gate_failures
 from tests.processing.chat_server import serving
 from tests.processing.recorded import payload
 
@@ -90,9 +91,9 @@ def test_coverage_is_logged_per_metric_and_the_gate_refuses_a_thinly_judged_run(
     assert summary.correctness == [2, None, None, None]
     metrics = {"hit_at_k": 1.0, "mrr": 1.0, "answer_embedding_cosine": 1.0} | summary.metrics
     config = RunConfig(judge="local", min_judge_coverage=0.9)
-    assert gate_failures(metrics, config) == ["judge_coverage 0.2500 < min_judge_coverage 0.9000"]
-    assert gate_failures(metrics | {"judge_coverage": 0.95}, config) == []
-    assert gate_failures({k: v for k, v in metrics.items() if k != "judge_coverage"}, config) == [
+    assert evaluate_gate(metrics, config).failures == ["judge_coverage 0.2500 < min_judge_coverage 0.9000"]
+    assert evaluate_gate(metrics | {"judge_coverage": 0.95}, config).failures == []
+    assert evaluate_gate({k: v for k, v in metrics.items() if k != "judge_coverage"}, config).failures == [
         "judge_coverage missing (min_judge_coverage 0.9000)"
     ]
 
@@ -100,6 +101,17 @@ def test_coverage_is_logged_per_metric_and_the_gate_refuses_a_thinly_judged_run(
 def test_without_a_judge_the_judge_metrics_are_skipped_and_not_gated() -> None:
     summary = summarize_judge(None, ROWS)
     assert summary.metrics == {}
-    assert summary.skipped["answer_similarity/v1/mean"] == "no judge configured"
+    assert summary.skipped["answer_similarity/v1/mean"].startswith("not judged: judge=none")
     metrics = {"hit_at_k": 1.0, "mrr": 1.0, "answer_embedding_cosine": 1.0}
-    assert gate_failures(metrics, RunConfig()) == []
+    assert evaluate_gate(metrics, RunConfig()).failures == []
+
+
+def test_a_judge_that_scores_nothing_warns_nothing_and_gets_no_mean() -> None:
+    """MLflow's deprecation of its v1 metrics and its aggregates over no scored row stay off the console."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = summarize_judge(MlflowJudge(lambda m, t: "I cannot grade.", model_id="tiny", provider="local"), ROWS)
+    assert [str(w.message) for w in caught] == []
+    assert summary.metrics["judge_coverage"] == 0.0
+    assert "answer_similarity/v1/mean" not in summary.metrics
+    assert summary.skipped["answer_similarity/v1/mean"].startswith("no row scored")

@@ -94,6 +94,10 @@ def test_the_dataset_is_an_input_with_its_content_digest(finished) -> None:
     for run_id in (parent.run_id, preparation.info.run_id):
         (logged,) = client.get_run(run_id).inputs.dataset_inputs
         assert (logged.dataset.name, logged.dataset.digest) == ("qa.json", digest[:32])
+        assert logged.dataset.source_type == "local"  # built explicitly: MLflow does not guess it (and warn)
+        assert json.loads(logged.dataset.source)["uri"].endswith("/data/qa.json")
+    assert preparation.data.metrics["empty_document_count"] == 0
+    assert preparation.data.params["empty_documents_dropped"] == "none"
 
 
 def test_the_per_question_table_has_every_column(finished) -> None:
@@ -129,5 +133,8 @@ def test_judge_metrics_are_logged_with_their_coverage_and_gate(finished) -> None
         assert metrics[f"{name}/coverage"] == 1.0
     assert metrics["judge_coverage"] == 1.0
     report = json.loads(finished["report"].read_text())
-    assert report["quality_gate"] == {"passed": True, "failures": []}
+    gate = report["quality_gate"]
+    assert (gate["verdict"], gate["passed"], gate["failures"]) == ("passed", True, [])
+    assert [(c["metric"], c["value"], c["minimum"]) for c in gate["checked"]] == [("judge_coverage", 1.0, 0.9)]
+    assert set(gate["not_checked"]) == {"hit_at_k", "mrr", "answer_embedding_cosine"}  # thresholds of 0
     assert finished["children"]["RAGEvaluation"].data.tags["ragops.quality_gate"] == "passed"

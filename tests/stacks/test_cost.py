@@ -171,10 +171,9 @@ def test_table_covers_what_the_committed_config_deploys_in_its_region(prices):
     assert gaps == KNOWN_GAPS
 
 
-def test_readme_shows_what_the_command_prints_for_the_committed_config(stacks_json, capsys):
-    readme = (CDK_JSON.parent / "README.md").read_text()
-    section = readme.split("## Idle cost\n", 1)[1].split("\n## ", 1)[0]
-    shown = section.split("```text\n", 1)[1].split("\n```", 1)[0]
+def test_the_cost_page_shows_what_the_command_prints_for_the_committed_config(stacks_json, capsys):
+    page = (CDK_JSON.parent / "docs" / "cost.md").read_text()
+    shown = page.split("```text\n", 1)[1].split("\n```", 1)[0]
     cost.main(["--allow-missing"], templates=lambda names: stacks_json)
     assert capsys.readouterr().out.rstrip("\n") == shown
 
