@@ -145,7 +145,7 @@ class VectorStoreStack(cdk.Stack):
                 slow_index_log_enabled=True,
                 slow_index_log_group=log_groups["slow_index"],
                 # Publishing needs fine-grained access control (on above); the security plugin's own audit
-                # configuration decides what is recorded (see the README's runbook).
+                # configuration decides what is recorded (see docs/deploy.md).
                 audit_log_enabled=True,
                 audit_log_group=log_groups["audit"],
             ),
