@@ -2,6 +2,8 @@
 
 import sys
 
-from processing.cli import main
+from processing.cli import finish_trace_export, main
 
-sys.exit(main())
+status = main()
+finish_trace_export()
+sys.exit(status)

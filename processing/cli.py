@@ -14,7 +14,7 @@ from pathlib import Path
 from processing.config import RunConfig, load_config, parse_overrides
 from processing.paths import LOCAL_STORE, PARENT_RUN_FILE, REPO_ROOT
 from processing.progress import log_to_console
-from processing.signals import Interrupted, stop_on_signals
+from processing.signals import Interrupted, stop_behind, stop_on_signals
 from processing.stages.registry import STAGES
 
 DEFAULT_DATASET = REPO_ROOT / "data" / "sample"
@@ -225,9 +225,10 @@ class _WithoutTraceback(logging.Filter):
 _WITHOUT_TRACEBACK = _WithoutTraceback()
 
 
-def _finish_trace_export() -> None:
-    """Write out the agent's traces and stop MLflow's export threads while the command still runs, so its exit
-    hook has nothing left to flush (it would announce the flush on the console after the run's summary)."""
+def finish_trace_export() -> None:
+    """Write out the agent's traces and stop MLflow's export threads before the process exits, so MLflow's exit
+    hook has nothing left to flush (it would announce the flush on the console after the run's summary). Only
+    the process entry point calls it: stopped threads lose the traces of any later run in the same process."""
     if "mlflow" in sys.modules:
         import mlflow
 
@@ -245,10 +246,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("opensearch").addFilter(_WITHOUT_TRACEBACK)  # the same filter once, however often called
     handlers = {"run": _run, "stage": _stage, "compare": _compare, "pipeline": _pipeline}
     try:
-        with stop_on_signals():
-            status = handlers[args.command](args)
-        _finish_trace_export()
-        return status
+        try:
+            with stop_on_signals():
+                return handlers[args.command](args)
+        except Exception as error:
+            stop = stop_behind(error)
+            if stop is error:
+                raise
+            raise stop from error  # a signal that surfaced wrapped is still a signal
     except (ConfigError, DatasetError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -39,6 +39,20 @@ def _interrupt(signum: int, _: FrameType | None) -> None:
     raise Interrupted(signum)
 
 
+def stop_behind(error: BaseException) -> BaseException:
+    """The interrupt (`Interrupted`, Ctrl-C) that `error` stands for, else `error` itself. A signal's exception is
+    raised wherever the main thread is, so it can surface wrapped: raised while a class body's descriptors are set
+    up (an import in progress), Python 3.11 reports a RuntimeError "Error calling __set_name__" caused by it."""
+    seen: set[int] = set()
+    link: BaseException | None = error
+    while link is not None and id(link) not in seen:
+        if isinstance(link, KeyboardInterrupt):
+            return link
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return error
+
+
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Within the block, the first SIGTERM or SIGINT raises `Interrupted`; the previous handlers come back after

@@ -7,6 +7,7 @@ run and the parent FAILED; only the last stage's success marks the parent FINISH
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -22,6 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from processing.config import RunConfig
 from processing.paths import LOCAL_STORE
+from processing.signals import stop_behind
 
 LOCAL_TRACKING_URI = f"sqlite:///{LOCAL_STORE / 'mlflow.db'}"
 ROLE_TAG = "ragops.role"
@@ -102,13 +104,15 @@ def start_parent(config: RunConfig, dataset: str) -> ParentRun:
 
 def error_text(error: BaseException) -> str:
     """What a failed run records: the exception's type and message (an interrupt has no message)."""
+    error = stop_behind(error)
     message = str(error) or "no message"
     return f"{type(error).__name__}: {message}"[:MAX_TAG_CHARS]
 
 
 def end_status(error: BaseException) -> str:
     """KILLED for a run stopped by a signal (SIGTERM, Ctrl-C), FAILED for any other error."""
-    return RunStatus.to_string(RunStatus.KILLED if isinstance(error, KeyboardInterrupt) else RunStatus.FAILED)
+    stopped = isinstance(stop_behind(error), KeyboardInterrupt)
+    return RunStatus.to_string(RunStatus.KILLED if stopped else RunStatus.FAILED)
 
 
 def finish_parent(parent: ParentRun, status: str, error: BaseException | None = None) -> None:
@@ -139,7 +143,7 @@ def stage_run(parent: ParentRun, run_name: str) -> Iterator[mlflow.ActiveRun]:
                 yield run
             except BaseException as error:
                 mlflow.set_tag(ERROR_TAG, error_text(error))
-                if isinstance(error, KeyboardInterrupt):  # mlflow would end it FAILED
+                if isinstance(stop_behind(error), KeyboardInterrupt):  # mlflow would end it FAILED
                     mlflow.end_run(end_status(error))
                 raise
     except BaseException as error:
@@ -151,9 +155,12 @@ def persisted_traces(experiment: str, run_id: str) -> int:
     """How many traces the tracking server holds for `run_id`: MLflow logs a failed trace export only as a
     warning, so the count read back (SearchTraces, metadata only) is what shows a dropped trace."""
     client, count, token = configure(), 0, None
+    # MLflow 3.17 scopes SearchTraces by `locations=` and deprecates `experiment_ids=` (mlflow/tracking/client.py,
+    # @deprecated_parameter); 3.0.0, the image's client, has only `experiment_ids=`.
+    scope = "locations" if "locations" in inspect.signature(client.search_traces).parameters else "experiment_ids"
     while True:
         page = client.search_traces(
-            experiment_ids=[experiment], run_id=run_id, include_spans=False, max_results=500, page_token=token
+            **{scope: [experiment]}, run_id=run_id, include_spans=False, max_results=500, page_token=token
         )
         count += len(page)
         token = page.token

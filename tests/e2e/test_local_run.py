@@ -83,7 +83,10 @@ def test_single_and_multi_process_runs_measure_the_same(runs) -> None:
         "skipped_metrics",
         "question_count",
         "quality_gate",
+        "identity",
     }
+    # A local run names no environment or pipeline execution, so the promotion hook can never take its report.
+    assert single["identity"] == {"environment": None, "pipeline_execution_arn": None}
     assert single["run_config"] == CONFIG.model_dump()
 
 
