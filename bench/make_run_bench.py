@@ -7,12 +7,13 @@ costs). Target 5 minutes.
 
 from nothing: a fresh `git clone` of this checkout's HEAD commit (commit what you want measured) into a
 temporary directory, then `make run` there, with empty caches so nothing built on this machine before is
-reused: its own .venv, an empty pip cache (PIP_CACHE_DIR), an empty npm cache (npm_config_cache) and an empty
-llama-server build cache (RAGOPS_CACHE_DIR, which `processing/local_llm/build-llama-server.sh` otherwise
-keeps per machine). So the time includes creating the environment from the registries and compiling
-llama-server. Target 20 minutes.
+reused: its own .venv, an empty pip cache (PIP_CACHE_DIR), an empty npm cache (npm_config_cache; `make run`
+does not install the CDK CLI, so this only guards against it starting to) and an empty llama-server build
+cache (RAGOPS_CACHE_DIR, which `processing/local_llm/build-llama-server.sh` otherwise keeps per machine). So the
+time includes creating the environment from the registries and compiling llama-server. Target 20 minutes.
 
-Writes bench/results/make-run-<UTC timestamp>.json with each measurement, the machine's cores and load average
+Writes bench/results/make-run-<UTC timestamp>.json with each measurement, the seconds at which the packages were
+installed, the first run started and the comparison started (PHASE_MARKS), the machine's cores and load average
 before and after (the machine may be shared: the load says how busy it was) and the commit measured. Exits 1
 when a measured time misses its target, 2 when `make run` itself fails.
 """
@@ -47,19 +48,48 @@ def _machine() -> dict[str, Any]:
     return {"cpu_count": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)}
 
 
-def timed_make_run(checkout: Path, env: dict[str, str], log: Path) -> tuple[float, int]:
-    """(seconds, exit status) of `make run` in `checkout`; its output goes to `log`."""
+# Where the time went: the seconds at which make echoes these recipe lines (the first occurrence of each).
+PHASE_MARKS = {
+    "packages_installed": "touch .venv/.installed",
+    "first_run_started": "-m processing run ",
+    "comparison_started": "-m processing compare",
+}
+
+
+def timed_make_run(checkout: Path, env: dict[str, str], log: Path) -> tuple[float, int, dict[str, float]]:
+    """(seconds, exit status, phase marks) of `make run` in `checkout`; its output goes to `log`, each line
+    prefixed with the seconds since the start."""
     started = time.perf_counter()
-    with log.open("w", encoding="utf-8") as out:
-        done = subprocess.run(["make", "run"], cwd=checkout, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)  # noqa: S607 - the developer's make
-    return time.perf_counter() - started, done.returncode
+    marks: dict[str, float] = {}
+    with (
+        log.open("w", encoding="utf-8") as out,
+        subprocess.Popen(
+            ["make", "run"],  # noqa: S607 - the developer's make
+            cwd=checkout,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        ) as make,
+    ):
+        assert make.stdout is not None
+        for line in make.stdout:
+            elapsed = time.perf_counter() - started
+            out.write(f"[{elapsed:7.1f}s] {line}")
+            for mark, text in PHASE_MARKS.items():
+                if text in line and mark not in marks:
+                    marks[mark] = round(elapsed, 1)
+        status = make.wait()
+    return time.perf_counter() - started, status, marks
 
 
 def measure(kind: str, checkout: Path, env: dict[str, str], log: Path) -> dict[str, Any]:
     before = _machine()
-    seconds, status = timed_make_run(checkout, env, log)
+    seconds, status, marks = timed_make_run(checkout, env, log)
     result = {
         "seconds": round(seconds, 1),
+        "phase_marks_seconds": marks,
         "target_seconds": TARGET_SECONDS[kind],
         "within_target": status == 0 and seconds <= TARGET_SECONDS[kind],
         "exit_status": status,
