@@ -45,8 +45,9 @@ $(NODE_STAMP): package.json package-lock.json
 
 install: $(PY_STAMP) $(NODE_STAMP) ## Create/refresh .venv and node_modules from the pinned files
 
-# The installs and the server build are independent, so they run side by side: pip works on one core (about
-# 4 minutes from nothing here), the compiler takes what is left, and npm mostly waits on the registry.
+# The installs and the server build are independent, so they run side by side: pip works on one core (6 to 12
+# minutes from nothing here, with the registry's speed), the compiler takes what is left (about 13 minutes), and
+# npm mostly waits on the registry.
 install-llm: ## Also build the local LLM server (test does this)
 	$(MAKE) --no-print-directory -j3 $(PY_STAMP) $(NODE_STAMP) $(LLAMA_SERVER)
 

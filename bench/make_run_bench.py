@@ -48,7 +48,8 @@ def _machine() -> dict[str, Any]:
     return {"cpu_count": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)}
 
 
-# Where the time went: the seconds at which make echoes these recipe lines (the first occurrence of each).
+# Where the time went: the seconds at which each of these first appears in the output (recipe lines that make
+# echoes, and the build script's last line).
 PHASE_MARKS = {
     "packages_installed": "touch .venv/.installed",
     "server_compiled": "build-llama-server: compiled in",
