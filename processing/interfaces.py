@@ -150,12 +150,10 @@ class JudgeInput:
 
 @dataclass(frozen=True)
 class JudgeScores:
-    """One judge metric over the rows: a 1-5 score per row (None: no usable reply), the judge's reason, and the
-    judge library's own aggregates over the scored rows (`mean`, `variance`, `p90`; empty when none scored)."""
+    """One judge metric over the rows: a 1-5 score per row (None: no usable reply) and the judge's reason."""
 
     scores: tuple[int | None, ...]
     justifications: tuple[str | None, ...]
-    aggregates: Mapping[str, float] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -5,7 +5,7 @@ client of the current target. This module is that target's plugin (registered in
 plugin store, target `ragops-judge://run`): `predict` hands the prompt to the transport registered under the
 endpoint name, which is where the client is injected (Bedrock Converse, or an OpenAI-compatible server) and
 where the one retry policy (`processing/retry.py`) applies. MLflow builds the prompts, parses the score and
-justification, aggregates and runs the calls `max_workers` at a time.
+justification and runs the calls `max_workers` at a time.
 
 Why not `bedrock:/<model>`: MLflow's gateway provider then builds its own boto3 client from environment
 variables, with botocore's default retries on top of any of ours and no way to inject a client for tests.

@@ -82,8 +82,7 @@ class MlflowJudge:
                 extra = [columns[context]] if context else []
                 value = _evaluate(metric, answers, questions, extra)
                 scores = tuple(_score(s) for s in value.scores)
-                aggregates = (value.aggregate_results or {}) if any(s is not None for s in scores) else {}
-                results[f"{name}/{METRIC_VERSION}"] = JudgeScores(scores, tuple(value.justifications), aggregates)
+                results[f"{name}/{METRIC_VERSION}"] = JudgeScores(scores, tuple(value.justifications))
                 progress.tick()
         return results
 
@@ -95,7 +94,8 @@ class MlflowJudge:
 def _evaluate(metric: Any, answers: Any, questions: Any, extra: list[Any]) -> Any:
     """The metric's `eval_fn`, the callable `mlflow.evaluate` runs per metric (docs/DESIGN.md says why this
     calls it directly). MLflow aggregates every metric, also one with no scored row: the mean and variance of
-    an empty list warn there, and `score` drops those aggregates, so only that warning is silenced here."""
+    an empty list warn there, and the aggregates are not used (metrics/judge.py says why), so only that warning is
+    silenced here."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=RuntimeWarning, message="Mean of empty slice")
         warnings.filterwarnings("ignore", category=RuntimeWarning, message="Degrees of freedom <= 0")

@@ -1,6 +1,7 @@
 """Judge metrics over a run: MLflow's aggregates of the 1-5 scores, each metric's coverage, the per-row columns.
 
-The mean, variance and p90 are MLflow's own aggregates over the scored rows (`JudgeScores.aggregates`). A mean
+The mean, variance and p90 are taken here over the rows scored on the rubrics' 1-5 scale, not MLflow's
+`aggregate_results`, which also average a parsed score off that scale (a "score: 10" the coverage rejects). A mean
 over the rows that parsed is only as good as the share that parsed, so every metric logs its coverage
 (`<metric>/coverage`: rows scored / rows) and `judge_coverage` is the lowest of them, which the quality gate
 holds against `min_judge_coverage`. A metric no row could score gets no mean (skipped, with the reason) but
@@ -12,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from processing.backends.mlflow_judge import JUDGE_METRICS
 from processing.interfaces import Judge, JudgeInput, JudgeScores
@@ -41,7 +44,11 @@ def _aggregates(name: str, values: JudgeScores, rows: int) -> tuple[dict[str, fl
     if not scored:
         first = next((" ".join(j.split()) for j in values.justifications if j), "no reply")
         return metrics, {f"{name}/mean": f"no row scored (first: {first[:REASON_CHARS]})"}
-    metrics |= {f"{name}/{aggregate}": float(value) for aggregate, value in values.aggregates.items()}
+    metrics |= {
+        f"{name}/mean": float(np.mean(scored)),
+        f"{name}/variance": float(np.var(scored)),
+        f"{name}/p90": float(np.percentile(scored, 90)),
+    }
     return metrics, {}
 
 

@@ -98,6 +98,25 @@ def test_coverage_is_logged_per_metric_and_the_gate_refuses_a_thinly_judged_run(
     ]
 
 
+def off_scale_transport(messages, max_tokens):  # type: ignore[no-untyped-def]
+    """A grade outside the rubrics' 1-5 scale for the first answer, 4 for the others."""
+    return (
+        "score: 10\njustification: Off the scale."
+        if "Answer 0." in messages[0].content
+        else "score: 4\njustification: Fine."
+    )
+
+
+def test_a_score_off_the_1_to_5_scale_counts_in_neither_coverage_nor_the_aggregates() -> None:
+    summary = summarize_judge(MlflowJudge(off_scale_transport, model_id="tiny", provider="local"), ROWS)
+    for name in JUDGE_METRICS:
+        assert summary.metrics[f"{name}/coverage"] == 0.75
+        assert summary.metrics[f"{name}/mean"] == 4.0  # MLflow's own aggregate would be (10 + 4 * 3) / 4 = 5.5
+        assert summary.metrics[f"{name}/variance"] == 0.0
+        assert summary.metrics[f"{name}/p90"] == 4.0
+    assert summary.columns[0]["faithfulness/v1/score"] is None
+
+
 def test_without_a_judge_the_judge_metrics_are_skipped_and_not_gated() -> None:
     summary = summarize_judge(None, ROWS)
     assert summary.metrics == {}
