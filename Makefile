@@ -48,12 +48,19 @@ install: $(PY_STAMP) $(NODE_STAMP) ## Create/refresh .venv and node_modules from
 # The installs and the server build are independent, so they run side by side: pip works on one core (6 to 12
 # minutes from nothing here, with the registry's speed), the compiler takes what is left (about 13 minutes), and
 # npm mostly waits on the registry.
-install-llm: ## Also build the local LLM server (test does this)
-	$(MAKE) --no-print-directory -j3 $(PY_STAMP) $(NODE_STAMP) $(LLAMA_SERVER)
-
 # What a local run needs: the Python packages and the server, not the CDK CLI.
+LOCAL_ENV := $(PY_STAMP) $(LLAMA_SERVER)
+# The sub-makes are the only place these targets run side by side: the top-level make runs its goals in order,
+# so that `make -j2 lint test` cannot start a second pip, npm ci or compile beside a sub-make's.
+ifeq ($(MAKELEVEL),0)
+.NOTPARALLEL:
+endif
+
+install-llm: ## Also build the local LLM server (test does this)
+	$(MAKE) --no-print-directory -j3 $(LOCAL_ENV) $(NODE_STAMP)
+
 local-env: ## The .venv and the local LLM server, built side by side (run and the bench targets do this)
-	$(MAKE) --no-print-directory -j2 $(PY_STAMP) $(LLAMA_SERVER)
+	$(MAKE) --no-print-directory -j2 $(LOCAL_ENV)
 
 # The sample contexts are short paragraphs, so the local run cuts 200-character chunks for the strategies to differ;
 # the embedded model's answers are capped at 96 tokens (a label and a short explanation).
@@ -77,7 +84,7 @@ run-judged: local-env ## As run, and the embedded model judges every answer (slo
 	$(PY) -m processing run --set chunking_strategy=RecursiveChunker $(SAMPLE_CHUNKING) $(JUDGED)
 	$(PY) -m processing compare --last 2
 
-ui: install ## Open the MLflow UI on the local run store (http://127.0.0.1:5000; UI_PORT=N for another port)
+ui: $(PY_STAMP) ## Open the MLflow UI on the local run store (http://127.0.0.1:5000; UI_PORT=N for another port)
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///.ragops/mlflow.db --host 127.0.0.1 --port $(UI_PORT) --workers 1
 
 bench: install ## Benchmark ingest throughput, HNSW recall/latency, retrieval quality and synth time (JSON in bench/results/)

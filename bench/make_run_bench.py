@@ -44,6 +44,13 @@ def _git(*args: str) -> str:
     return done.stdout.strip()
 
 
+def _shell_env() -> dict[str, str]:
+    """This environment as a shell would give it to `make run`: without an outer make's flags and level (when
+    `make bench-run` starts this), an active venv or an MLflow tracking setting."""
+    dropped = ("VIRTUAL_ENV", "MLFLOW_", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")
+    return {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
+
+
 def _machine() -> dict[str, Any]:
     return {"cpu_count": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)}
 
@@ -111,8 +118,7 @@ def from_nothing(scratch: Path, commit: str, log: Path) -> dict[str, Any]:
     _git("clone", "--quiet", "--no-local", str(REPO_ROOT), str(clone))
     _git("-C", str(clone), "checkout", "--quiet", "--detach", commit)
     caches = {"PIP_CACHE_DIR": "pip", "npm_config_cache": "npm", "RAGOPS_CACHE_DIR": "ragops", "XDG_CACHE_HOME": "xdg"}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "MLFLOW_"))}
-    env |= {name: str(scratch / "cache" / folder) for name, folder in caches.items()}
+    env = _shell_env() | {name: str(scratch / "cache" / folder) for name, folder in caches.items()}
     return measure("from-nothing", clone, env, log) | {"caches_emptied": sorted(caches)}
 
 
@@ -127,8 +133,7 @@ def main() -> int:
     result: dict[str, Any] = {"benchmark": "make run", "utc": datetime.now(UTC).isoformat(timespec="seconds")}
     result["commit"] = commit
     if "warm" in kinds:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-        result["warm"] = measure("warm", REPO_ROOT, env, logs / "warm.log")
+        result["warm"] = measure("warm", REPO_ROOT, _shell_env(), logs / "warm.log")
     if "from-nothing" in kinds:
         scratch = Path(tempfile.mkdtemp(prefix="make-run-bench-"))
         try:
