@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -143,21 +143,26 @@ def stage_run(parent: ParentRun, run_name: str) -> Iterator[mlflow.ActiveRun]:
                 yield run
             except BaseException as error:
                 mlflow.set_tag(ERROR_TAG, error_text(error))
-                if isinstance(stop_behind(error), KeyboardInterrupt):  # mlflow would end it FAILED
-                    mlflow.end_run(end_status(error))
+                if (status := end_status(error)) == RunStatus.to_string(RunStatus.KILLED):
+                    mlflow.end_run(status)  # mlflow would end it FAILED
                 raise
     except BaseException as error:
         finish_parent(parent, end_status(error), error)
         raise
 
 
+def trace_scope(search_traces: Callable[..., Any]) -> str:
+    """The keyword `search_traces` (the client's or the fluent one) scopes by. MLflow 3.17 takes `locations=`
+    and deprecates `experiment_ids=` (mlflow/tracking/client.py, @deprecated_parameter); 3.0.0, the image's
+    client, has only `experiment_ids=`."""
+    return "locations" if "locations" in inspect.signature(search_traces).parameters else "experiment_ids"
+
+
 def persisted_traces(experiment: str, run_id: str) -> int:
     """How many traces the tracking server holds for `run_id`: MLflow logs a failed trace export only as a
     warning, so the count read back (SearchTraces, metadata only) is what shows a dropped trace."""
     client, count, token = configure(), 0, None
-    # MLflow 3.17 scopes SearchTraces by `locations=` and deprecates `experiment_ids=` (mlflow/tracking/client.py,
-    # @deprecated_parameter); 3.0.0, the image's client, has only `experiment_ids=`.
-    scope = "locations" if "locations" in inspect.signature(client.search_traces).parameters else "experiment_ids"
+    scope = trace_scope(client.search_traces)
     while True:
         page = client.search_traces(
             **{scope: [experiment]}, run_id=run_id, include_spans=False, max_results=500, page_token=token

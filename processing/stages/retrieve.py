@@ -82,7 +82,6 @@ def answer_all(agent: Any, records: Sequence[QaRecord], concurrency: int, answer
     def answer(record: QaRecord) -> tuple[dict[str, Any], float]:
         started = time.perf_counter()
         state = agent.invoke({"question": record.question})
-        progress.tick()
         return answer_row(record.record_id, state), (time.perf_counter() - started) * 1000
 
     batch = RunnableLambda(answer).batch_as_completed(
@@ -98,6 +97,7 @@ def answer_all(agent: Any, records: Sequence[QaRecord], concurrency: int, answer
                 answers.failures[index] = failure_row(record.record_id, record.question, result)
             else:
                 answers.rows[index], answers.latencies[index] = result
+            progress.tick()  # answered or failed, so the count reaches every question
     return answers
 
 

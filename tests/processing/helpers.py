@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 from pathlib import Path
@@ -11,6 +10,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from processing.agent.prompts import CONTEXT_SEPARATOR
+from processing.tracking import trace_scope
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_FILE = REPO_ROOT / "data" / "sample" / "cloud_ops_qa.json"
@@ -36,9 +36,8 @@ def runs_of(tracking_uri: str, experiment_name: str, status: str | None = None) 
 
 
 def traces_of(experiment_id: str, run_id: str) -> list:
-    """A run's traces. MLflow 3.17 scopes search_traces by `locations=` and deprecates `experiment_ids=`
-    (mlflow/tracing/fluent.py, @deprecated_parameter); 3.0.0, the image's client, has only `experiment_ids=`."""
-    scope = "locations" if "locations" in inspect.signature(mlflow.search_traces).parameters else "experiment_ids"
+    """A run's traces, scoped by the keyword the installed MLflow takes."""
+    scope = trace_scope(mlflow.search_traces)
     return mlflow.search_traces(**{scope: [experiment_id]}, run_id=run_id, return_type="list")
 
 
