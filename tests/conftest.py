@@ -11,7 +11,10 @@ TRACKING_URI_ENV = "RAGOPS_TEST_TRACKING_URI"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Marks `mlflow` every test that writes to the tracking store, so that `-m mlflow` finds new ones too."""
+    """Marks `mlflow` every test that writes through the `mlflow_db_uri` fixture, the store that
+    `make test-image-mlflow` replaces with a server, so that `-m mlflow` finds new ones too. Tests that start the
+    CLI as a process on a store of their own (the console and signal tests) are not marked by this: they test the
+    process, on the local client."""
     for item in items:
         if "mlflow_db_uri" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.mlflow)

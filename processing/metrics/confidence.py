@@ -108,10 +108,11 @@ def _labelled(scored: Sequence[Mapping[str, Any]], column: str) -> tuple[tuple[f
 
 
 def _separation(
-    labelled: Sequence[tuple[float, bool]], prefix: str
+    labelled: Sequence[tuple[float, bool]], prefix: str, acted_on: bool = False
 ) -> tuple[dict[str, float], dict[str, str], CalibrationReport | None, list[str]]:
     """`<prefix>_auroc` with its bootstrap interval and class counts, and `<prefix>_ece`, of one measure against
-    the correctness labels; plus a warning when the AUROC's interval does not lie above 0.5."""
+    the correctness labels; plus a warning when the AUROC's interval does not lie above 0.5, which names the
+    measure the agent acts on as such."""
     auroc_names = (f"{prefix}_auroc", *(f"{prefix}_{kind}" for kind in AUROC_DETAILS))
     if not labelled:
         return {}, dict.fromkeys((f"{prefix}_ece", *auroc_names), "no scored answer has a correctness label"), None, []
@@ -131,7 +132,7 @@ def _separation(
         skipped |= dict.fromkeys(auroc_names[1:3], "fewer than two answers in a class: nothing to resample")
     else:
         metrics |= {f"{prefix}_auroc_ci_low": interval.low, f"{prefix}_auroc_ci_high": interval.high}
-    warning = interval.warning(f"{prefix}_auroc")
+    warning = interval.warning(f"{prefix}_auroc" + (" (the measure the agent acts on)" if acted_on else ""))
     return metrics, skipped, calibration, [warning] if warning else []
 
 
@@ -149,13 +150,13 @@ def summarize(
     warnings = _flag_warnings(metrics)
     if scored:
         for name, column in MEASURE_COLUMNS.items():
-            measured, missing, report, said = _separation(_labelled(scored, column), name)
+            pairs = _labelled(scored, column)
+            measured, missing, report, said = _separation(pairs, name, acted_on=name == measure)
             metrics |= measured
             skipped |= missing
-            acted_on = " (the measure the agent acts on)" if name == measure else ""
-            warnings += [w.replace(f"{name}_auroc", f"{name}_auroc{acted_on}", 1) for w in said]
+            warnings += said
             if name == measure:
-                labelled, calibration = _labelled(scored, column), report
+                labelled, calibration = pairs, report
                 metrics |= {k.replace(name, "confidence", 1): v for k, v in measured.items()}
                 skipped |= {k.replace(name, "confidence", 1): v for k, v in missing.items()}
     pruning_metrics, pruning_skipped = _pruning(table, prune_contexts)
