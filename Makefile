@@ -75,13 +75,11 @@ PUBMEDQA ?= ../shared/data/pubmedqa/ori_pqal.json
 BENCH_SET ?= --set max_answer_tokens=96
 
 run: local-env ## Run the pipeline locally with both chunking strategies on data/sample, then compare the runs
-	$(PY) -m processing run --set chunking_strategy=FixedSizeChunker $(SAMPLE_CHUNKING)
-	$(PY) -m processing run --set chunking_strategy=RecursiveChunker $(SAMPLE_CHUNKING)
-	$(PY) -m processing compare --last 2
-
 run-judged: local-env ## As run, and the embedded model judges every answer (slow: about 12 more minutes per run)
-	$(PY) -m processing run --set chunking_strategy=FixedSizeChunker $(SAMPLE_CHUNKING) $(JUDGED)
-	$(PY) -m processing run --set chunking_strategy=RecursiveChunker $(SAMPLE_CHUNKING) $(JUDGED)
+run-judged: RUN_SET = $(JUDGED)
+run run-judged:
+	$(PY) -m processing run --set chunking_strategy=FixedSizeChunker $(SAMPLE_CHUNKING) $(RUN_SET)
+	$(PY) -m processing run --set chunking_strategy=RecursiveChunker $(SAMPLE_CHUNKING) $(RUN_SET)
 	$(PY) -m processing compare --last 2
 
 ui: $(PY_STAMP) ## Open the MLflow UI on the local run store (http://127.0.0.1:5000; UI_PORT=N for another port)
