@@ -24,12 +24,7 @@ def llama_servers() -> set[int]:
 
 def wait_until_gone(pids: set[int], timeout_s: float = 15.0) -> set[int]:
     """The pids still running after the timeout (empty when all ended)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        remaining = pids & llama_servers()
-        if not remaining:
-            return set()
-        time.sleep(0.1)
+    wait_for(lambda: not pids & llama_servers(), timeout_s, interval_s=0.1)
     return pids & llama_servers()
 
 
