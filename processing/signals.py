@@ -7,6 +7,11 @@ as their `ragops.error` tag, the local LLM server stops and its temp log is remo
 passes SIGTERM on to its stage process. Python installs the handler itself, so it works as PID 1 as well,
 where a signal without a handler is ignored (the image runs tini as PID 1 all the same). Only the first
 signal raises: a second one while cleaning up is ignored, so the clean-up is not cut short.
+
+Python cannot raise everywhere: a signal handled while a finalizer runs (a `weakref.finalize` callback, a
+`__del__`) raises into code whose exceptions Python reports as "Exception ignored" and drops, and the run would
+go on as if never signalled. `sys.unraisablehook` sees the dropped `Interrupted`; the signal is then raised
+again from a one-shot SIGALRM timer, once the finalizer has returned.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 HANDLED = (signal.SIGTERM, signal.SIGINT)
 
@@ -37,6 +43,27 @@ def _interrupt(signum: int, _: FrameType | None) -> None:
     for handled in HANDLED:
         signal.signal(handled, _already_stopping)
     raise Interrupted(signum)
+
+
+_REDELIVERY_DELAY_S = 0.01
+
+
+def _redeliver_when_dropped(previous_hook: Callable[[Any], object]) -> Callable[[Any], object]:
+    """An unraisable hook: a dropped `Interrupted` comes back from SIGALRM; anything else goes to `previous_hook`."""
+
+    def hook(unraisable: Any) -> None:  # sys.UnraisableHookArgs, which typeshed does not export
+        dropped = unraisable.exc_value
+        if not isinstance(dropped, Interrupted):
+            previous_hook(unraisable)
+            return
+
+        def redeliver(_signum: int, _frame: FrameType | None) -> None:
+            raise Interrupted(dropped.signum)
+
+        signal.signal(signal.SIGALRM, redeliver)
+        signal.setitimer(signal.ITIMER_REAL, _REDELIVERY_DELAY_S)
+
+    return hook
 
 
 def stop_behind(error: BaseException) -> BaseException:
@@ -60,11 +87,15 @@ def stop_on_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {handled: signal.getsignal(handled) for handled in HANDLED}
+    previous = {handled: signal.getsignal(handled) for handled in (*HANDLED, signal.SIGALRM)}
+    previous_hook = sys.unraisablehook
     for handled in HANDLED:
         signal.signal(handled, _interrupt)
+    sys.unraisablehook = _redeliver_when_dropped(previous_hook)
     try:
         yield
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        sys.unraisablehook = previous_hook
         for handled, handler in previous.items():
             signal.signal(handled, handler)
