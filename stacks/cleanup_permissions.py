@@ -2,9 +2,10 @@
 
 SageMaker authorizes deletes by the resource's tags, so the delete statement requires this project's and
 environment's tags and the creator tag that the run-time code sets on what it creates (`ragops:created-by`,
-processing/backends/on_demand.py). Ownership is that positive mark: a stack's own resources carry no creator tag,
-and CloudFormation puts no system tags on SageMaker endpoints, endpoint configs or models (their registry schemas
-say `"cloudFormationSystemTags": false`), so no condition on a tag's absence could tell them apart.
+processing/backends/on_demand.py). That code creates endpoints only, on a stack's endpoint config, so endpoints
+are all the hook may delete. Ownership is that positive mark: a stack's own endpoints carry no creator tag, and
+CloudFormation puts no system tags on SageMaker endpoints (the registry schema says
+`"cloudFormationSystemTags": false`), so no condition on a tag's absence could tell them apart.
 """
 
 from __future__ import annotations
@@ -34,26 +35,20 @@ def grant_cleanup(
                 "tag:GetResources",
                 "cloudwatch:GetMetricStatistics",
                 "sagemaker:ListEndpoints",
-                "sagemaker:ListEndpointConfigs",
-                "sagemaker:ListModels",
                 "sagemaker:ListPipelines",
             ],
             resources=["*"],
         )
     )
-    sagemaker = {kind: f"{sagemaker_arn}:{kind}/*" for kind in ("endpoint", "endpoint-config", "model")}
-    role.add_to_principal_policy(
-        iam.PolicyStatement(
-            actions=["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig"],
-            resources=[sagemaker["endpoint"], sagemaker["endpoint-config"]],
-        )
-    )
+    # Run-time code creates endpoints only (on a stack's endpoint config), so endpoints are all the hook deletes.
+    endpoints = f"{sagemaker_arn}:endpoint/*"
+    role.add_to_principal_policy(iam.PolicyStatement(actions=["sagemaker:DescribeEndpoint"], resources=[endpoints]))
     # SageMaker authorizes deletes by the resource's tags: only what this environment's run-time code created and
-    # tagged as its creator. A stack's own resources lack the creator tag, so the delete is denied for them.
+    # tagged as its creator. A stack's own endpoints lack the creator tag, so the delete is denied for them.
     role.add_to_principal_policy(
         iam.PolicyStatement(
-            actions=["sagemaker:DeleteEndpoint", "sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"],
-            resources=list(sagemaker.values()),
+            actions=["sagemaker:DeleteEndpoint"],
+            resources=[endpoints],
             conditions={
                 "StringEquals": {
                     f"aws:ResourceTag/{TAG_PROJECT}": PROJECT,
@@ -73,19 +68,10 @@ def grant_cleanup(
     role.add_to_principal_policy(
         iam.PolicyStatement(actions=["sagemaker:StopPipelineExecution"], resources=pipeline_arns("/execution/*"))
     )
-    arn = sagemaker_arn
     for resource, reason in (
         (
-            f"{arn}:endpoint/*",
+            endpoints,
             "on-demand endpoints are created at run time; deletes need this environment's and the creator's tags",
-        ),
-        (
-            f"{arn}:endpoint-config/*",
-            "deletes need this environment's tags and a run-time creator's tag, which no stack's config carries",
-        ),
-        (
-            f"{arn}:model/*",
-            "deletes need this environment's tags and a run-time creator's tag, which no stack's model carries",
         ),
         *(
             (executions, "executions are created at run time, under this environment's pipelines named exactly")

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 import boto3
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from moto.sagemaker import models as sagemaker_models
 from moto.sagemaker.models import sagemaker_backends
 
 from processing.backends.on_demand import CREATED_BY_TAG, ON_DEMAND_CREATOR
@@ -59,30 +58,23 @@ def stack_tags(environment: str) -> list[dict[str, str]]:
     return tags(environment, created_by=None)
 
 
-def use_moto_endpoint_config_arns(monkeypatch) -> None:
-    """moto 5.2.5 stores an endpoint config's ARN as a 1-tuple (`self.arn = (arn,)`), so the tagging API
-    reports "('arn:...',)" for it. Real AWS returns the ARN; give moto's object the plain string."""
-    original = sagemaker_models.FakeEndpointConfig.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        self.arn = self.endpoint_config_arn
-
-    monkeypatch.setattr(sagemaker_models.FakeEndpointConfig, "__init__", init)
+def serve(sagemaker, name: str, resource_tags: list[dict[str, str]]) -> None:
+    """An endpoint carrying `resource_tags`, on its own model and endpoint config. Run-time code creates only the
+    endpoint, on a stack's config, so the parts carry the same tags without the creator's mark."""
+    serve_parts(sagemaker, name, [tag for tag in resource_tags if tag["Key"] != CREATED_BY_TAG])
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name, Tags=resource_tags)
 
 
-def serve(sagemaker, name: str, resource_tags: list[dict[str, str]], *, endpoint: bool = True) -> None:
-    """A model, its endpoint config and (optionally) an endpoint, all carrying `resource_tags`."""
-    sagemaker.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": IMAGE}, Tags=resource_tags)
+def serve_parts(sagemaker, name: str, parts_tags: list[dict[str, str]]) -> None:
+    """A model and its endpoint config, with no endpoint."""
+    sagemaker.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": IMAGE}, Tags=parts_tags)
     sagemaker.create_endpoint_config(
         EndpointConfigName=name,
         ProductionVariants=[
             {"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}
         ],
-        Tags=resource_tags,
+        Tags=parts_tags,
     )
-    if endpoint:
-        sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name, Tags=resource_tags)
 
 
 def set_endpoint_status(name: str, status: str) -> None:
@@ -152,12 +144,13 @@ def before(client, operation: str, action) -> None:
     client.meta.events.register(f"before-parameter-build.{service}.{operation}", lambda params, **_: action(params))
 
 
-def vanish_before_describe(clients, name: str) -> None:
-    """Another environment's teardown deletes endpoint `name` after a pass listed it, before it is described."""
+def vanish_before(clients, operation: str, name: str) -> None:
+    """Someone else deletes endpoint `name` after a pass listed it, just before the pass's first `operation` on it
+    (DescribeEndpoint, DeleteEndpoint)."""
     vanishing = [name]
     before(
         clients.sagemaker,
-        "DescribeEndpoint",
+        operation,
         lambda p: p["EndpointName"] in vanishing and finish_deleting(vanishing.pop()),
     )
 

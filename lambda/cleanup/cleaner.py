@@ -21,9 +21,6 @@ BUSY_ENDPOINT_STATES = {"Creating", "Updating", "SystemUpdating", "RollingBack"}
 # A scheduled pass leaves these alone: in progress, or (UpdateRollbackFailed) serving and needing a person.
 TRANSITIONAL_ENDPOINT_STATES = BUSY_ENDPOINT_STATES | {"Deleting", "UpdateRollbackFailed"}
 
-# Summary key prefix -> (report kind, what uses it).
-ORPHAN_KINDS = {"EndpointConfig": ("endpoint-config", "endpoint"), "Model": ("model", "endpoint config")}
-
 T = TypeVar("T")
 # What DescribeEndpoint and DeleteEndpoint answer for an endpoint that no longer exists: botocore's sagemaker
 # 2017-07-24 model declares no error for either, and SageMaker answers ValidationException "Could not find
@@ -61,7 +58,6 @@ class Cleaner:
         self.report = Report(environment, mode, dry_run)
         self.idle_ttl = idle_ttl
         self.execution_ttl = execution_ttl
-        self._described: dict[str, dict[str, Any] | None] = {}
         self.pending: list[str] = []  # delete mode: what still bills after this pass, as "<kind> <name> (<state>)"
 
     def run(self) -> Report:
@@ -70,8 +66,6 @@ class Cleaner:
         if tagged is None:
             return self.report
         self._endpoints(tagged.of("sagemaker:endpoint"))
-        deleted_configs = self._endpoint_configs(tagged.of("sagemaker:endpoint-config"))
-        self._models(tagged.of("sagemaker:model"), deleted_configs)
         self._pipeline_executions(tagged.of("sagemaker:pipeline"))
         return self.report
 
@@ -92,14 +86,8 @@ class Cleaner:
 
         return self._read(kind, name, operation, pages)
 
-    def _describe_endpoint(self, name: str) -> dict[str, Any] | None:
-        """Once per pass: the invocation check and the in-use check read the same description ({} when the
-        endpoint is gone since it was listed: it serves and uses nothing)."""
-        if name not in self._described:
-            self._described[name] = self._read("endpoint", name, "describe_endpoint", lambda: self._describe(name))
-        return self._described[name]
-
     def _describe(self, name: str) -> dict[str, Any]:
+        """The endpoint's description, {} when it is gone since it was listed (it serves nothing)."""
         try:
             return self.clients.sagemaker.describe_endpoint(EndpointName=name)
         except ClientError as error:
@@ -197,7 +185,7 @@ class Cleaner:
     def _invocations(self, endpoint: str) -> float | None:
         """Invocations over the idle TTL summed over the variants; None when a read failed or the endpoint is gone
         (either is recorded)."""
-        described = self._describe_endpoint(endpoint)
+        described = self._read("endpoint", endpoint, "describe_endpoint", lambda: self._describe(endpoint))
         if described is None:
             return None
         if not described:
@@ -223,83 +211,6 @@ class Cleaner:
                 return None
             total += sum(p["Sum"] for p in statistics["Datapoints"])
         return total
-
-    def _orphans(
-        self, kind: str, tagged: TagMap, summaries: list[dict[str, Any]] | None, in_use: set[str] | None
-    ) -> list[tuple[str, str]]:
-        """(name, reason) of the configs or models our run-time code created (tagged) that nothing uses now."""
-        label, user = ORPHAN_KINDS[kind]
-        found = []
-        for summary in summaries or []:
-            arn, name = summary[f"{kind}Arn"].lower(), summary[f"{kind}Name"]
-            if arn not in tagged:
-                continue
-            if in_use is None:
-                self.report.add(label, name, "skip", f"kept: which {user}s use it could not be read")
-            elif name in in_use:
-                self.report.add(label, name, "skip", f"used by an {user}")
-            elif self.mode == "delete":
-                found.append((name, f"not used by any {user}; environment stack is being deleted"))
-            elif self.now - summary["CreationTime"] < self.idle_ttl:
-                self.report.add(label, name, "skip", f"unused but younger than {self.idle_ttl}")
-            else:
-                found.append((name, f"not used by any {user} and older than {self.idle_ttl}"))
-        return found
-
-    def _in_use(
-        self, listed: list[dict[str, Any]] | None, key: str, gone: set[str], uses: Callable[[str], list[str] | None]
-    ) -> set[str] | None:
-        """What the listed users (endpoints or configs) use, or None when a read failed: then nothing is unused."""
-        if listed is None:
-            return None
-        found: set[str] = set()
-        for item in listed:
-            if item[key] in gone:
-                continue
-            used = uses(item[key])
-            if used is None:
-                return None
-            found.update(used)
-        return found
-
-    def _config_of(self, endpoint: str) -> list[str] | None:
-        described = self._describe_endpoint(endpoint)
-        if described is None:
-            return None
-        return [described["EndpointConfigName"]] if described else []
-
-    def _models_of(self, config: str) -> list[str] | None:
-        describe = self.clients.sagemaker.describe_endpoint_config
-        described = self._read(
-            "endpoint-config", config, "describe_endpoint_config", lambda: describe(EndpointConfigName=config)
-        )
-        if described is None:
-            return None
-        variants = described.get("ProductionVariants", []) + described.get("ShadowProductionVariants", [])
-        return [v["ModelName"] for v in variants if "ModelName" in v]
-
-    def _endpoint_configs(self, tagged: TagMap) -> set[str]:
-        """Configs an endpoint uses stay, a Deleting one's too: SageMaker reads them until the endpoint is gone."""
-        deleted: set[str] = set()
-        if not tagged:
-            return deleted
-        endpoints = self._list("endpoint-config", "*", "list_endpoints", "Endpoints")
-        in_use = self._in_use(endpoints, "EndpointName", set(), self._config_of)
-        summaries = self._list("endpoint-config", "*", "list_endpoint_configs", "EndpointConfigs")
-        for name, reason in self._orphans("EndpointConfig", tagged, summaries, in_use):
-            call = lambda n=name: self.clients.sagemaker.delete_endpoint_config(EndpointConfigName=n)  # noqa: E731
-            if self._act("endpoint-config", name, "delete", reason, call):
-                deleted.add(name)
-        return deleted
-
-    def _models(self, tagged: TagMap, deleted_configs: set[str]) -> None:
-        if not tagged:
-            return
-        configs = self._list("model", "*", "list_endpoint_configs", "EndpointConfigs")
-        in_use = self._in_use(configs, "EndpointConfigName", deleted_configs, self._models_of)
-        summaries = self._list("model", "*", "list_models", "Models")
-        for name, reason in self._orphans("Model", tagged, summaries, in_use):
-            self._act("model", name, "delete", reason, lambda n=name: self.clients.sagemaker.delete_model(ModelName=n))
 
     def _pipeline_executions(self, tagged: TagMap) -> None:
         pipelines = self._list("pipeline", "*", "list_pipelines", "PipelineSummaries") if tagged else []

@@ -2,12 +2,12 @@
 
 Acts only on SageMaker resources tagged `ragops:project=ragops` and `ragops:environment=<this environment>`
 (found with the Resource Groups Tagging API, re-checked before acting), and deletes only those whose
-`ragops:created-by` names the run-time code that created them (inventory.CREATORS): a stack's own resources carry
-no such tag and are never touched. Modes:
-- `scheduled`: endpoints idle (no invocations) for the idle TTL, endpoint configs and models no endpoint uses
-  (older than the idle TTL, so a deployment in progress keeps them), pipeline executions running past their TTL.
-- `delete`: every runtime endpoint, orphaned config and model, and running execution of this environment's
-  pipelines; endpoints still creating or updating are deleted once SageMaker allows it.
+`ragops:created-by` names the run-time code that created them (inventory.CREATORS). That code creates endpoints
+only, on a stack's endpoint config, so the hook deletes endpoints and stops pipeline executions; a stack's own
+resources carry no creator tag and are never touched, and the stack deletes its own configs and models. Modes:
+- `scheduled`: endpoints idle (no invocations) for the idle TTL, pipeline executions running past their TTL.
+- `delete`: every runtime endpoint and running execution of this environment's pipelines; endpoints still
+  creating or updating are deleted once SageMaker allows it.
 `dry_run` reports what would happen without acting. The report lists every resource considered.
 
 On stack delete the CDK provider framework calls this function twice over: on-event, then is-complete every

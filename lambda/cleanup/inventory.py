@@ -10,12 +10,13 @@ PROJECT = "ragops"
 TAG_PROJECT = "ragops:project"
 TAG_ENVIRONMENT = "ragops:environment"
 # Ownership is a positive mark: a resource is this hook's to delete only when the code that created it at run
-# time tagged it with its own name (processing/backends/on_demand.py). A stack's own endpoints, configs and models
-# carry no such tag, and no tag's absence makes anything ours: CloudFormation's registry schemas for these types
-# say `"cloudFormationSystemTags": false`, so `aws:cloudformation:stack-name` is never there to go by.
+# time tagged it with its own name (processing/backends/on_demand.py). That code creates endpoints only, on a
+# stack's endpoint config, so endpoints are the one type deleted. A stack's own endpoints carry no such tag, and no
+# tag's absence makes anything ours: CloudFormation's registry schema for endpoints says
+# `"cloudFormationSystemTags": false`, so `aws:cloudformation:stack-name` is never there to go by.
 CREATED_BY_TAG = "ragops:created-by"
 CREATORS = frozenset({"processing.backends.on_demand"})
-DELETABLE_TYPES = ("sagemaker:endpoint", "sagemaker:endpoint-config", "sagemaker:model")
+DELETABLE_TYPES = ("sagemaker:endpoint",)
 # Pipelines are never deleted: the hook stops their runaway executions, which it finds through them.
 RESOURCE_TYPES = (*DELETABLE_TYPES, "sagemaker:pipeline")
 TagMap = dict[str, dict[str, str]]  # ARN -> tags
@@ -82,6 +83,8 @@ def find_tagged(tagging: Any, environment: str) -> Tagged:
                 continue
             arn = item["ResourceARN"].lower()
             resource_type = "sagemaker:" + arn.split(":", 5)[5].split("/", 1)[0]
+            if resource_type not in RESOURCE_TYPES:
+                continue  # not asked for: nothing else is the hook's, whatever its tags
             if resource_type in DELETABLE_TYPES and tags.get(CREATED_BY_TAG) not in CREATORS:
                 continue  # not created at run time by our code: a stack's, or someone else's
             by_type.setdefault(resource_type, {})[arn] = tags

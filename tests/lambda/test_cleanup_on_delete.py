@@ -7,6 +7,7 @@ polls; pipeline executions, which moto lacks, come from a Stubber.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -18,7 +19,9 @@ from tests.lambda_cleanup import (
     DELETE,
     DELETE_WAIT_MINUTES,
     PHYSICAL_ID,
+    PIPELINE,
     PIPELINE_ARN,
+    ROLE,
     NullSns,
     PipelineOnly,
     before,
@@ -34,7 +37,7 @@ from tests.lambda_cleanup import (
     stack_in,
     stack_tags,
     tags,
-    vanish_before_describe,
+    vanish_before,
 )
 from tests.lambda_handlers import REGION
 
@@ -52,8 +55,10 @@ def poll(clients, event: dict, minutes: float = 1) -> dict:
     return cleanup.clean_up(event, settings(), clients, NOW + timedelta(minutes=minutes))
 
 
-def all_gone(clients) -> bool:
-    return names(clients) == {"endpoints": set(), "configs": set(), "models": set()}
+def only_the_stacks_parts_left(clients, *served: str) -> bool:
+    """No endpoint is left, and the served endpoints' configs and models are: those are a stack's, which deletes
+    them itself."""
+    return names(clients) == {"endpoints": set(), "configs": set(served), "models": set(served)}
 
 
 @pytest.mark.parametrize("request_type", ["Create", "Update"])
@@ -93,7 +98,8 @@ def test_stack_delete_removes_runtime_resources_but_not_stack_owned_or_other_env
 
     assert poll(clients, event) == {"IsComplete": False}  # dev-new was just asked to delete: it is Deleting
     assert poll(clients, event, minutes=2) == {"IsComplete": True}
-    assert names(clients)["endpoints"] == names(clients)["configs"] == {"staging-new", "dev-stack"}
+    assert names(clients)["endpoints"] == {"staging-new", "dev-stack"}
+    assert names(clients)["configs"] == names(clients)["models"] == {"dev-new", "staging-new", "dev-stack"}
 
 
 def test_an_endpoint_still_deleting_keeps_the_delete_incomplete(clients):
@@ -102,11 +108,10 @@ def test_an_endpoint_still_deleting_keeps_the_delete_incomplete(clients):
     event = start(clients)
 
     assert poll(clients, event) == {"IsComplete": False}
-    assert names(clients)["configs"] == {"dev-old"}  # SageMaker reads the config until the endpoint is gone
 
     finish_deleting("dev-old")
     assert poll(clients, event, minutes=5) == {"IsComplete": True}
-    assert all_gone(clients)  # the config and model went in the pass that found the endpoint gone
+    assert only_the_stacks_parts_left(clients, "dev-old")
 
 
 def test_a_creating_endpoint_is_deleted_once_sagemaker_allows_it(clients):
@@ -120,7 +125,7 @@ def test_a_creating_endpoint_is_deleted_once_sagemaker_allows_it(clients):
     set_endpoint_status("dev-starting", "InService")
     assert poll(clients, event, minutes=10) == {"IsComplete": False}  # now deleting
     assert poll(clients, event, minutes=11) == {"IsComplete": True}
-    assert all_gone(clients)
+    assert only_the_stacks_parts_left(clients, "dev-starting")
 
 
 def test_an_execution_still_stopping_keeps_the_delete_incomplete():
@@ -165,13 +170,18 @@ def test_a_failed_stop_fails_the_delete_naming_what_still_runs():
 
 def test_a_failed_read_fails_the_delete_after_the_rest_of_the_pass(clients):
     serve(clients.sagemaker, "dev-new", tags("dev"))
-    serve(clients.sagemaker, "staging-new", tags("staging"))
-    fail_when(clients.sagemaker, "DescribeEndpoint", lambda p: p["EndpointName"] == "staging-new")
+    clients.sagemaker.create_pipeline(
+        PipelineName=PIPELINE,
+        PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
+        RoleArn=ROLE,
+        Tags=tags("dev", created_by=None),  # as the stack tags its pipeline
+    )
+    fail_when(clients.sagemaker, "ListPipelineExecutions", lambda p: True)
     event = start(clients)
 
-    with pytest.raises(RuntimeError, match=r"failed for 1 resource.*describe_endpoint: ThrottlingException"):
+    with pytest.raises(RuntimeError, match=r"failed for 1 resource.*list_pipeline_executions: ThrottlingException"):
         poll(clients, event)
-    assert names(clients)["endpoints"] == {"staging-new"}  # dev-new was still deleted
+    assert names(clients)["endpoints"] == set()  # dev-new, before the failed read, was still deleted
 
 
 def test_a_dry_run_stack_delete_reports_on_event_and_waits_for_nothing(clients):
@@ -183,17 +193,17 @@ def test_a_dry_run_stack_delete_reports_on_event_and_waits_for_nothing(clients):
     assert names(clients) == before
 
 
-def test_another_environments_endpoint_vanishing_between_list_and_describe_is_gone_not_failed(clients):
-    """Staging's own teardown deletes its endpoint after this pass listed it: SageMaker then answers
-    DescribeEndpoint with ValidationException "Could not find endpoint" (moto answers the same)."""
+def test_an_endpoint_vanishing_between_list_and_delete_is_gone_not_failed(clients):
+    """Deleted by someone else after this pass listed it, the endpoint answers DeleteEndpoint and the describe
+    after it with ValidationException "Could not find endpoint" (SageMaker's answer, which moto reproduces)."""
     serve(clients.sagemaker, "dev-new", tags("dev"))
-    serve(clients.sagemaker, "staging-new", tags("staging"))
-    vanish_before_describe(clients, "staging-new")
+    serve(clients.sagemaker, "dev-vanishing", tags("dev"))
+    vanish_before(clients, "DeleteEndpoint", "dev-vanishing")
     event = start(clients)
 
-    assert poll(clients, event) == {"IsComplete": False}  # dev-new is deleting; staging-new is simply gone
+    assert poll(clients, event) == {"IsComplete": False}  # dev-new is deleting; dev-vanishing is simply gone
     assert poll(clients, event, minutes=2) == {"IsComplete": True}
-    assert names(clients) == {"endpoints": set(), "configs": {"staging-new"}, "models": {"staging-new"}}
+    assert only_the_stacks_parts_left(clients, "dev-new", "dev-vanishing")
 
 
 def test_an_endpoint_autoscaling_moves_to_updating_between_list_and_delete_is_waited_for_not_failed(clients):
@@ -215,4 +225,4 @@ def test_an_endpoint_autoscaling_moves_to_updating_between_list_and_delete_is_wa
     set_endpoint_status("dev-scaled", "InService")
     assert poll(clients, event, minutes=5) == {"IsComplete": False}  # deleted now
     assert poll(clients, event, minutes=6) == {"IsComplete": True}
-    assert all_gone(clients)
+    assert only_the_stacks_parts_left(clients, "dev-scaled")
