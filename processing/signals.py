@@ -11,7 +11,7 @@ signal raises: a second one while cleaning up is ignored, so the clean-up is not
 Python cannot raise everywhere: a signal handled while a finalizer runs (a `weakref.finalize` callback, a
 `__del__`) raises into code whose exceptions Python reports as "Exception ignored" and drops, and the run would
 go on as if never signalled. `sys.unraisablehook` sees the dropped `Interrupted`; the signal is then raised
-again from a one-shot SIGALRM timer, once the finalizer has returned.
+again from a one-shot SIGALRM timer, once the finalizer has returned, or when the block ends, if that is sooner.
 """
 
 from __future__ import annotations
@@ -48,22 +48,36 @@ def _interrupt(signum: int, _: FrameType | None) -> None:
 _REDELIVERY_DELAY_S = 0.01
 
 
-def _redeliver_when_dropped(previous_hook: Callable[[Any], object]) -> Callable[[Any], object]:
-    """An unraisable hook: a dropped `Interrupted` comes back from SIGALRM; anything else goes to `previous_hook`."""
+class _Redelivery:
+    """Brings back an `Interrupted` that Python dropped: an unraisable hook notes it and arms a one-shot SIGALRM
+    timer, whose handler raises it once the finalizer has returned. What is still pending when the block ends is
+    raised there. SIGALRM and its timer are touched only once something was dropped."""
 
-    def hook(unraisable: Any) -> None:  # sys.UnraisableHookArgs, which typeshed does not export
+    def __init__(self, previous_hook: Callable[[Any], object]) -> None:
+        self.previous_hook = previous_hook
+        self.pending: int | None = None  # the dropped signal, until it is raised again
+        self.armed = False
+
+    def hook(self, unraisable: Any) -> None:  # sys.UnraisableHookArgs, which typeshed does not export
         dropped = unraisable.exc_value
-        if not isinstance(dropped, Interrupted):
-            previous_hook(unraisable)
+        stop = stop_behind(dropped) if dropped is not None else None
+        if not isinstance(stop, Interrupted) or threading.current_thread() is not threading.main_thread():
+            self.previous_hook(unraisable)
             return
-
-        def redeliver(_signum: int, _frame: FrameType | None) -> None:
-            raise Interrupted(dropped.signum)
-
-        signal.signal(signal.SIGALRM, redeliver)
+        self.pending = stop.signum
+        signal.signal(signal.SIGALRM, self._raise_pending)
         signal.setitimer(signal.ITIMER_REAL, _REDELIVERY_DELAY_S)
+        self.armed = True
 
-    return hook
+    def _raise_pending(self, _signum: int, _frame: FrameType | None) -> None:
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            raise Interrupted(signum)
+
+    def disarm(self) -> None:
+        if self.armed:
+            signal.signal(signal.SIGALRM, signal.SIG_IGN)  # an alarm already due must not raise mid-restore
+            signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def stop_behind(error: BaseException) -> BaseException:
@@ -88,14 +102,17 @@ def stop_on_signals() -> Iterator[None]:
         yield
         return
     previous = {handled: signal.getsignal(handled) for handled in (*HANDLED, signal.SIGALRM)}
-    previous_hook = sys.unraisablehook
+    redelivery = _Redelivery(sys.unraisablehook)
     for handled in HANDLED:
         signal.signal(handled, _interrupt)
-    sys.unraisablehook = _redeliver_when_dropped(previous_hook)
+    sys.unraisablehook = redelivery.hook
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        sys.unraisablehook = previous_hook
+        redelivery.disarm()
+        sys.unraisablehook = redelivery.previous_hook
         for handled, handler in previous.items():
-            signal.signal(handled, handler)
+            if handled != signal.SIGALRM or redelivery.armed:
+                signal.signal(handled, handler)
+        if redelivery.pending is not None:  # dropped just before the block ended: the timer had no time to fire
+            raise Interrupted(redelivery.pending)

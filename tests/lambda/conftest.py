@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 from moto import mock_aws
 
-from tests.lambda_cleanup import moto_clients
+from tests.lambda_cleanup import moto_clients, use_moto_endpoint_config_arns
 from tests.lambda_promotion import make_world
 
 
 @pytest.fixture
-def aws():
+def aws(monkeypatch):
+    use_moto_endpoint_config_arns(monkeypatch)
     with mock_aws():
         yield
 
