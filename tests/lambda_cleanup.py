@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
+from moto.sagemaker import models as sagemaker_models
 from moto.sagemaker.models import sagemaker_backends
 
 from processing.backends.on_demand import CREATED_BY_TAG, ON_DEMAND_CREATOR
@@ -56,6 +57,19 @@ def tags(environment: str | None, *, created_by: str | None = ON_DEMAND_CREATOR,
 def stack_tags(environment: str) -> list[dict[str, str]]:
     """What the stacks put on their own SageMaker resources (tests/stacks/test_cleanup_ownership.py reads them)."""
     return tags(environment, created_by=None)
+
+
+def use_moto_endpoint_config_arns(monkeypatch) -> None:
+    """moto 5.2.5 stores an endpoint config's ARN as a 1-tuple (`self.arn = (arn,)`), so the tagging API
+    reports "('arn:...',)" for it. Real AWS returns the ARN; give moto's object the plain string, so the tagging
+    answer the hook reads is AWS-shaped for every type, the ones it must ignore included."""
+    original = sagemaker_models.FakeEndpointConfig.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.arn = self.endpoint_config_arn
+
+    monkeypatch.setattr(sagemaker_models.FakeEndpointConfig, "__init__", init)
 
 
 def serve(sagemaker, name: str, resource_tags: list[dict[str, str]]) -> None:
