@@ -91,4 +91,7 @@ class RagOpsStage(cdk.Stage):
         )
         # Deleted first, so the on-delete clean-up still finds the pipelines whose executions it stops.
         self.operations.add_dependency(self.pipeline, "clean-up on delete must run while the pipelines exist")
+        # Stated, not left to the Pipeline stack's references: the run-time endpoints the clean-up deletes run on
+        # the Models stack's endpoint configs, in its network, so they must be gone before that stack goes.
+        self.operations.add_dependency(self.models, "clean-up on delete removes the endpoints on the models' configs")
         tag_environment(self, config.name)

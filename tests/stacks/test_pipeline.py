@@ -433,11 +433,14 @@ def test_every_environment_specific_default_is_kept_out_of_promotion(pipeline_de
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_operations_are_deleted_before_the_pipelines_their_clean_up_stops(app, env):
+@pytest.mark.parametrize("stack", ["Pipeline", "Models"])
+def test_operations_are_deleted_before_the_stacks_their_clean_up_works_on(app, env, stack):
+    """The clean-up on delete stops the Pipeline stack's executions and deletes the run-time endpoints that run on
+    the Models stack's configs: each a direct dependency, whatever one stack happens to reference of another."""
     stage = app.node.find_child(env)
-    operations, pipeline = stage.node.find_child("Operations"), stage.node.find_child("Pipeline")
-    assert pipeline in operations.dependencies
-    assert operations not in pipeline.dependencies
+    operations, other = stage.node.find_child("Operations"), stage.node.find_child(stack)
+    assert other in operations.dependencies
+    assert operations not in other.dependencies
 
 
 def test_steps_start_through_the_images_entry_point_which_runs_our_cli_unprivileged():
