@@ -1,4 +1,4 @@
-"""Judge metrics over a run: MLflow's aggregates of the 1-5 scores, each metric's coverage, the per-row columns.
+"""Judge metrics over a run: the mean, variance and p90 of the 1-5 scores, each metric's coverage, the row columns.
 
 The mean, variance and p90 are taken here over the rows scored on the rubrics' 1-5 scale, not MLflow's
 `aggregate_results`, which also average a parsed score off that scale (a "score: 10" the coverage rejects). A mean
