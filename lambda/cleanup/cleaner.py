@@ -24,7 +24,8 @@ TRANSITIONAL_ENDPOINT_STATES = BUSY_ENDPOINT_STATES | {"Deleting", "UpdateRollba
 T = TypeVar("T")
 # What DescribeEndpoint and DeleteEndpoint answer for an endpoint that no longer exists: botocore's sagemaker
 # 2017-07-24 model declares no error for either, and SageMaker answers ValidationException "Could not find
-# endpoint ..." (the message moto reproduces). Deleted between list and describe, it is gone, not failed.
+# endpoint ..." (a real DeleteEndpoint answer is quoted in aws/amazon-sagemaker-examples issue 2402; moto
+# reproduces the message). Deleted between list and describe or delete, it is gone, not failed.
 GONE = "gone"
 NOT_FOUND = "Could not find endpoint"
 

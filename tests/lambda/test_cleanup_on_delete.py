@@ -195,7 +195,8 @@ def test_a_dry_run_stack_delete_reports_on_event_and_waits_for_nothing(clients):
 
 def test_an_endpoint_vanishing_between_list_and_delete_is_gone_not_failed(clients):
     """Deleted by someone else after this pass listed it, the endpoint answers DeleteEndpoint and the describe
-    after it with ValidationException "Could not find endpoint" (SageMaker's answer, which moto reproduces)."""
+    after it with ValidationException "Could not find endpoint" (SageMaker's answer, quoted from a real
+    DeleteEndpoint in aws/amazon-sagemaker-examples issue 2402; moto reproduces it)."""
     serve(clients.sagemaker, "dev-new", tags("dev"))
     serve(clients.sagemaker, "dev-vanishing", tags("dev"))
     vanish_before(clients, "DeleteEndpoint", "dev-vanishing")
